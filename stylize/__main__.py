@@ -1,0 +1,5 @@
+"""``python -m stylize`` (also what ``torchrun -m stylize`` runs)."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,513 @@
+"""Reading and writing photos without surprises.
+
+Everything a user can get wrong here (a missing file, a text file named ``.jpg``, a
+truncated download, a 1-gigapixel "bomb", an unwritable output folder) becomes a
+one-line :class:`~stylize.errors.StylizeError` that names the file.  Nothing is ever
+lost: inputs are only read, and outputs are written to a temporary file beside the
+destination and moved into place with :func:`os.replace`, so an existing file is
+either left untouched or replaced by a complete new one.
+
+Pixels travel as float32 tensors in ``[0, 1]``: colour as ``(3, H, W)`` and, when the
+source has one, alpha as a separate ``(1, H, W)`` tensor, because the style network
+only ever sees colour while the alpha channel must survive to the output.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import stat
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from stylize.atomic import replace_atomically
+from stylize.errors import StylizeError
+
+try:
+    from PIL import ImageCms
+except ImportError:  # Pillow built without littlecms: CMYK falls back to a naive conversion.
+    ImageCms = None  # type: ignore[assignment]
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "SUPPORTED_EXTENSIONS",
+    "Photo",
+    "output_extension_ok",
+    "pil_to_tensor",
+    "read_image",
+    "tensor_to_pil",
+    "write_image",
+    "write_image_to",
+]
+
+# Pillow's own default (2**30 // 4 // 3, about 89.5 Mpx: a 1 GiB budget at 4 bytes per
+# pixel across 3 channels).  It is familiar to anyone who has met Pillow's warning, and
+# it is already far past what a style network can process on one accelerator (the
+# activations of a 90 Mpx photo need tens of GiB), so a legitimate photo never hits it
+# while a crafted 50 kB PNG claiming 100 000 x 100 000 pixels is refused before any
+# memory is allocated.  Callers lift it with ``max_pixels=0`` (``--max-pixels 0``).
+DEFAULT_MAX_PIXELS: int = 89_478_485
+
+# Pillow's guard is a process-wide global consulted by many plugins, so it cannot be
+# raised or lowered per call without racing other threads.  We switch it off once, at
+# import, and enforce ``max_pixels`` ourselves in ``read_image`` right after the header
+# is parsed and before any pixel is decoded; that makes our limit the only one, and
+# lets ``max_pixels=0`` really mean "no limit".
+Image.MAX_IMAGE_PIXELS = None
+
+_FORMAT_BY_EXTENSION: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+
+#: Lower-case extensions (with the dot) that input discovery treats as images.
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMAT_BY_EXTENSION)
+
+_EXTENSION_LIST = ", ".join(sorted(SUPPORTED_EXTENSIONS))
+
+# Formats whose files can carry each extra; the rest silently go without, because
+# refusing to write a BMP just because the photo had EXIF would help nobody.
+_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
+_ICC_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
+_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
+_QUALITY_FORMATS = frozenset({"JPEG", "WEBP"})
+
+# Modes carrying alpha; palette and L/RGB images may instead have a "transparency"
+# entry (PNG tRNS), which convert("RGBA") also honours.
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+_SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
+_EXIF_ORIENTATION = 0x0112
+
+# What Pillow's decoders raise on damaged data, besides OSError ("image file is
+# truncated"): broken PNG chunks are SyntaxError, short reads EOFError, bad zlib
+# streams zlib.error, inconsistent headers ValueError.
+_CORRUPT_DATA_ERRORS = (OSError, SyntaxError, EOFError, ValueError, zlib.error)
+
+
+@dataclass
+class Photo:
+    """A decoded photo, already upright, plus what is needed to write it back faithfully.
+
+    ``rgb`` is float32 ``(3, H, W)`` in ``[0, 1]``; 16-bit sources are divided by 65535
+    so their extra precision survives.  ``alpha`` is float32 ``(1, H, W)`` or ``None``
+    when the source is opaque.  ``icc_profile`` is only kept when it describes RGB data
+    (a grey or CMYK profile would be wrong on the RGB output).  ``exif`` has its
+    orientation reset to 1, because the pixels have already been rotated.  ``format``
+    is Pillow's name for the source format (``"JPEG"``, ``"PNG"``, ...).
+    """
+
+    rgb: torch.Tensor
+    alpha: torch.Tensor | None = None
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str | None = None
+
+
+def output_extension_ok(path: str | Path) -> bool:
+    """Whether ``write_image`` can infer a format from ``path``'s extension.
+
+    Lets a CLI reject ``-o out.gif`` before spending minutes on the network.
+    """
+    return Path(path).suffix.lower() in _FORMAT_BY_EXTENSION
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a Pillow image to a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
+
+    Any mode is accepted and converted to 8-bit RGB first (alpha is discarded); use
+    :func:`read_image` when 16-bit precision or alpha matter.
+    """
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return _uint8_to_tensor(np.asarray(img))
+
+
+def tensor_to_pil(t: torch.Tensor) -> Image.Image:
+    """Convert a float ``(3, H, W)`` tensor in ``[0, 1]`` to an 8-bit RGB Pillow image.
+
+    Values are clamped (networks overshoot slightly) and NaNs become 0, then rounded
+    rather than truncated so that a read/write round trip is lossless.
+    """
+    if t.ndim != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(t.shape)}")
+    return Image.fromarray(_tensor_to_uint8(t).permute(1, 2, 0).numpy())
+
+
+def read_image(
+    source: str | Path | BinaryIO,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+) -> Photo:
+    """Decode a photo from a path or a binary stream into a :class:`Photo`.
+
+    Reads anything Pillow can (JPEG, PNG, WebP, BMP, TIFF, ...; only the first frame of
+    animations and multi-page files).  EXIF orientation is applied so the tensor is
+    upright.  ``max_pixels`` (``None`` or 0: no limit) is checked from the header,
+    before the pixels are decoded, to stop decompression bombs cheaply.  ``name`` is
+    how the source is called in error messages (default: the path, or the stream's
+    ``name``, e.g. ``"<stdin>"``).  Every failure is a one-line StylizeError.
+    """
+    if max_pixels is not None and max_pixels < 0:
+        raise StylizeError(f"max_pixels must be 0 (no limit) or positive, got {max_pixels}")
+    if isinstance(source, (str, Path)):
+        label = name or str(source)
+        with _open_for_reading(Path(source), label) as fp:
+            return _read(fp, label, max_pixels)
+    label = name or str(getattr(source, "name", None) or "<stream>")
+    try:
+        # Pillow needs to seek, and stdin or a pipe cannot: buffer the bytes.
+        data = source.read()
+    except OSError as exc:
+        raise StylizeError(f"{label}: cannot read: {_reason(exc)}") from exc
+    if not data:
+        raise StylizeError(f"{label}: input is empty (0 bytes), expected an image")
+    return _read(io.BytesIO(data), label, max_pixels)
+
+
+def write_image(
+    path: str | Path,
+    rgb: torch.Tensor,
+    *,
+    alpha: torch.Tensor | None = None,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    quality: int = 95,
+    format: str | None = None,
+) -> None:
+    """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``) to ``path``, atomically.
+
+    The format comes from the extension unless ``format`` is given (``"jpg"``,
+    ``"png"``, ...).  ``alpha`` is kept for PNG, WebP and TIFF and dropped for JPEG and
+    BMP, which cannot hold it (the colour is written as is, not composited).  ICC and
+    EXIF are kept where the format can carry them.  ``quality`` (1-100) applies to JPEG
+    and WebP.  The file is encoded into a hidden temporary file in the same directory
+    and moved over ``path`` only once complete, so a crash or an encoder error never
+    leaves a half-written or truncated file; the temporary file is removed on failure.
+    """
+    path = Path(path)
+    fmt = _resolve_format(path, format)
+    img = _prepare(rgb, alpha, fmt)
+    options = _save_options(fmt, quality, icc_profile, exif)
+    directory = path.parent
+
+    def encode(tmp: Path) -> None:
+        with open(tmp, "wb") as fp:
+            _encode(img, fp, fmt, options, path)
+
+    try:
+        replace_atomically(path, encode)
+    except IsADirectoryError as exc:
+        raise StylizeError(f"cannot write {path}: it is a directory") from exc
+    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
+        raise StylizeError(_directory_error(path, exc)) from exc
+    except OSError as exc:  # disk full, quota, I/O error...
+        raise StylizeError(f"cannot write {path} in {directory}: {_reason(exc)}") from exc
+
+
+def write_image_to(
+    stream: BinaryIO,
+    rgb: torch.Tensor,
+    *,
+    alpha: torch.Tensor | None = None,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    quality: int = 95,
+    format: str,
+    name: str = "<stdout>",
+) -> None:
+    """Encode ``rgb`` as ``format`` onto a binary stream such as ``sys.stdout.buffer``.
+
+    Same options as :func:`write_image`; the format must be given since a stream has no
+    extension.  The image is encoded in memory first, so a pipe receives either the
+    whole file or, if the reader goes away, nothing more; ``name`` labels the stream in
+    error messages.
+    """
+    fmt = _resolve_format(None, format)
+    img = _prepare(rgb, alpha, fmt)
+    options = _save_options(fmt, quality, icc_profile, exif)
+    buffer = io.BytesIO()
+    _encode(img, buffer, fmt, options, name)
+    try:
+        stream.write(buffer.getvalue())
+        stream.flush()
+    except OSError as exc:
+        raise StylizeError(f"cannot write image to {name}: {_reason(exc)}") from exc
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _open_for_reading(path: Path, label: str) -> BinaryIO:
+    """Open ``path`` for reading, turning each way it can fail into a one-line error."""
+    try:
+        fp = open(path, "rb")
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise StylizeError(f"{label}: no such file") from exc
+    except IsADirectoryError as exc:
+        raise StylizeError(f"{label}: is a directory, not an image file") from exc
+    except PermissionError as exc:
+        raise StylizeError(f"{label}: permission denied") from exc
+    except OSError as exc:
+        raise StylizeError(f"{label}: cannot open: {_reason(exc)}") from exc
+    try:
+        st = os.fstat(fp.fileno())
+    except OSError as exc:
+        fp.close()
+        raise StylizeError(f"{label}: cannot open: {_reason(exc)}") from exc
+    if stat.S_ISDIR(st.st_mode):  # Windows and some filesystems let open() succeed
+        fp.close()
+        raise StylizeError(f"{label}: is a directory, not an image file")
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        fp.close()
+        raise StylizeError(f"{label}: file is empty (0 bytes)")
+    return fp
+
+
+def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
+    """Open, size-check, fully decode and convert one image from a seekable stream."""
+    try:
+        img = Image.open(fp)
+    except UnidentifiedImageError as exc:
+        raise StylizeError(
+            f"{label}: not a readable image (expected one of {_EXTENSION_LIST})"
+        ) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise StylizeError(
+            f"{label}: rejected as a decompression bomb ({_one_line(exc)})"
+        ) from exc
+    except _CORRUPT_DATA_ERRORS as exc:
+        raise StylizeError(f"{label}: image header is corrupt ({_one_line(exc)})") from exc
+    with img:
+        width, height = img.size
+        if max_pixels and width * height > max_pixels:
+            raise StylizeError(
+                f"{label}: {width}x{height} = {_mpx(width * height)} is over the "
+                f"{_mpx(max_pixels)} safety limit (decompression-bomb guard); "
+                "pass --max-pixels 0 to lift it or a larger number"
+            )
+        source_format = img.format
+        try:
+            # Force the full decode here: Pillow is lazy, and a truncated file must fail
+            # now with a clear message rather than later inside the model.
+            img.load()
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise StylizeError(
+                f"{label}: rejected as a decompression bomb ({_one_line(exc)})"
+            ) from exc
+        except _CORRUPT_DATA_ERRORS as exc:
+            raise StylizeError(
+                f"{label}: image data is truncated or corrupt ({_one_line(exc)})"
+            ) from exc
+        raw_exif = img.info.get("exif") or None
+        raw_icc = img.info.get("icc_profile") or None
+        ImageOps.exif_transpose(img, in_place=True)
+        rgb, alpha, icc_profile = _decode_pixels(img, raw_icc, label)
+    return Photo(
+        rgb=rgb,
+        alpha=alpha,
+        icc_profile=icc_profile,
+        exif=_upright_exif(raw_exif),
+        format=source_format,
+    )
+
+
+def _decode_pixels(
+    img: Image.Image, icc_profile: bytes | None, label: str
+) -> tuple[torch.Tensor, torch.Tensor | None, bytes | None]:
+    """Turn a loaded image of any mode into (rgb, alpha, icc profile valid for rgb)."""
+    mode = img.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        # 16-bit greyscale (PNG, TIFF).  Pillow reports some of it as 32-bit "I"; we
+        # take that as the same 0..65535 scale, clamping anything outside it.
+        grey = np.asarray(img).astype(np.float32) / 65535.0
+        return _grey_to_rgb(np.clip(grey, 0.0, 1.0)), None, _rgb_profile(icc_profile)
+    if mode == "F":
+        # Floating-point TIFFs have no agreed range; [0, 1] is the common convention.
+        grey = np.nan_to_num(np.asarray(img, dtype=np.float32), nan=0.0)
+        return _grey_to_rgb(np.clip(grey, 0.0, 1.0)), None, _rgb_profile(icc_profile)
+    if mode == "CMYK":
+        rgb_img, rgb_icc = _cmyk_to_rgb(img, icc_profile)
+        return pil_to_tensor(rgb_img), None, rgb_icc
+    try:
+        if mode in _ALPHA_MODES or "transparency" in img.info:
+            rgba = _uint8_to_tensor(np.asarray(img.convert("RGBA")))
+            return rgba[:3].contiguous(), rgba[3:].contiguous(), _rgb_profile(icc_profile)
+        return pil_to_tensor(img), None, _rgb_profile(icc_profile)
+    except ValueError as exc:  # e.g. LAB or HSV, which Pillow cannot turn into RGB
+        raise StylizeError(f"{label}: unsupported colour mode {mode}") from exc
+
+
+def _cmyk_to_rgb(img: Image.Image, icc_profile: bytes | None) -> tuple[Image.Image, bytes | None]:
+    """Convert CMYK to RGB, colour-managed when the file says how its inks look.
+
+    With an embedded CMYK profile and littlecms available the result is real sRGB and
+    gets an sRGB profile; otherwise Pillow's naive formula is used and the CMYK profile
+    is dropped, since it would misdescribe RGB pixels.
+    """
+    if icc_profile is not None and ImageCms is not None:
+        try:
+            srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+            converted = ImageCms.profileToProfile(img, source, srgb, outputMode="RGB")
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken or non-CMYK profile: fall back to the naive conversion
+        else:
+            if converted is not None:
+                return converted, srgb.tobytes()
+    return img.convert("RGB"), None
+
+
+def _rgb_profile(icc_profile: bytes | None) -> bytes | None:
+    """Keep an ICC profile only if its header says it describes RGB data.
+
+    Bytes 16-19 of an ICC header name the data colour space; a grey profile from an
+    "L" image would be wrong, and rejected by some viewers, once the pixels are RGB.
+    """
+    if icc_profile is not None and icc_profile[16:20] == b"RGB ":
+        return icc_profile
+    return None
+
+
+def _upright_exif(raw: bytes | None) -> bytes | None:
+    """Return EXIF with the orientation tag reset to 1, since the pixels are now upright.
+
+    Without this a viewer would rotate the already-rotated output a second time.  EXIF
+    that Pillow cannot parse is dropped rather than carried: it may hold a stale
+    orientation we cannot fix.
+    """
+    if raw is None:
+        return None
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+    except _CORRUPT_DATA_ERRORS:
+        return None
+    if exif.get(_EXIF_ORIENTATION, 1) == 1:
+        return raw
+    exif[_EXIF_ORIENTATION] = 1
+    return exif.tobytes()
+
+
+def _grey_to_rgb(grey: np.ndarray) -> torch.Tensor:
+    """Replicate an (H, W) float32 array into a (3, H, W) tensor."""
+    return torch.from_numpy(np.ascontiguousarray(grey)).unsqueeze(0).expand(3, -1, -1).contiguous()
+
+
+def _uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
+    """(H, W, C) uint8 array -> float32 (C, H, W) tensor in [0, 1]."""
+    return torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _resolve_format(path: Path | None, format: str | None) -> str:
+    """Pillow format name from an explicit ``format`` or else from the extension."""
+    if format is not None:
+        key = "." + format.lower().lstrip(".")
+        if key not in _FORMAT_BY_EXTENSION:
+            raise StylizeError(
+                f"unknown output format {format!r}; use one of {_EXTENSION_LIST}"
+            )
+        return _FORMAT_BY_EXTENSION[key]
+    assert path is not None
+    fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
+    if fmt is None:
+        shown = path.suffix or "no extension"
+        raise StylizeError(
+            f"{path}: cannot tell the output format from {shown!r}; use one of {_EXTENSION_LIST}"
+        )
+    return fmt
+
+
+def _prepare(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str) -> Image.Image:
+    """Build the Pillow image to encode, attaching alpha when ``fmt`` can hold it."""
+    if not rgb.is_floating_point():
+        raise ValueError(f"expected a float tensor in [0, 1], got dtype {rgb.dtype}")
+    img = tensor_to_pil(rgb)
+    if alpha is not None and fmt in _ALPHA_FORMATS:
+        if alpha.ndim == 3 and alpha.shape[0] == 1:
+            alpha = alpha[0]
+        if tuple(alpha.shape) != tuple(rgb.shape[1:]):
+            raise ValueError(
+                f"alpha of shape {tuple(alpha.shape)} does not match image {tuple(rgb.shape)}"
+            )
+        img.putalpha(Image.fromarray(_tensor_to_uint8(alpha).numpy()))
+    return img
+
+
+def _save_options(
+    fmt: str, quality: int, icc_profile: bytes | None, exif: bytes | None
+) -> dict[str, object]:
+    """Keyword arguments for ``Image.save``, limited to what ``fmt`` supports."""
+    if not 1 <= quality <= 100:
+        raise StylizeError(f"quality must be between 1 and 100, got {quality}")
+    options: dict[str, object] = {}
+    if fmt in _QUALITY_FORMATS:
+        options["quality"] = quality
+    if icc_profile and fmt in _ICC_FORMATS:
+        options["icc_profile"] = icc_profile
+    if exif and fmt in _EXIF_FORMATS:
+        options["exif"] = exif
+    return options
+
+
+def _encode(
+    img: Image.Image, fp: BinaryIO, fmt: str, options: dict[str, object], label: str | Path
+) -> None:
+    """The one place images are encoded, shared by file and stream output."""
+    try:
+        img.save(fp, format=fmt, **options)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            raise  # a real I/O error (disk full...): the caller words it
+        raise StylizeError(f"cannot encode {label} as {fmt}: {_one_line(exc)}") from exc
+
+
+def _directory_error(path: Path, exc: OSError) -> str:
+    """One line saying why nothing can be created in ``path``'s directory."""
+    directory = path.parent
+    if isinstance(exc, FileNotFoundError):
+        return f"cannot write {path}: directory {directory} does not exist"
+    if isinstance(exc, NotADirectoryError) or exc.errno == errno.ENOTDIR:
+        return f"cannot write {path}: {directory} is not a directory"
+    if isinstance(exc, PermissionError):
+        return f"cannot write {path}: permission denied in directory {directory}"
+    return f"cannot write {path} in directory {directory}: {_reason(exc)}"
+
+
+def _tensor_to_uint8(t: torch.Tensor) -> torch.Tensor:
+    """Float tensor in [0, 1] -> uint8 on the CPU, clamped, NaN-safe and rounded."""
+    t = torch.nan_to_num(t.detach().to("cpu", torch.float32), nan=0.0)
+    return t.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _mpx(pixels: int) -> str:
+    """Human-readable pixel count: "89.5 Mpx" for photos, exact for tiny limits."""
+    return f"{pixels / 1e6:.1f} Mpx" if pixels >= 100_000 else f"{pixels} pixels"
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's text squeezed onto one line (Pillow's sometimes span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _reason(exc: OSError) -> str:
+    """The OS's short reason ("No space left on device") without errno noise."""
+    return exc.strerror or _one_line(exc)

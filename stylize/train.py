@@ -1,0 +1,249 @@
+"""Training a multi-style network: one readable loop.
+
+``train()`` builds everything from two folders and calls ``fit()``; ``fit()`` is the
+loop itself and is shared with ``add-style``, which trains only the new styles'
+(gamma, beta) on a network whose other weights are frozen.
+
+The loop is built to never lose work: checkpoints are written atomically every
+``checkpoint_every`` steps and at the end, with the optimizer state, so ``--resume``
+continues the same step count and data sequence; Ctrl-C saves and returns; a
+non-finite loss stops the run *without* overwriting the last good checkpoint.
+
+Under ``torchrun`` (WORLD_SIZE > 1) the network is wrapped in DistributedDataParallel,
+each rank takes its slice of the same global batch (see :mod:`stylize.data`), and only
+rank 0 writes files and reports progress.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import DataLoader
+
+from . import checkpoint as ckpt_io
+from .data import ContentPhotos, load_styles
+from .device import resolve_device
+from .errors import StylizeError
+from .loss import LossWeights, PerceptualLoss
+from .network import PRESETS, StyleNet
+from .previews import preview_image, write_preview
+
+
+@dataclass
+class TrainSettings:
+    """Everything that shapes a training run; stored in the checkpoint's metadata."""
+
+    steps: int = 40_000
+    batch_size: int = 16
+    image_size: int = 256
+    style_size: int = 512
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.01
+    weights: LossWeights = field(default_factory=LossWeights)
+    preset: str = "johnson"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    preview_every: int = 1000
+    log_every: int = 10
+    workers: int = 4
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["weights"] = self.weights.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainSettings":
+        """Settings stored in a checkpoint (unknown keys from other versions are ignored)."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["weights"] = LossWeights(**values.get("weights", {}))
+        return cls(**values)
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``."""
+        progress = min(step / max(self.steps, 1), 1.0)
+        floor = self.lr * self.final_lr_fraction
+        return floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass
+class StepReport:
+    """What the loop tells its caller after each step (for a progress bar)."""
+
+    step: int
+    steps: int
+    images_per_s: float
+    lr: float
+    losses: dict[str, float]
+
+
+@dataclass
+class TrainResult:
+    step: int
+    interrupted: bool
+    losses: dict[str, float]
+    checkpoint: Path
+
+
+class TrainingDiverged(StylizeError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class Job:
+    """A network and what to train it on, as ``fit()`` needs it.
+
+    ``style_ids[i]`` is the network's style index of the i-th painting in the loss;
+    for plain training it is ``0..n-1``, for ``add-style`` only the new indices.
+    """
+
+    net: StyleNet
+    styles: list[str]
+    style_images: list[Tensor]
+    style_ids: Tensor
+    params: list[nn.Parameter]
+    output: Path
+    content_dir: Path
+    settings: TrainSettings
+    start_step: int = 0
+    optimizer_state: dict | None = None
+    preview_photo: Tensor | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+def _rank() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def fit(job: Job, *, device: torch.device, vgg: nn.Module,
+        on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
+    """Run the training loop from ``job.start_step`` to ``job.settings.steps``."""
+    s = job.settings
+    rank, world = _rank()
+    main = rank == 0
+    net = job.net.to(device).train()
+    loss_fn = PerceptualLoss(vgg, [img.to(device) for img in job.style_images], s.weights).to(device)
+    style_ids = job.style_ids.to(device)
+    optimizer = torch.optim.Adam(job.params, lr=s.lr)
+    if job.optimizer_state is not None:
+        optimizer.load_state_dict(job.optimizer_state)
+    model: nn.Module = net
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
+                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
+    loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    log_path = job.output.with_suffix(".log.jsonl")
+    preview_dir = job.output.with_suffix(".previews")
+
+    def save(step: int) -> None:
+        if main:
+            meta = {**job.metadata, "training": {**job.metadata.get("training", {}), **s.to_dict()}}
+            ckpt_io.save(job.output, ckpt_io.Checkpoint(net=net, styles=job.styles, step=step, **meta),
+                         optimizer=optimizer)
+
+    step, losses, interrupted = job.start_step, {}, False
+    tick = time.perf_counter()
+    try:
+        for images, styles in loader:
+            images = images.to(device, non_blocking=True).float().div_(255)
+            styles = styles.to(device, non_blocking=True)
+            for group in optimizer.param_groups:
+                group["lr"] = s.lr_at(step)
+            with autocast:
+                output = model(images, style_ids[styles])
+                terms = loss_fn(output.float(), images, styles)
+            if not torch.isfinite(terms["total"]):
+                raise TrainingDiverged(
+                    f"loss became {terms['total'].item()} at step {step + 1}; kept the last good checkpoint "
+                    f"{job.output}; try a lower --lr or --style-weight, then --resume")
+            optimizer.zero_grad(set_to_none=True)
+            terms["total"].backward()
+            optimizer.step()
+            step += 1
+            if not main:
+                continue
+            now = time.perf_counter()
+            losses = {k: v.item() for k, v in terms.items()}
+            report = StepReport(step, s.steps, s.batch_size / max(now - tick, 1e-9), s.lr_at(step - 1), losses)
+            tick = now
+            if step % s.log_every == 0 or step == s.steps:
+                with log_path.open("a") as log:
+                    log.write(json.dumps({"step": step, "lr": report.lr, **losses}) + "\n")
+            if step % s.checkpoint_every == 0:
+                save(step)
+            if job.preview_photo is not None and (step % s.preview_every == 0 or step == s.steps):
+                write_preview(preview_dir / f"step_{step:07d}.jpg", net, job.preview_photo, job.style_ids)
+            if on_step is not None:
+                on_step(report)
+    except KeyboardInterrupt:
+        interrupted = True
+    save(step)
+    return TrainResult(step=step, interrupted=interrupted, losses=losses, checkpoint=job.output)
+
+
+def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
+          device: str = "auto", vgg_weights: Path | None = None, resume: bool = False,
+          preview: Path | None = None, on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
+    """Train one network on every painting in ``style_dir`` (a style per file stem)."""
+    from .imageio import read_image
+    from .vgg import load_vgg
+
+    output = Path(output)
+    torch_device = _init_distributed(resolve_device(device))
+    names, style_images = load_styles(style_dir, settings.style_size)
+    start_step, optimizer_state = 0, None
+    if resume:
+        previous = ckpt_io.load(output)
+        if previous.styles != names:
+            raise StylizeError(f"--resume: {output} was trained on styles {previous.styles}, "
+                               f"but {style_dir} holds {names}")
+        if previous.optimizer_state is None:
+            raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
+        net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
+        settings = TrainSettings.from_dict({**previous.training, "steps": settings.steps,
+                                            "workers": settings.workers})
+        if start_step >= settings.steps:
+            raise StylizeError(f"--resume: {output} is already at step {start_step}; raise --steps to train further")
+    else:
+        if settings.preset not in PRESETS:
+            raise StylizeError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
+        torch.manual_seed(settings.seed)
+        net = StyleNet(dataclasses.replace(PRESETS[settings.preset], n_styles=len(names)))
+    if not output.parent.is_dir():
+        raise StylizeError(f"output folder {output.parent} does not exist")
+    vgg = load_vgg(vgg_weights, torch_device)
+    preview_photo = preview_image(read_image(preview).rgb if preview is not None else None, content_dir)
+    job = Job(net=net, styles=names, style_images=style_images, style_ids=torch.arange(len(names)),
+              params=list(net.parameters()), output=output, content_dir=Path(content_dir), settings=settings,
+              start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
+              metadata={"loss_network": vgg.network_id})
+    return fit(job, device=torch_device, vgg=vgg, on_step=on_step)
+
+
+def _init_distributed(device: torch.device) -> torch.device:
+    """Join the torchrun process group if launched by torchrun; one GPU per local rank."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
+        return device
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device

@@ -1,0 +1,59 @@
+"""Shared fixtures: small synthetic photos and paintings made on the fly (no ../shared)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(2)
+
+
+def make_photo(path: Path, size: tuple[int, int] = (48, 40), seed: int = 0) -> Path:
+    """A smooth random colour field with a few edges: enough structure for VGG to see."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    base = rng.uniform(0, 1, 3)
+    img = np.stack([np.sin(6 * xx * (c + 1) + base[c] * 6) * 0.5 + 0.5 for c in range(3)], -1)
+    img[h // 3: h // 2, w // 4: w // 2] = rng.uniform(0, 1, 3)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((img * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def make_painting(path: Path, size: tuple[int, int] = (40, 40), seed: int = 0) -> Path:
+    """High-frequency coloured stripes: a 'style' with a strong, distinctive Gram matrix."""
+    rng = np.random.default_rng(seed + 100)
+    w, h = size
+    stripes = (np.arange(w)[None, :] // (2 + seed) % 2) * np.ones((h, 1))
+    colours = rng.uniform(0, 1, (2, 3))
+    img = colours[stripes.astype(int)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((img * 255).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "photos"
+    for i in range(6):
+        make_photo(folder / f"p{i}.png", seed=i)
+    return folder
+
+
+@pytest.fixture
+def style_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "paintings"
+    make_painting(folder / "stripes.png", seed=0)
+    make_painting(folder / "waves.png", seed=3)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never touch the user's real cache; share one converted VGG across the session."""
+    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))

@@ -1,0 +1,124 @@
+"""Checkpoints: round trip, metadata, and clear errors for anything malformed."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from stylize import checkpoint
+from stylize.errors import StylizeError
+from stylize.network import NetConfig, StyleNet
+
+
+def _two_style_net() -> StyleNet:
+    torch.manual_seed(0)
+    net = StyleNet(NetConfig(channels=(8, 16, 32), n_residual=1, n_styles=2))
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.ndim == 2:
+                p.add_(torch.randn_like(p))
+    return net.eval()
+
+
+def test_round_trip_keeps_weights_styles_and_metadata(tmp_path: Path):
+    net = _two_style_net()
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(net=net, styles=["a", "b"], step=7, training={"lr": 0.1},
+                                                loss_network="vgg16-test"))
+    loaded = checkpoint.load(path)
+    assert loaded.styles == ["a", "b"] and loaded.step == 7 and loaded.training == {"lr": 0.1}
+    assert loaded.loss_network == "vgg16-test" and loaded.optimizer_state is None
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        assert torch.equal(loaded.net(x, 0), net(x, 0))
+        assert (loaded.net(x, 0) - loaded.net(x, 1)).abs().mean() > 1e-3
+    meta = checkpoint.read_metadata(path)
+    assert meta["format_version"] == checkpoint.FORMAT_VERSION and meta["config"]["n_styles"] == 2
+
+
+def test_half_storage_loads_as_float32(tmp_path: Path):
+    path = tmp_path / "h.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"]), half=True)
+    loaded = checkpoint.load(path)
+    assert all(p.dtype == torch.float32 for p in loaded.net.parameters())
+
+
+def test_optimizer_state_round_trips(tmp_path: Path):
+    net = _two_style_net()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    net(torch.rand(1, 3, 16, 16), 0).mean().backward()
+    opt.step()
+    path = tmp_path / "t.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(net=net, styles=["a", "b"], step=1), optimizer=opt)
+    loaded = checkpoint.load(path)
+    fresh = torch.optim.Adam(loaded.net.parameters(), lr=1e-3)
+    fresh.load_state_dict(loaded.optimizer_state)
+    saved, restored = opt.state_dict()["state"], fresh.state_dict()["state"]
+    assert saved.keys() == restored.keys()
+    for key in saved:
+        assert torch.equal(saved[key]["exp_avg_sq"], restored[key]["exp_avg_sq"])
+
+
+def _bad(tmp_path: Path, name: str, content: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda d: d / "missing.safetensors", "no such checkpoint"),
+    (lambda d: _bad(d, "empty.safetensors", b""), "empty"),
+    (lambda d: _bad(d, "junk.safetensors", b"\x00" * 64), "not a readable"),
+    (lambda d: _bad(d, "pickle.pt", b"\x80\x04\x95" + b"cos\nsystem\n" * 4), "not a readable"),
+])
+def test_malformed_files_give_one_line_errors(tmp_path: Path, make, message):
+    path = make(tmp_path)
+    with pytest.raises(StylizeError, match=message) as info:
+        checkpoint.load(path)
+    assert "\n" not in str(info.value) and str(path) in str(info.value)
+
+
+def test_truncated_checkpoint(tmp_path: Path):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"]))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StylizeError, match=str(path)):
+        checkpoint.load(path)
+
+
+def test_foreign_safetensors_file(tmp_path: Path):
+    path = tmp_path / "other.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path), metadata={"format": "pt"})
+    with pytest.raises(StylizeError, match="not a stylize checkpoint"):
+        checkpoint.load(path)
+
+
+def test_weights_not_matching_metadata(tmp_path: Path):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"]))
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads(f.metadata()["stylize"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    meta["config"]["channels"] = [4, 8, 16]
+    save_file(tensors, str(path), metadata={"stylize": json.dumps(meta)})
+    with pytest.raises(StylizeError, match="do not match"):
+        checkpoint.load(path)
+
+
+def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch):
+    path = tmp_path / "m.safetensors"
+    checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"], step=1))
+    before = path.read_bytes()
+
+    def boom(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save_file", boom)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"], step=2))
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]

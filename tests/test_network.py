@@ -1,0 +1,76 @@
+"""The style network: shapes, invariances, styles, presets."""
+
+import pytest
+import torch
+
+from stylize.errors import StylizeError
+from stylize.network import PRESETS, NetConfig, StyleNet
+
+
+@pytest.fixture(scope="module")
+def net():
+    torch.manual_seed(0)
+    net = StyleNet(NetConfig(channels=(8, 16, 32), n_residual=2, n_styles=3)).eval()
+    with torch.no_grad():  # distinct styles, as after training
+        for p in net.parameters():
+            if p.ndim == 2:
+                p.add_(torch.randn_like(p) * 0.5)
+    return net
+
+
+@pytest.mark.parametrize("size", [(32, 32), (33, 47), (8, 8), (61, 9)])
+def test_any_size_gives_same_size(net, size):
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        y = net(x, torch.tensor([0, 2]))
+    assert y.shape == x.shape
+    assert 0 <= y.min() and y.max() <= 1
+
+
+def test_too_small_is_a_clear_error(net):
+    with pytest.raises(StylizeError, match="at least 8 px"):
+        net(torch.rand(1, 3, 7, 30), 0)
+
+
+def test_nearly_invariant_to_affine_input_change(net):
+    """First conv is linear, then IN removes per-channel scale and offset: f(a*x + c) ~ f(x) for a > 0.
+
+    The conv's bias and the reflection padding keep the constant c a constant shift of every
+    feature map, which IN subtracts; a > 0 scales the map, which IN divides out (up to eps).
+    """
+    torch.manual_seed(1)
+    x = torch.rand(1, 3, 40, 40)
+    with torch.no_grad():
+        ref = net(x, 1)
+        for a, c in [(0.5, 0.2), (2.0, -0.7), (10.0, 3.0)]:
+            assert (net(a * x + c, 1) - ref).abs().max() < 2e-3, (a, c)
+        flipped = net(-x, 1)
+    assert (flipped - ref).abs().max() > 0.05  # a < 0 is not an invariance (ReLU breaks the symmetry)
+
+
+def test_styles_differ_and_batch_does_not_leak(net):
+    x = torch.rand(1, 3, 24, 24)
+    with torch.no_grad():
+        alone = net(x, 0)
+        in_batch = net(torch.cat([x, torch.rand(1, 3, 24, 24) * 5]), torch.tensor([0, 1]))[:1]
+        other = net(x, 2)
+    assert torch.allclose(alone, in_batch, atol=1e-5)
+    assert (alone - other).abs().mean() > 1e-3
+
+
+def test_index_and_one_hot_agree(net):
+    x = torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.allclose(net(x, torch.tensor([1, 1])), net(x, torch.tensor([0.0, 1.0, 0.0])), atol=1e-6)
+
+
+def test_johnson_layout():
+    net = StyleNet(PRESETS["johnson"])
+    assert net.down[0].conv.kernel_size == (9, 9) and net.down[0].conv.out_channels == 32
+    assert [layer.conv.stride for layer in net.down[1:]] == [(2, 2), (2, 2)]
+    assert len(net.res) == 5 and all(b.a.conv.in_channels == 128 for b in net.res)
+    assert all(layer.upsample for layer in net.up)
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in net.modules())
+    assert net.out_conv.kernel_size == (9, 9) and net.out_conv.out_channels == 3
+    small = StyleNet(PRESETS["small"])
+    assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in net.parameters()) / 3

@@ -1,0 +1,157 @@
+"""Training end to end on tiny images with the real (Caffe VGG16) loss network."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from stylize import checkpoint
+from stylize.data import ContentPhotos
+from stylize.errors import StylizeError
+from stylize.train import TrainSettings, TrainingDiverged, train
+
+pytest.importorskip("onnx")
+
+TINY = dict(batch_size=2, image_size=32, style_size=48, preset="small", workers=0, checkpoint_every=5,
+            preview_every=10, log_every=1)
+
+
+def _settings(**overrides) -> TrainSettings:
+    return TrainSettings(**{**TINY, **overrides})
+
+
+def _fixed_batch_loss(model_path: Path, style_dir: Path, photo_dir: Path) -> float:
+    """Loss of a checkpoint on one fixed batch: comparable across checkpoints, unlike per-step losses."""
+    from stylize.data import load_styles
+    from stylize.loss import PerceptualLoss
+    from stylize.vgg import load_vgg
+
+    ckpt = checkpoint.load(model_path)
+    _, paintings = load_styles(style_dir, 48)
+    loss = PerceptualLoss(load_vgg(), paintings, TrainSettings().weights)
+    data = ContentPhotos(photo_dir, image_size=32, batch_size=4, style_pool=2, seed=123)
+    images, styles = data[0]
+    images = images.float() / 255
+    with torch.no_grad():
+        return loss(ckpt.net(images, styles), images, styles)["total"].item()
+
+
+def test_twenty_steps_lower_the_loss_and_write_everything(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+    first = train(style_dir, photo_dir, out, _settings(steps=1, lr=0.0), device="cpu")
+    before = _fixed_batch_loss(out, style_dir, photo_dir)
+    out.unlink()
+    out.with_suffix(".log.jsonl").unlink()
+    shutil.rmtree(out.with_suffix(".previews"))
+    reports = []
+    result = train(style_dir, photo_dir, out, _settings(steps=20, lr=1e-2), device="cpu", on_step=reports.append)
+    after = _fixed_batch_loss(out, style_dir, photo_dir)
+    assert first.step == 1 and result.step == 20 and not result.interrupted
+    assert after < 0.8 * before, (before, after)
+    assert [r.step for r in reports] == list(range(1, 21))
+    assert {"content", "style", "tv", "total"} <= reports[-1].losses.keys()
+    log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == list(range(1, 21))
+    previews = sorted(p.name for p in out.with_suffix(".previews").iterdir())
+    assert previews == ["step_0000010.jpg", "step_0000020.jpg"]
+    ckpt = checkpoint.load(out)
+    assert ckpt.styles == ["stripes", "waves"] and ckpt.step == 20
+    assert ckpt.loss_network.startswith("vgg16") and ckpt.training["batch_size"] == 2
+    x = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        assert (ckpt.net(x, 0) - ckpt.net(x, 1)).abs().mean() > 1e-3
+
+
+def test_resume_continues_step_count_and_matches_uninterrupted_run(tmp_path, style_dir, photo_dir):
+    straight = tmp_path / "straight.safetensors"
+    train(style_dir, photo_dir, straight, _settings(steps=6), device="cpu")
+    resumed = tmp_path / "resumed.safetensors"
+    train(style_dir, photo_dir, resumed, _settings(steps=3), device="cpu")
+    assert checkpoint.load(resumed).step == 3
+    steps = []
+    result = train(style_dir, photo_dir, resumed, _settings(steps=6), device="cpu", resume=True,
+                   on_step=lambda r: steps.append(r.step))
+    assert steps == [4, 5, 6] and result.step == 6
+    a, b = checkpoint.load(straight).net.state_dict(), checkpoint.load(resumed).net.state_dict()
+    # Same data sequence, same optimizer state: only the cosine schedule's total differs (3 vs 6 steps).
+    assert all(torch.allclose(a[k], b[k], atol=5e-3) for k in a)
+
+
+def test_resume_refuses_other_styles_and_finished_runs(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+    train(style_dir, photo_dir, out, _settings(steps=2), device="cpu")
+    with pytest.raises(StylizeError, match="already at step 2"):
+        train(style_dir, photo_dir, out, _settings(steps=2), device="cpu", resume=True)
+    (style_dir / "waves.png").rename(style_dir / "other.png")
+    with pytest.raises(StylizeError, match="trained on styles"):
+        train(style_dir, photo_dir, out, _settings(steps=4), device="cpu", resume=True)
+
+
+def test_ctrl_c_saves_and_returns(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+
+    def interrupt(report):
+        if report.step == 3:
+            raise KeyboardInterrupt
+
+    result = train(style_dir, photo_dir, out, _settings(steps=10), device="cpu", on_step=interrupt)
+    assert result.interrupted and result.step == 3
+    assert checkpoint.load(out).step == 3
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, style_dir, photo_dir, monkeypatch):
+    out = tmp_path / "m.safetensors"
+    from stylize import loss as loss_module
+
+    real_forward = loss_module.PerceptualLoss.forward
+
+    def poisoned(self, output, photo, style):
+        terms = real_forward(self, output, photo, style)
+        poisoned.calls += 1
+        if poisoned.calls == 7:
+            terms["total"] = terms["total"] * float("nan")
+        return terms
+
+    poisoned.calls = 0
+    monkeypatch.setattr(loss_module.PerceptualLoss, "forward", poisoned)
+    with pytest.raises(TrainingDiverged, match="at step 7") as info:
+        train(style_dir, photo_dir, out, _settings(steps=10), device="cpu")
+    assert "\n" not in str(info.value)
+    kept = checkpoint.load(out)
+    assert kept.step == 5
+    assert all(torch.isfinite(p).all() for p in kept.net.parameters())
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: d.mkdir(), "has no images"),
+    (lambda d: (d.mkdir(), (d / "notes.txt").write_text("hi")), "has no images"),
+    (lambda d: (d.mkdir(), (d / "fake.jpg").write_text("not a jpeg")), "fake.jpg"),
+    (lambda d: None, "does not exist"),
+])
+def test_bad_style_folder_errors(tmp_path, photo_dir, setup, message):
+    styles = tmp_path / "bad-styles"
+    setup(styles)
+    with pytest.raises(StylizeError, match=message):
+        train(styles, photo_dir, tmp_path / "m.safetensors", _settings(steps=1), device="cpu")
+
+
+def test_bad_content_folder_errors(tmp_path, style_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(StylizeError, match="content folder .* has no images"):
+        train(style_dir, empty, tmp_path / "m.safetensors", _settings(steps=1), device="cpu")
+    with pytest.raises(StylizeError, match="does not exist"):
+        train(style_dir, tmp_path / "nope", tmp_path / "m.safetensors", _settings(steps=1), device="cpu")
+
+
+def test_batch_plan_is_deterministic_and_rank_slices_partition_it(photo_dir):
+    one = ContentPhotos(photo_dir, image_size=32, batch_size=4, style_pool=3, seed=5)
+    halves = [ContentPhotos(photo_dir, image_size=32, batch_size=4, style_pool=3, seed=5, rank=r, world_size=2)
+              for r in range(2)]
+    images, styles = one[3]
+    parts = [h[3] for h in halves]
+    assert torch.equal(torch.cat([p[0] for p in parts]), images)
+    assert torch.equal(torch.cat([p[1] for p in parts]), styles)
+    assert not torch.equal(one[4][0], images)
