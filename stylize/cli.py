@@ -127,6 +127,58 @@ def styles(
         typer.echo(f"  {name}")
 
 
+@app.command()
+def evaluate(
+    model: Path = typer.Argument(..., help="Checkpoint to evaluate."),
+    styles_dir: Path = typer.Option(..., "--styles", help="Folder of the paintings the model was trained on."),
+    photos: Path = typer.Option(..., "--photos", help="Folder of test photos."),
+    size: int = typer.Option(512, min=32, help="Long side of the test photos."),
+    iterations: str = typer.Option("50,100,300", help="L-BFGS budgets of the Gatys baseline, comma-separated."),
+    limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N photos (quick runs)."),
+    only: Optional[str] = typer.Option(None, help="Comma-separated style names (default: every style found)."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if not the default VGG16."),
+) -> None:
+    """Compare the network's perceptual loss with Gatys et al.'s L-BFGS optimization, per style.
+
+    Prints a Markdown table: the network's mean content/style/total loss on the photos, and the
+    baseline's total after each iteration budget (same VGG16, same loss weights as training).
+    """
+    from tqdm import tqdm
+
+    from . import checkpoint
+    from .data import load_styles
+    from .device import resolve_device
+    from .evaluate import evaluate as run_evaluation, markdown_table
+    from .train import TrainSettings
+    from .vgg import load_vgg
+
+    with user_errors():
+        try:
+            budgets = sorted({int(b) for b in iterations.split(",")})
+        except ValueError:
+            raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. 50,100,300")
+        torch_device = resolve_device(device)
+        ckpt = checkpoint.load(model)
+        settings = TrainSettings.from_dict(ckpt.training)
+        names, paintings = load_styles(styles_dir, settings.style_size)
+        wanted = set(only.split(",")) if only else set(ckpt.styles)
+        chosen = {n: p for n, p in zip(names, paintings) if n in wanted and n in ckpt.styles}
+        if not chosen:
+            raise StylizeError(f"none of the model's styles has a painting in {styles_dir}")
+        bar = tqdm(total=len(chosen), unit="style", dynamic_ncols=True)
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            bar.set_postfix_str(f"{name} {done}/{total}")
+            if done == total:
+                bar.update(1)
+
+        scores = run_evaluation(ckpt, chosen, photos, weights=settings.weights, vgg=load_vgg(vgg_weights, torch_device),
+                                size=size, budgets=budgets, limit=limit, device=torch_device, on_progress=on_progress)
+        bar.close()
+    typer.echo(markdown_table(scores))
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

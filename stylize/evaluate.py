@@ -1,0 +1,99 @@
+"""Quality evaluation: the network's perceptual loss beside an optimization baseline.
+
+For each style and each test photo, the loss that training minimizes (content + style +
+TV, same VGG16 and weights) is measured on the network's output, and on the result of
+Gatys et al.'s method: L-BFGS on the pixels, starting from the photo, after a few
+iteration budgets. Johnson et al. report their network matching 50 to 80 iterations;
+a network at or below the 100-iteration loss is doing its job.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from .checkpoint import Checkpoint
+from .data import list_images, resize_long_side
+from .imageio import read_image
+from .loss import LossWeights, PerceptualLoss
+
+
+@dataclass
+class StyleScores:
+    """Mean loss terms over the photos, for the network and each L-BFGS budget."""
+
+    style: str
+    network: dict[str, float]
+    baseline: dict[int, dict[str, float]] = field(default_factory=dict)
+
+
+def _terms(loss: PerceptualLoss, output: Tensor, photo: Tensor, style: Tensor) -> dict[str, float]:
+    with torch.no_grad():
+        return {k: v.item() for k, v in loss(output, photo, style).items()}
+
+
+def gatys(loss: PerceptualLoss, photo: Tensor, style: Tensor, budgets: Sequence[int]) -> dict[int, Tensor]:
+    """Optimize the pixels from the photo with L-BFGS; the image after each budget of iterations."""
+    pixels = photo.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
+    results: dict[int, Tensor] = {}
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        total = loss(pixels.clamp(0, 1), photo, style)["total"]
+        total.backward()
+        return total
+
+    for iteration in range(1, max(budgets) + 1):
+        optimizer.step(closure)
+        if iteration in budgets:
+            results[iteration] = pixels.detach().clamp(0, 1).clone()
+    return results
+
+
+def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path, *, weights: LossWeights,
+             vgg: torch.nn.Module, size: int = 512, budgets: Sequence[int] = (50, 100, 300), limit: int | None = None,
+             device: torch.device = torch.device("cpu"),
+             on_progress: Callable[[str, int, int], None] | None = None) -> list[StyleScores]:
+    """Scores for every style in ``style_images`` (name -> painting) that the checkpoint holds.
+
+    Photos are resized to long side ``size``; ``limit`` caps their number (for quick runs).
+    """
+    photos = [resize_long_side(read_image(p).rgb, size) for p in list_images(photos_dir, "test photo")[:limit]]
+    net = ckpt.net.to(device).eval()
+    scores = []
+    for name, painting in style_images.items():
+        index = ckpt.styles.index(name)
+        loss = PerceptualLoss(vgg, [painting.to(device)], weights).to(device)
+        zero = torch.zeros(1, dtype=torch.long, device=device)
+        network_terms, baseline_terms = [], {b: [] for b in budgets}
+        for i, photo in enumerate(photos):
+            x = photo[None].to(device)
+            with torch.no_grad():
+                network_terms.append(_terms(loss, net(x, index), x, zero))
+            for budget, image in gatys(loss, x, zero, budgets).items():
+                baseline_terms[budget].append(_terms(loss, image, x, zero))
+            if on_progress is not None:
+                on_progress(name, i + 1, len(photos))
+        scores.append(StyleScores(name, _mean(network_terms), {b: _mean(t) for b, t in baseline_terms.items()}))
+    return scores
+
+
+def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+    return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
+
+
+def markdown_table(scores: list[StyleScores]) -> str:
+    """One row per style: network total loss, each baseline's, and the verdict against 100 iterations."""
+    budgets = sorted(scores[0].baseline) if scores else []
+    head = ["style", "network content", "network style", "network total", *[f"L-BFGS {b}" for b in budgets]]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for s in scores:
+        cells = [s.style, f"{s.network['content']:.4g}", f"{s.network['style']:.4g}", f"{s.network['total']:.4g}"]
+        cells += [f"{s.baseline[b]['total']:.4g}" for b in budgets]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)

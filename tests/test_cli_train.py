@@ -1,0 +1,54 @@
+"""`stylize train` and `stylize styles` through the real CLI."""
+
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from stylize import checkpoint
+from stylize.cli import app
+
+pytest.importorskip("onnx")
+runner = CliRunner()
+TINY = ["--steps", "3", "--batch-size", "2", "--image-size", "32", "--style-size", "48", "--preset", "small",
+        "--workers", "0", "--device", "cpu"]
+
+
+def test_train_then_styles(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+    result = runner.invoke(app, ["train", str(style_dir), "--content", str(photo_dir), "-o", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    assert f"saved {out} (step 3)" in result.output
+    assert checkpoint.load(out).styles == ["stripes", "waves"]
+    listed = runner.invoke(app, ["styles", "--model", str(out)])
+    assert listed.exit_code == 0 and "2 styles" in listed.output and "waves" in listed.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--content", "{tmp}/nope"], "content folder"),
+    (["--preset", "huge"], "unknown preset"),
+    (["--device", "cuda"], None),
+])
+def test_train_errors_are_one_line(tmp_path, style_dir, photo_dir, args, message):
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    base = ["train", str(style_dir), "--content", str(photo_dir), "-o", str(tmp_path / "m.safetensors"), *TINY]
+    result = runner.invoke(app, base + args)
+    if message is None:  # --device cuda is fine where a GPU exists
+        pytest.importorskip("torch").cuda.is_available() and pytest.skip("a GPU is present")
+        message = "no CUDA GPU"
+    assert result.exit_code == 1
+    assert message in result.output and result.output.count("\n") == 1
+    assert "Traceback" not in result.output
+
+
+def test_styles_on_a_bad_file(tmp_path):
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"junk" * 10)
+    result = runner.invoke(app, ["styles", "--model", str(bad)])
+    assert result.exit_code == 1 and "error:" in result.output and "Traceback" not in result.output
+
+
+def test_python_dash_m_help():
+    done = subprocess.run([sys.executable, "-m", "stylize", "train", "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "--content" in done.stdout and "--resume" in done.stdout
