@@ -1,3 +1,33 @@
-"""stylize: fast neural style transfer with conditional instance normalization."""
+"""stylize: fast neural style transfer with conditional instance normalization.
+
+>>> from stylize import Stylizer
+>>> Stylizer.load("styles.safetensors").apply("photo.jpg", style="starry").save("out.jpg")
+
+The public names are imported on first use (module ``__getattr__``), so ``import
+stylize`` stays cheap: torch is only loaded when a stylizer is.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any
 
 __version__ = "0.1.0"
+
+_EXPORTS = {
+    "Stylizer": "stylize.inference",
+    "ApplySettings": "stylize.inference",
+    "StylizeError": "stylize.errors",
+}
+
+__all__ = ["ApplySettings", "StylizeError", "Stylizer", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'stylize' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

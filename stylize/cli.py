@@ -10,11 +10,19 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import typer
 
 from .errors import StylizeError
+
+if TYPE_CHECKING:
+    import torch
+    from tqdm import tqdm
+
+    from .checkpoint import Checkpoint
+    from .inference import Stylizer
+    from .train import StepReport, TrainResult
 
 app = typer.Typer(
     help="Fast neural style transfer: train styles in minutes, apply them to photos and whole folders.",
@@ -47,6 +55,51 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
+class StepBar:
+    """A training loop's ``on_step`` callback that draws a progress bar (quiet off rank 0).
+
+    The bar opens at the first step, so an error before it (a bad file, a missing
+    folder) is the only line printed, and its total is the run's, known only once a
+    checkpoint's settings are read.
+    """
+
+    def __init__(self) -> None:
+        self.bar: tqdm | None = None
+
+    def __call__(self, report: StepReport) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=report.steps, initial=report.step - 1, unit="step", dynamic_ncols=True,
+                            disable=not is_main_process())
+        self.bar.n = report.step
+        self.bar.set_postfix({"img/s": f"{report.images_per_s:.3g}",
+                              **{k: f"{v:.3g}" for k, v in report.losses.items()}}, refresh=False)
+        self.bar.update(0)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
+    """Run a training loop (``train``, ``add-style``) behind a progress bar; say where it saved.
+
+    ``run`` gets the ``on_step`` callback. Ctrl-C saves and exits 130 with how to resume.
+    """
+    bar = StepBar()
+    with user_errors():
+        result = run(bar)
+    bar.close()
+    if result.interrupted:  # every torchrun rank stops at the same step and exits 130; rank 0 says so
+        if is_main_process():
+            typer.echo(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume",
+                       err=True)
+        raise typer.Exit(130)
+    if is_main_process():
+        typer.echo(f"saved {result.checkpoint} (step {result.step})")
+
+
 @app.command()
 def train(
     style_dir: Path = typer.Argument(..., help="Folder of paintings; each file becomes a style named by its stem."),
@@ -75,8 +128,6 @@ def train(
 
     Example: stylize train paintings/ --content photos/ -o my-styles.safetensors --steps 20000
     """
-    from tqdm import tqdm
-
     from .loss import LossWeights
     from .train import TrainSettings, train as run_training
 
@@ -85,24 +136,119 @@ def train(
         weights=LossWeights(content=content_weight, style=style_weight, tv=tv_weight), preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers,
     )
-    bar = tqdm(total=steps, unit="step", dynamic_ncols=True, disable=not is_main_process())
+    run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=device,
+                                                   vgg_weights=vgg_weights, resume=resume, preview=preview,
+                                                   on_step=on_step))
 
-    def on_step(report) -> None:
-        bar.n = report.step
-        bar.set_postfix({"img/s": f"{report.images_per_s:.0f}",
-                         **{k: f"{v:.3g}" for k, v in report.losses.items()}}, refresh=False)
-        bar.update(0)
+
+@app.command("add-style")
+def add_style(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to extend (only read, never modified)."),
+    style_images: list[Path] = typer.Argument(..., metavar="STYLE_IMAGE...",
+                                              help="Paintings; each becomes a new style named by its file stem."),
+    output: Path = typer.Option(..., "--output", "-o",
+                                help="New checkpoint to write; its .log.jsonl and .previews/ go beside it."),
+    content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to learn on (searched recursively)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Name of the new style (only with one STYLE_IMAGE)."),
+    steps: Optional[int] = typer.Option(None, min=1, help="Optimizer steps (default: 2000; with --resume: "
+                                                          "the run's own, or the new total)."),
+    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam learning rate (default: the model's)."),
+    style_weight: Optional[float] = typer.Option(None, min=0.0, help="Style loss weight (default: the model's)."),
+    image_size: Optional[int] = typer.Option(None, min=32, help="Side of the photo crops (default: the model's)."),
+    batch_size: Optional[int] = typer.Option(None, min=1, help="Photos per step (default: the model's)."),
+    style_size: Optional[int] = typer.Option(None, min=32, help="Long side of the paintings (default: the model's)."),
+    preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
+    workers: int = typer.Option(4, min=0, help="Data-loading worker processes."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if the model was not trained with "
+                                                          "the default VGG16."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output."),
+) -> None:
+    """Add styles to a trained model in minutes: only the new styles' norm parameters are learned.
+
+    Every other weight is frozen, so the model's existing styles render exactly as before.
+    Settings default to those the model was trained with.
+
+    Example: stylize add-style model.safetensors monet.jpg --content photos/ -o model-plus-monet.safetensors
+    """
+    from .finetune import Overrides, add_styles
+
+    overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
+                          batch_size=batch_size, style_size=style_size, workers=workers)
+    run_training_loop(lambda on_step: add_styles(model, style_images, content, output, name=name, overrides=overrides,
+                                                 device=device, vgg_weights=vgg_weights, resume=resume,
+                                                 preview=preview, on_step=on_step))
+
+
+@app.command("remove-style")
+def remove_style(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
+    names: list[str] = typer.Argument(..., metavar="NAME...", help="Styles to remove, as 'stylize styles' lists them."),
+    output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
+) -> None:
+    """Write a copy of MODEL without some styles (no training; the others are unchanged)."""
+    from .style_edit import remove_styles
+
+    edit_checkpoint(model, output, lambda ckpt: remove_styles(ckpt, names))
+
+
+@app.command("rename-style")
+def rename_style(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
+    old: str = typer.Argument(..., metavar="OLD", help="Current name of the style."),
+    new: str = typer.Argument(..., metavar="NEW", help="New name."),
+    output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
+) -> None:
+    """Write a copy of MODEL with style OLD called NEW (the weights are unchanged)."""
+    from .style_edit import rename_style as rename
+
+    edit_checkpoint(model, output, lambda ckpt: rename(ckpt, old, new, model))
+
+
+def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint]) -> None:
+    """Load MODEL, apply ``edit``, write the result to a new file, and list its styles."""
+    from . import checkpoint
+    from .style_edit import check_output
 
     with user_errors():
-        result = run_training(style_dir, content, output, settings, device=device, vgg_weights=vgg_weights,
-                              resume=resume, preview=preview, on_step=on_step)
-    bar.close()
-    if not is_main_process():
-        return
-    if result.interrupted:
-        typer.echo(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume", err=True)
-        raise typer.Exit(130)
-    typer.echo(f"saved {result.checkpoint} (step {result.step})")
+        check_output(model, output)
+        edited = edit(checkpoint.load(model))
+        checkpoint.save(output, edited)
+    typer.echo(f"saved {output}: {len(edited.styles)} styles: {', '.join(edited.styles)}")
+
+
+def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,
+                              save_to: Path | None, device: torch.device,
+                              precision: str) -> tuple[Stylizer, str | None]:
+    """``apply --style-image``: the model plus the picture's style, learned on ``photos`` (or cached).
+
+    Returns the stylizer and the ``--style`` to render: the given one (which may name or
+    mix in the new style), else the new style.
+    """
+    from . import checkpoint
+    from .batch import STDIO
+    from .finetune import learn_style
+    from .inference import Stylizer
+    from .style_edit import check_output
+    from .weights import default_model
+
+    if STDIO in photos:
+        raise StylizeError("--style-image learns on the photos, but '-' (stdin) can be read only once; "
+                           "pass --content FOLDER of photos to learn on")
+    path = model or default_model()
+    if save_to is not None:
+        check_output(path, save_to)
+    bar = StepBar()
+    try:
+        learned = learn_style(checkpoint.load(path, map_location=device), style_image, [Path(p) for p in photos],
+                              device=device, on_step=bar)
+    except KeyboardInterrupt:
+        fail("interrupted while learning the style; nothing was written", 130)
+    finally:
+        bar.close()
+    if save_to is not None:
+        checkpoint.save(save_to, learned)
+    return Stylizer(learned.net, learned.styles, device=device, precision=precision), style or learned.styles[-1]
 
 
 @app.command()
@@ -177,6 +323,108 @@ def evaluate(
                                 size=size, budgets=budgets, limit=limit, device=torch_device, on_progress=on_progress)
         bar.close()
     typer.echo(markdown_table(scores))
+
+
+@app.command()
+def apply(
+    inputs: list[str] = typer.Argument(..., metavar="INPUT",
+                                       help="Photos, folders (searched recursively), or '-' to read stdin."),
+    output: Optional[str] = typer.Option(
+        None, "--output", "-o",
+        help="A file (one photo), a folder, or '-' for stdout. Default: photo-STYLE.ext beside a photo, "
+             "FOLDER-STYLE/ beside a folder."),
+    style: Optional[str] = typer.Option(
+        None, "--style", "-s",
+        help="A name or unique prefix (starry), a mix (starry:0.7,wave:0.3), or 'all' for one output per style."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint (default: the shipped model)."),
+    strength: float = typer.Option(1.0, help="0 to 1: how much of the style to blend over the photo."),
+    preserve_color: bool = typer.Option(False, "--preserve-color",
+                                        help="Keep the photo's colours; take only light and shade from the style."),
+    max_size: Optional[int] = typer.Option(None, help="Downscale photos first so the long side is at most N px."),
+    quality: int = typer.Option(95, help="JPEG and WebP quality, 1 to 100."),
+    fmt: Optional[str] = typer.Option(None, "--format",
+                                      help="Output format (jpg, png, webp, bmp, tiff) for derived names and stdout; "
+                                           "default: each input's own."),
+    overwrite: bool = typer.Option(False, "--overwrite",
+                                   help="Redo outputs that exist (default: skip them, so a rerun resumes)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line per output."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    precision: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
+    tile_size: Optional[int] = typer.Option(
+        None, help="Render images longer than N px in overlapping tiles (default 2048 on CPU, 4096 on CUDA; "
+                   "0: never)."),
+    max_pixels: Optional[int] = typer.Option(
+        None, help="Refuse images with more pixels than this (default 89.5 M, a decompression-bomb guard; 0: no limit)."),
+    workers: int = typer.Option(2, help="Threads decoding and encoding photos while the network runs."),
+    style_image: Optional[Path] = typer.Option(
+        None, "--style-image", help="Any picture as the style: its style is learned first (minutes on a CPU, "
+                                    "cached: instant the next time), then applied."),
+    content: Optional[Path] = typer.Option(
+        None, "--content", help="With --style-image: folder of photos to learn on (default: the inputs)."),
+    save_style_to: Optional[Path] = typer.Option(
+        None, "--save-style-to", help="With --style-image: also save the model plus the new style as a checkpoint."),
+) -> None:
+    """Stylize photos and folders; outputs that exist are skipped, inputs are never overwritten.
+
+    Examples: stylize apply photo.jpg --style starry;
+    stylize apply ~/Pictures/trip -o ~/Pictures/trip-starry --style starry;
+    cat in.jpg | stylize apply - --style wave > out.jpg
+    """
+    from tqdm import tqdm
+
+    from . import batch, distributed
+    from .device import resolve_device
+    from .imageio import DEFAULT_MAX_PIXELS
+    from .inference import ApplySettings, Stylizer
+
+    stdout = typer.get_binary_stream("stdout")
+    to_stdout = output == batch.STDIO or (output is None and inputs == [batch.STDIO])
+    if to_stdout and stdout.isatty():
+        fail("refusing to write image data to a terminal; redirect stdout (> out.jpg) or use -o FILE")
+    if batch.STDIO in inputs and sys.stdin.isatty():
+        fail("'-' reads a photo from stdin, but stdin is a terminal; pipe one in (< photo.jpg)")
+    rank, world_size = distributed.world()
+    with user_errors():
+        settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
+                                 tile_size=tile_size)
+        options = batch.BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
+                                     max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+        torch_device = distributed.init_from_env(resolve_device(device))
+        if style_image is None:
+            if content is not None or save_style_to is not None:
+                raise StylizeError("--content and --save-style-to go with --style-image")
+            stylizer = Stylizer.load(model, device=torch_device, precision=precision)
+        else:
+            stylizer, style = stylizer_with_style_image(model, style_image, [content] if content else inputs, style,
+                                                        save_style_to, torch_device, precision)
+        tasks = batch.plan(inputs, output, stylizer.choose(style), options)
+        mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
+        batch.check_folders(mine)
+    total = sum(len(task.outputs) for task in mine)
+    bar = tqdm(total=total, unit="img", dynamic_ncols=True, disable=True if rank or total < 2 else None)
+
+    def on_result(result: batch.Result) -> None:
+        bar.update(1)
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()), err=to_stdout)
+
+    try:
+        summary = batch.run(stylizer, mine, settings, options, stdin=typer.get_binary_stream("stdin"),
+                            stdout=stdout, on_result=on_result)
+    except KeyboardInterrupt:
+        fail("interrupted; every finished output is saved, run the same command again to resume", 130)
+    finally:
+        bar.close()
+    merged = batch.Summary.merge(distributed.gather(summary))
+    distributed.close()
+    if rank == 0:  # the other ranks exit 0 so that torchrun does not stop rank 0 mid-report
+        for result in merged.failed:
+            typer.echo(f"error: {result.error}", err=True)
+        outcome = merged.describe()
+        if outcome is not None:
+            typer.echo(outcome, err=True)
+        if merged.failed:
+            raise typer.Exit(1)
 
 
 def main() -> None:

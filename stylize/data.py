@@ -9,6 +9,7 @@ train exactly what one process would.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,27 @@ def list_images(folder: Path, what: str) -> list[Path]:
     if not files:
         exts = ", ".join(sorted(SUPPORTED_EXTENSIONS))
         raise StylizeError(f"{what} folder {folder} has no images ({exts})")
+    return files
+
+
+def photo_files(photos: Path | Sequence[Path]) -> list[Path]:
+    """The photos of a folder (as :func:`list_images`), or of a list of photo files and folders.
+
+    Training takes a folder; learning a style on the fly trains on the very photos
+    being stylized, which ``stylize apply`` gets as files and folders.
+    """
+    if isinstance(photos, (str, Path)):
+        return list_images(Path(photos), "content")
+    if not photos:
+        raise StylizeError("no content photos given")
+    files: list[Path] = []
+    for item in map(Path, photos):
+        if item.is_dir():
+            files += list_images(item, "content")
+        elif item.is_file():
+            files.append(item)
+        else:
+            raise StylizeError(f"content photo {item}: no such file")
     return files
 
 
@@ -69,16 +91,17 @@ class BatchPlan:
 class ContentPhotos(Dataset):
     """Training batches indexed by step: item ``step`` is this rank's share of that batch.
 
+    ``folder`` is a folder of photos or a list of photo files (see :func:`photo_files`).
     Photos are resized so the short side is ``image_size`` and randomly cropped to a
     square and flipped. Photos are drawn without replacement within an epoch; each
     sample draws a style index in ``range(style_pool)``.
     """
 
-    def __init__(self, folder: Path, *, image_size: int, batch_size: int, style_pool: int, seed: int,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, folder: Path | Sequence[Path], *, image_size: int, batch_size: int, style_pool: int,
+                 seed: int, rank: int = 0, world_size: int = 1) -> None:
         if batch_size % world_size:
             raise StylizeError(f"--batch-size {batch_size} must be divisible by the {world_size} processes")
-        self.files = list_images(folder, "content")
+        self.files = photo_files(folder)
         self.image_size = image_size
         self.batch_size = batch_size
         self.style_pool = style_pool

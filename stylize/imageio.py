@@ -324,6 +324,13 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
     )
 
 
+def photo_from_pil(img: Image.Image, name: str = "image") -> Photo:
+    """An already opened PIL image as an upright :class:`Photo` (for the Python API)."""
+    upright = ImageOps.exif_transpose(img)
+    rgb, alpha, icc = _decode_pixels(upright, img.info.get("icc_profile"), name)
+    return Photo(rgb=rgb, alpha=alpha, icc_profile=icc)
+
+
 def _decode_pixels(
     img: Image.Image, icc_profile: bytes | None, label: str
 ) -> tuple[torch.Tensor, torch.Tensor | None, bytes | None]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .data import list_images, resize_long_side
+from .data import photo_files, resize_long_side
 from .imageio import read_image, write_image
 from .network import StyleNet
 
@@ -15,10 +16,10 @@ PREVIEW_SIZE = 384
 """Long side of the preview photo: large enough to judge strokes, small enough to be quick."""
 
 
-def preview_image(photo: Tensor | None, content_dir: Path) -> Tensor:
+def preview_image(photo: Tensor | None, content: Path | Sequence[Path]) -> Tensor:
     """The preview photo at :data:`PREVIEW_SIZE`: the given one, else the first content photo."""
     if photo is None:
-        photo = read_image(list_images(content_dir, "content")[0]).rgb
+        photo = read_image(photo_files(content)[0]).rgb
     return resize_long_side(photo, PREVIEW_SIZE)
 
 

@@ -11,15 +11,19 @@ non-finite loss stops the run *without* overwriting the last good checkpoint.
 
 Under ``torchrun`` (WORLD_SIZE > 1) the network is wrapped in DistributedDataParallel,
 each rank takes its slice of the same global batch (see :mod:`stylize.data`), and only
-rank 0 writes files and reports progress.
+rank 0 writes files and reports progress. The loss terms and a stop flag are all-reduced
+every step, so a NaN or a Ctrl-C on any rank stops every rank at the same step.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
+import signal
+import threading
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -107,6 +111,8 @@ class Job:
 
     ``style_ids[i]`` is the network's style index of the i-th painting in the loss;
     for plain training it is ``0..n-1``, for ``add-style`` only the new indices.
+    ``content_dir`` is a folder of photos, or a list of photo files (learning a style
+    on the very photos being stylized).
     """
 
     net: StyleNet
@@ -115,7 +121,7 @@ class Job:
     style_ids: Tensor
     params: list[nn.Parameter]
     output: Path
-    content_dir: Path
+    content_dir: Path | list[Path]
     settings: TrainSettings
     start_step: int = 0
     optimizer_state: dict | None = None
@@ -127,6 +133,69 @@ def _rank() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
+
+
+class _StopRequest:
+    """Ctrl-C under torchrun: remember it, so that every rank stops at the same step.
+
+    torchrun forwards SIGINT to each worker (a multi-node job's other nodes get none).
+    A KeyboardInterrupt raised wherever a rank happens to be would leave the others
+    blocked in the next collective, so on several ranks SIGINT only sets a flag; the
+    flag travels in the per-step all-reduce (:func:`_agree`), all ranks leave the loop
+    at the same step, rank 0 saves. Repeated signals are absorbed so the save is never
+    cut short. One process keeps Python's default: KeyboardInterrupt, save, return.
+    """
+
+    def __init__(self, world: int) -> None:
+        self.requested = False
+        self._previous = None
+        if world > 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            self._previous = None
+
+
+def _agree(terms: dict[str, Tensor], stop: bool, world: int) -> tuple[dict[str, float], bool]:
+    """The loss terms of the whole global batch and whether any rank asked to stop.
+
+    One all-reduce of a few scalars per step. Each rank's terms are means over its equal
+    slice, so their mean is the 1-process loss (what is logged). A NaN/inf on any rank
+    makes the sum non-finite on all of them, so every rank raises at the same step, before
+    ``backward()`` (whose gradient all-reduce a rank that had left would leave hanging).
+    """
+    values = torch.stack([t.detach().float() for t in terms.values()]
+                         + [torch.tensor(float(stop), device=terms["total"].device)])
+    if world > 1:
+        dist.all_reduce(values)
+        values[:-1] /= world
+    *losses, stops = values.tolist()
+    return dict(zip(terms, losses)), stops > 0
+
+
+def _ignore_sigint(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the training process (torchrun signals the whole group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _leaves_process_group(run: Callable) -> Callable:
+    """Destroy the process group ``run`` joined (via :func:`_init_distributed`) when it ends."""
+
+    @functools.wraps(run)
+    def wrapper(*args, **kwargs):
+        joined_before = dist.is_available() and dist.is_initialized()
+        try:
+            return run(*args, **kwargs)
+        finally:
+            if not joined_before and dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()
+
+    return wrapper
 
 
 def fit(job: Job, *, device: torch.device, vgg: nn.Module,
@@ -147,7 +216,8 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
     data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
                          style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
-                        pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None)
+                        pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None,
+                        worker_init_fn=_ignore_sigint if s.workers else None)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
     log_path = job.output.with_suffix(".log.jsonl")
     preview_dir = job.output.with_suffix(".previews")
@@ -160,6 +230,7 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
 
     step, losses, interrupted = job.start_step, {}, False
     tick = time.perf_counter()
+    stop = _StopRequest(world)
     try:
         for images, styles in loader:
             images = images.to(device, non_blocking=True).float().div_(255)
@@ -169,18 +240,20 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             with autocast:
                 output = model(images, style_ids[styles])
                 terms = loss_fn(output.float(), images, styles)
-            if not torch.isfinite(terms["total"]):
+            current, stopping = _agree(terms, stop.requested, world)
+            if not math.isfinite(current["total"]):
                 raise TrainingDiverged(
-                    f"loss became {terms['total'].item()} at step {step + 1}; kept the last good checkpoint "
+                    f"loss became {current['total']} at step {step + 1}; kept the last good checkpoint "
                     f"{job.output}; try a lower --lr or --style-weight, then --resume")
+            if stopping:
+                raise KeyboardInterrupt
             optimizer.zero_grad(set_to_none=True)
             terms["total"].backward()
             optimizer.step()
-            step += 1
+            step, losses = step + 1, current
             if not main:
                 continue
             now = time.perf_counter()
-            losses = {k: v.item() for k, v in terms.items()}
             report = StepReport(step, s.steps, s.batch_size / max(now - tick, 1e-9), s.lr_at(step - 1), losses)
             tick = now
             if step % s.log_every == 0 or step == s.steps:
@@ -191,13 +264,29 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             if job.preview_photo is not None and (step % s.preview_every == 0 or step == s.steps):
                 write_preview(preview_dir / f"step_{step:07d}.jpg", net, job.preview_photo, job.style_ids)
             if on_step is not None:
-                on_step(report)
+                try:
+                    on_step(report)
+                except KeyboardInterrupt:
+                    if world == 1:
+                        raise
+                    stop.requested = True  # the other ranks hear of it at the next step
     except KeyboardInterrupt:
         interrupted = True
-    save(step)
+    except BaseException:
+        stop.restore()
+        raise
+    try:
+        # Only rank 0 writes. The weights it saves after step k are every rank's weights
+        # after step k; a later step that diverges raises on all ranks before any write.
+        save(step)
+        if world > 1:
+            dist.barrier()  # the file exists before any rank returns
+    finally:
+        stop.restore()
     return TrainResult(step=step, interrupted=interrupted, losses=losses, checkpoint=job.output)
 
 
+@_leaves_process_group
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str = "auto", vgg_weights: Path | None = None, resume: bool = False,
           preview: Path | None = None, on_step: Callable[[StepReport], None] | None = None) -> TrainResult:

@@ -168,6 +168,19 @@ def _content_digest(state: Mapping[str, Tensor]) -> str:
     return digest.hexdigest()
 
 
+def read_cached_tensors(path: Path) -> tuple[dict[str, str], dict[str, Tensor]] | None:
+    """A cache file's (metadata, tensors), or None if it is absent or unreadable.
+
+    Shared by the caches stylize keeps (this VGG16, learned styles); each checks the
+    content itself and treats a failed check like a missing file, then rebuilds it.
+    """
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
+    except (OSError, SafetensorError):
+        return None
+
+
 def _read_cache(path: Path) -> dict[str, Tensor] | None:
     """Return the cached fp16 state dict, or None if it is absent, stale or corrupt.
 
@@ -175,12 +188,10 @@ def _read_cache(path: Path) -> dict[str, Tensor] | None:
     can always be rebuilt from the source: a truncated write or a bit flip must not
     make training fail, nor silently train with wrong weights.
     """
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            state = {key: handle.get_tensor(key) for key in handle.keys()}
-    except (OSError, SafetensorError):
+    cached = read_cached_tensors(path)
+    if cached is None:
         return None
+    metadata, state = cached
     valid = (
         metadata.get("format") == _CACHE_FORMAT
         and metadata.get("source_sha256") == ONNX_SHA256

@@ -57,3 +57,30 @@ def style_dir(tmp_path: Path) -> Path:
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Never touch the user's real cache; share one converted VGG across the session."""
     monkeypatch.setenv("STYLIZE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+TINY_STYLES = ["starry_night", "great_wave", "the_scream"]
+"""Style names of :func:`tiny_model`, chosen so prefixes and word prefixes can be tested."""
+
+
+def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0) -> Path:
+    """A small untrained checkpoint whose styles differ: every CIN row is perturbed."""
+    from stylize import checkpoint
+    from stylize.network import NetConfig, StyleNet
+    from stylize.norm import ConditionalInstanceNorm2d
+
+    torch.manual_seed(seed)
+    net = StyleNet(NetConfig(channels=(8, 16, 32), n_residual=1, n_styles=len(styles)))
+    with torch.no_grad():
+        for norm in net.modules():
+            if isinstance(norm, ConditionalInstanceNorm2d):
+                norm.weight.add_(torch.randn_like(norm.weight) * 0.5)
+                norm.bias.add_(torch.randn_like(norm.bias) * 0.5)
+    checkpoint.save(path, checkpoint.Checkpoint(net=net.eval(), styles=list(styles)))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-style checkpoint (channels 8/16/32, one residual block), made once per session."""
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")

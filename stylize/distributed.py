@@ -1,0 +1,68 @@
+"""Splitting work across the processes of a ``torchrun`` job.
+
+``torchrun --nproc-per-node N -m stylize apply DIR -o OUT`` starts N copies of the
+command with ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK`` set. Every copy plans the same
+list of files, takes its share with :func:`shard` (deterministic, so each file is
+rendered exactly once with no coordination), and :func:`gather` collects the per-rank
+results so rank 0 can report on all of them. The process group is gloo: only small
+Python objects travel, and gloo works whether or not the ranks have GPUs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Callable, Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+T = TypeVar("T")
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) of this process: from the process group, else torchrun's env, else (0, 1)."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def shard(items: Sequence[T], rank: int, world_size: int, key: Callable[[T], str] = str) -> list[T]:
+    """This rank's share: items sorted by ``key``, every ``world_size``-th from position ``rank``.
+
+    Sorting first makes the split independent of the order items were listed in, so
+    ranks that list a folder in different orders still agree on who does what.
+    """
+    if world_size <= 1:
+        return list(items)
+    return sorted(items, key=key)[rank::world_size]
+
+
+def init_from_env(device: torch.device) -> torch.device:
+    """Join the torchrun job (gloo, ``env://``) when ``WORLD_SIZE`` > 1.
+
+    Returns the device this rank should use: ``cuda:LOCAL_RANK`` when ``device`` is a
+    GPU, so that the ranks on one machine do not all crowd onto GPU 0.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", init_method="env://")
+    return device
+
+
+def gather(obj: T) -> list[T]:
+    """``obj`` from every rank, in rank order (just ``[obj]`` outside a distributed job)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return [obj]
+    parts: list[T | None] = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, obj)
+    return parts  # type: ignore[return-value]
+
+
+def close() -> None:
+    """Leave the process group, if this process joined one."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,297 @@
+"""New styles on a frozen network: ``add-style``, and any picture as a style on the fly.
+
+With conditional instance norm a style is one (gamma, beta) row per norm layer, and
+Dumoulin et al. (2017) found that a new style learned with every other weight frozen
+matches one trained jointly. So learning a style here means: append one row per new
+painting to every norm's ``weight``/``bias`` (initialised to the mean of the existing
+rows, an "average style" that is closer to any painting than ones/zeros), freeze every
+other parameter, and run the ordinary training loop :func:`stylize.train.fit` on the
+norm tensors with a gradient hook that zeroes their old rows.
+
+Zeroing the old rows' gradients (rather than splitting each tensor into a frozen and a
+trainable part) keeps the norm layer and the checkpoint format unchanged, and it is
+exact: Adam (no weight decay) starts with zero moments, a zero gradient keeps them
+zero, and its update ``m / (sqrt(v) + eps)`` is then exactly 0, so every old row and
+every shared weight leaves training bit-identical (the tests check it), and the old
+styles render exactly as before.
+
+Learning on the fly (:func:`learn_style`) keeps only the learned rows, in a small
+safetensors file in the user's cache keyed by the model, the painting and the
+settings, so asking for the same painting again costs nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tempfile
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from . import checkpoint as ckpt_io
+from .atomic import replace_atomically
+from .checkpoint import Checkpoint
+from .data import photo_files, resize_long_side
+from .device import resolve_device
+from .errors import StylizeError
+from .imageio import read_image
+from .network import StyleNet
+from .previews import preview_image
+from .style_edit import (
+    check_new_name,
+    check_output,
+    edit_rows,
+    free_name,
+    name_key,
+    style_row_keys,
+)
+from .train import Job, StepReport, TrainResult, TrainSettings, fit
+from .vgg import _content_digest, _file_sha256, cache_dir, load_vgg, read_cached_tensors
+
+ADD_STEPS = 2000
+"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
+
+QUICK_LR = 1e-2
+"""Learning rate of the on-the-fly style: with Adam each number moves at most ~lr a step,
+and gamma/beta must travel O(1) from the mean row in a few hundred steps."""
+
+QUICK_CPU = dict(steps=200, image_size=128, batch_size=4, lr=QUICK_LR, workers=0)
+"""On-the-fly learning on a CPU: small crops and few steps. Still minutes: VGG16 dominates each step."""
+
+QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=QUICK_LR, workers=2)
+"""On-the-fly learning on a GPU: training-size crops, seconds."""
+
+_CACHE_FORMAT = "stylize-style-rows/1"
+_UNCACHED_SETTINGS = ("checkpoint_every", "preview_every", "log_every", "workers")
+"""Settings that do not change what is learned, left out of the cache key."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Settings the user changed; ``None`` keeps the default (the model's own, see callers)."""
+
+    steps: int | None = None
+    lr: float | None = None
+    style_weight: float | None = None
+    image_size: int | None = None
+    batch_size: int | None = None
+    style_size: int | None = None
+    workers: int | None = None
+
+    def apply(self, base: TrainSettings) -> TrainSettings:
+        """``base`` with every given override; ``style_weight`` changes only the style loss weight."""
+        changes = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "style_weight"}
+        if self.style_weight is not None:
+            changes["weights"] = dataclasses.replace(base.weights, style=self.style_weight)
+        return dataclasses.replace(base, **changes)
+
+
+def _zero_rows(first_trainable: int, grad: Tensor) -> Tensor:
+    grad = grad.clone()
+    grad[:first_trainable] = 0
+    return grad
+
+
+def train_only_rows_from(net: StyleNet, first: int) -> list[nn.Parameter]:
+    """Freeze ``net`` except rows ``first:`` of every norm's weight/bias; returns those tensors for the optimizer."""
+    net.requires_grad_(False)
+    keys = set(style_row_keys(net))
+    params = [param for key, param in net.named_parameters() if key in keys]
+    for param in params:
+        param.requires_grad_(True)
+        param.register_hook(partial(_zero_rows, first))
+    return params
+
+
+def with_new_styles(source: Checkpoint, names: Sequence[str]) -> Checkpoint:
+    """``source`` plus one style per name, each starting as the mean of the existing styles."""
+    k = len(names)
+    return edit_rows(source, [*source.styles, *names],
+                     lambda key, old: torch.cat([old, old.mean(0, keepdim=True).expand(k, -1)]))
+
+
+def _check_loss_network(source: Checkpoint, vgg: nn.Module, model: str | Path) -> None:
+    """New styles must be measured like the old ones, or their strength would not match."""
+    if source.loss_network and source.loss_network != vgg.network_id:
+        raise StylizeError(f"{model} was trained with loss network {source.loss_network}, not {vgg.network_id}; "
+                           "pass the same --vgg-weights it was trained with")
+
+
+def _paintings(style_images: Sequence[Path], size: int) -> list[Tensor]:
+    return [resize_long_side(read_image(Path(p)).rgb, size) for p in style_images]
+
+
+def _new_style_job(source: Checkpoint, net: StyleNet, paintings: list[Tensor], styles: list[str],
+                   photos: list[Path], output: Path, settings: TrainSettings, loss_network: str,
+                   **job_fields) -> Job:
+    """The :class:`Job` that trains the styles after ``source``'s on ``net``, nothing else."""
+    first = len(source.styles)
+    return Job(net=net, styles=styles, style_images=paintings, style_ids=torch.arange(first, len(styles)),
+               params=train_only_rows_from(net, first), output=output, content_dir=photos,
+               settings=settings, metadata={"loss_network": loss_network}, **job_fields)
+
+
+def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[str], model: Path) -> list[str]:
+    if not style_images:
+        raise StylizeError("give at least one style image")
+    if name is not None and len(style_images) > 1:
+        raise StylizeError(f"--name names one style, but {len(style_images)} style images were given")
+    names = [check_new_name(name if name is not None else Path(image).stem, taken, model) for image in style_images]
+    for i, new in enumerate(names):
+        twins = [other for other in names if name_key(other) == name_key(new)]
+        if len(twins) > 1:
+            raise StylizeError(f"{len(twins)} style images named {new!r} ({style_images[i]}, ...); style names "
+                               "must be unique: add them one at a time with --name")
+    return names
+
+
+def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
+               name: str | None = None, overrides: Overrides = Overrides(), device: str = "auto",
+               vgg_weights: Path | None = None, resume: bool = False, preview: Path | None = None,
+               on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
+    """Write ``output``: ``model`` plus one style per image, learned with every shared weight frozen.
+
+    Names default to the images' file stems (``name`` renames a single image). Settings
+    default to those in ``model``'s metadata with :data:`ADD_STEPS` steps; ``overrides``
+    change them. Like :func:`stylize.train.train`, ``output`` gets a ``.log.jsonl`` and
+    ``.previews/`` beside it, Ctrl-C saves and returns, and ``resume`` continues a run
+    saved in ``output``. ``model`` is only read.
+    """
+    model, output = Path(model), Path(output)
+    check_output(model, output)
+    source = ckpt_io.load(model)
+    names = _names_for(style_images, name, source.styles, model)
+    styles = [*source.styles, *names]
+    if resume:
+        previous = _resumable(output, source, styles, model)
+        net, start = previous.net, {"start_step": previous.step, "optimizer_state": previous.optimizer_state}
+        settings = Overrides(steps=overrides.steps, workers=overrides.workers).apply(
+            TrainSettings.from_dict(previous.training))
+        if previous.step >= settings.steps:
+            raise StylizeError(f"--resume: {output} is already at step {previous.step}; raise --steps to train further")
+    else:
+        net, start = with_new_styles(source, names).net, {}
+        settings = overrides.apply(dataclasses.replace(TrainSettings.from_dict(source.training), steps=ADD_STEPS))
+    torch_device = resolve_device(device)
+    paintings = _paintings(style_images, settings.style_size)
+    photos = photo_files(content)
+    preview_photo = preview_image(read_image(preview).rgb if preview else None, photos)
+    vgg = load_vgg(vgg_weights, torch_device)
+    _check_loss_network(source, vgg, model)
+    job = _new_style_job(source, net, paintings, styles, photos, output, settings, vgg.network_id, **start,
+                         preview_photo=preview_photo)
+    return fit(job, device=torch_device, vgg=vgg, on_step=on_step)
+
+
+def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path) -> Checkpoint:
+    """The interrupted ``add-style`` run in ``output``, checked to extend ``source`` with ``styles``."""
+    previous = ckpt_io.load(output)
+    if previous.styles != styles:
+        raise StylizeError(f"--resume: {output} holds styles {previous.styles}, expected {styles}")
+    if previous.optimizer_state is None:
+        raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
+    shared = edit_rows(previous, source.styles, lambda key, rows: rows[:len(source.styles)]).net.state_dict()
+    if any(not torch.equal(tensor, shared[key]) for key, tensor in source.net.state_dict().items()):
+        raise StylizeError(f"--resume: {output} was not made from {model} (their shared weights differ)")
+    return previous
+
+
+def quick_settings(training: dict, device: torch.device) -> TrainSettings:
+    """On-the-fly defaults: the model's own settings, with :data:`QUICK_CPU` or :data:`QUICK_GPU` sizes."""
+    quick = QUICK_CPU if device.type == "cpu" else QUICK_GPU
+    return dataclasses.replace(TrainSettings.from_dict(training), **quick)
+
+
+def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequence[Path], *,
+                name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
+                vgg_weights: Path | None = None,
+                on_step: Callable[[StepReport], None] | None = None) -> Checkpoint:
+    """``model`` plus the style of ``style_image`` as its last style, learned on ``photos``, or cached.
+
+    ``photos`` (a folder or photo files; typically the photos about to be stylized) are
+    what the style is learned on, in random crops. Settings: :func:`quick_settings` for
+    the device, then ``overrides``. The learned rows are cached under
+    ``cache_dir()/styles`` keyed by the model's weights, the image file's bytes and the
+    settings (not the photos: the style is a property of the painting), so a second call
+    returns at once without calling ``on_step``. ``name`` defaults to the image's stem,
+    made unique. Ctrl-C raises KeyboardInterrupt and caches nothing. ``model`` is not
+    modified; the result's new style index is ``len(result.styles) - 1``.
+    """
+    source = model if isinstance(model, Checkpoint) else ckpt_io.load(Path(model))
+    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    settings = overrides.apply(quick_settings(source.training, torch_device))
+    # One save at the end only: what is kept is the rows, in the cache, not this checkpoint.
+    settings = dataclasses.replace(settings, checkpoint_every=settings.steps + 1, log_every=settings.steps)
+    style_image = Path(style_image)
+    painting = _paintings([style_image], settings.style_size)[0]
+    label = check_new_name(name, source.styles, "the model") if name is not None else free_name(
+        style_image.stem, source.styles)
+    cached = cache_dir() / "styles" / f"{_cache_key(source, style_image, settings, vgg_weights)}.safetensors"
+    rows = _read_rows(cached, source)
+    if rows is None:
+        rows = _learn_rows(source, painting, label, photo_files(photos), settings, torch_device, vgg_weights, on_step)
+        _write_rows(cached, rows)
+    return edit_rows(source, [*source.styles, label], lambda key, old: torch.cat([old, rows[key].to(old)]))
+
+
+def _learn_rows(source: Checkpoint, painting: Tensor, name: str, photos: list[Path], settings: TrainSettings,
+                device: torch.device, vgg_weights: Path | None,
+                on_step: Callable[[StepReport], None] | None) -> dict[str, Tensor]:
+    vgg = load_vgg(vgg_weights, device)
+    _check_loss_network(source, vgg, "the model")
+    net = with_new_styles(source, [name]).net
+    with tempfile.TemporaryDirectory(prefix="stylize-style-") as tmp:
+        job = _new_style_job(source, net, [painting], [*source.styles, name], photos, Path(tmp) / "style.safetensors",
+                             settings, vgg.network_id)
+        if fit(job, device=device, vgg=vgg, on_step=on_step).interrupted:
+            raise KeyboardInterrupt
+    first = len(source.styles)
+    state = net.state_dict()
+    return {key: state[key][first:].detach().cpu().clone() for key in style_row_keys(net)}
+
+
+def _cache_key(source: Checkpoint, style_image: Path, settings: TrainSettings, vgg_weights: Path | None) -> str:
+    """sha256 over everything the learned rows depend on."""
+    try:
+        image_sha = _file_sha256(style_image)
+    except OSError as exc:
+        raise StylizeError(f"{style_image}: cannot read ({exc.strerror or exc})") from None
+    material = {
+        "format": _CACHE_FORMAT,
+        "model": _content_digest({k: v.detach().cpu() for k, v in source.net.state_dict().items()}),
+        "image": image_sha,
+        "settings": {k: v for k, v in settings.to_dict().items() if k not in _UNCACHED_SETTINGS},
+        "loss_network": "default" if vgg_weights is None else _file_sha256(Path(vgg_weights)),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _read_rows(path: Path, source: Checkpoint) -> dict[str, Tensor] | None:
+    """The cached rows, or None when absent or unusable (a bad cache is relearned, never an error)."""
+    state = source.net.state_dict()
+    expected = {key: (1, state[key].shape[1]) for key in style_row_keys(source.net)}
+    cached = read_cached_tensors(path)
+    if cached is None:
+        return None
+    meta, rows = cached
+    shapes = {key: tuple(tensor.shape) for key, tensor in rows.items()}
+    ok = meta.get("format") == _CACHE_FORMAT and shapes == expected and all(t.isfinite().all() for t in rows.values())
+    return rows if ok else None
+
+
+def _write_rows(path: Path, rows: dict[str, Tensor]) -> None:
+    """Cache the rows atomically; failing to (read-only home, full disk) only costs relearning next time."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda tmp: save_file(rows, str(tmp), metadata={"format": _CACHE_FORMAT}))
+    except (OSError, SafetensorError) as exc:
+        warnings.warn(f"could not cache the learned style in {path}: {exc}", RuntimeWarning, stacklevel=3)

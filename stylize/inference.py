@@ -1,0 +1,305 @@
+"""Applying a trained network to photos: the Python API behind ``stylize apply``.
+
+>>> from stylize import Stylizer
+>>> stylizer = Stylizer.load("styles.safetensors")
+>>> stylizer.apply("photo.jpg", style="starry").save("photo-starry.jpg")
+
+Three things here go beyond calling the network:
+
+* **Precision.** On CUDA the network runs under fp16 autocast by default, about twice
+  as fast as fp32. fp16 rather than bf16 because the output is quantized to 8 bits:
+  bf16 keeps 8 significant bits, right at that step, so it would flip many pixels by
+  one level; fp16 keeps 11. fp16's small range is the usual worry, but the variance,
+  the one quantity that could overflow, is computed in fp32 (see :mod:`stylize.norm`),
+  and after each instance norm activations are O(1). Should an output still come out
+  non-finite, that pass is redone in fp32, so half precision never costs a photo.
+  CPUs and Apple GPUs default to fp32, where half precision is not faster.
+* **Tiling.** An image longer than the tile size is processed in overlapping tiles,
+  which bounds memory. Instance norm would give every tile its own statistics, hence
+  its own colours; instead the statistics of every norm layer are recorded on one pass
+  over the whole image, downscaled to the tile size when larger, and replayed for
+  every tile (:class:`~stylize.norm.NormStats`). With shared statistics the network
+  is translation-equivariant, so a pixel comes out the same from any tile as long as
+  the tile's edges, where reflection padding stands in for the missing neighbours,
+  are out of its reach. Hence tiles start on multiples of 4 (the stride-2 grids line
+  up with the whole image's), overlap by twice the network's receptive-field radius,
+  and each contributes only the middle of its overlaps: a seam cannot show, and with
+  statistics from the full image the tiled result equals the untiled one to float
+  precision. No blending is needed, since overlapping tiles agree exactly. On a CUDA
+  out-of-memory error the tiles are halved and the image retried.
+* **Controls.** ``strength`` blends the result with the photo; ``preserve_color`` keeps
+  the photo's colours and takes only the luminance from the stylized image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+from PIL import Image
+from torch import Tensor
+
+from . import checkpoint
+from .data import resize_long_side
+from .device import resolve_device
+from .errors import StylizeError
+from .imageio import Photo, photo_from_pil, read_image, tensor_to_pil
+from .network import MIN_SIZE, NetConfig, StyleNet
+from .norm import NormStats, shared_stats
+from .styles import StyleChoice, choose
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+_HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+ALIGN = 4
+"""The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
+
+
+AUTO_TILE = {"cuda": 4096}
+"""Tile size by device type when none is asked for: an 80 GB GPU holds a 16 Mpx pass
+in fp16 comfortably; CPUs and Apple GPUs stay at :data:`AUTO_TILE_OTHER`."""
+AUTO_TILE_OTHER = 2048
+
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """How to render a photo, besides the style; checked on creation.
+
+    ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
+    back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
+    photo first so its long side is at most that many pixels. ``tile_size``: tile
+    images whose long side exceeds it (``None``: by device, 2048 px on CPU; 0: never).
+    ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
+    tile size; 0: the full image, exact but as memory-hungry as not tiling).
+    """
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None
+    tile_size: int | None = None
+    stats_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
+            raise StylizeError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.max_size is not None and self.max_size < 8:
+            raise StylizeError(f"max size must be at least 8 px, got {self.max_size}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
+        if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
+            raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
+
+
+class Stylizer:
+    """A loaded style network on a device, ready to render photos in any of its styles."""
+
+    def __init__(self, net: StyleNet, styles: Sequence[str], *, device: str | torch.device = "auto",
+                 precision: str = "auto") -> None:
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.net = net.to(self.device).eval()
+        self._styles = list(styles)
+        self.half_dtype = _resolve_precision(precision, self.device)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
+             precision: str = "auto") -> "Stylizer":
+        """Load a checkpoint (default: :func:`stylize.weights.default_model`)."""
+        from .weights import default_model
+
+        torch_device = resolve_device(device) if isinstance(device, str) else device
+        ckpt = checkpoint.load(Path(path) if path is not None else default_model(), map_location=torch_device)
+        return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision)
+
+    @property
+    def styles(self) -> list[str]:
+        """The style names, in the network's order."""
+        return list(self._styles)
+
+    def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
+        """The renderings ``style`` asks for (see :func:`stylize.styles.choose`)."""
+        return choose(style, self._styles)
+
+    def apply(self, image: Image.Image | str | Path | Tensor, style: str | Mapping[str, float] | None = None,
+              strength: float = 1.0, preserve_color: bool = False, max_size: int | None = None,
+              tile_size: int | None = None) -> Image.Image:
+        """Stylize one image: a PIL image, a file path, or a float (3|4, H, W) tensor in [0, 1].
+
+        ``style`` is a name, a unique prefix, a mix (``"starry:0.7,wave:0.3"`` or a
+        dict) or ``None`` for a one-style model. Returns an RGB PIL image, RGBA when
+        the input had alpha, carrying the input's ICC profile.
+        """
+        choices = self.choose(style)
+        if len(choices) != 1:
+            raise StylizeError("apply() renders one style; call it once per style")
+        settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
+                                 tile_size=tile_size)
+        result = self.stylize_photo(_as_photo(image), choices[0], settings)
+        img = tensor_to_pil(result.rgb)
+        if result.alpha is not None:
+            img.putalpha(Image.fromarray(result.alpha[0].clamp(0, 1).mul(255).round().byte().numpy()))
+        if result.icc_profile:
+            img.info["icc_profile"] = result.icc_profile
+        return img
+
+    def stylize_photo(self, photo: Photo, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Photo:
+        """A decoded photo stylized, with its alpha (resized along), ICC profile and EXIF kept."""
+        rgb = self.stylize(photo.rgb, choice, settings)
+        alpha = photo.alpha
+        if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
+            alpha = resize_long_side(alpha, max(rgb.shape[-2:]))
+        return dataclasses.replace(photo, rgb=rgb, alpha=alpha)
+
+    def stylize(self, rgb: Tensor, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Tensor:
+        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') on the CPU (H', W' smaller with ``max_size``)."""
+        rgb = rgb.detach().float().cpu()
+        if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
+            rgb = resize_long_side(rgb, settings.max_size)
+        if settings.strength == 0:
+            return rgb
+        weights = torch.tensor([choice.weights], dtype=torch.float32, device=self.device)
+        out = self._render(rgb, weights, settings)
+        if settings.preserve_color:
+            out = keep_chroma(rgb, out)
+        return torch.lerp(rgb, out, settings.strength)
+
+    # ------------------------------------------------------------------ the network
+
+    @property
+    def min_tile(self) -> int:
+        """The smallest useful tile: twice the overlap, so at least half of each tile is kept."""
+        return 4 * tile_margin(self.net.config)
+
+    def tile_size_for(self, settings: ApplySettings) -> int:
+        """The tile size in effect (0: never tile), checked against :attr:`min_tile`."""
+        if settings.tile_size is None:
+            return max(AUTO_TILE.get(self.device.type, AUTO_TILE_OTHER), self.min_tile)
+        if 0 < settings.tile_size < self.min_tile:
+            raise StylizeError(f"tile size {settings.tile_size} is too small for this network, whose tiles "
+                               f"overlap by {2 * tile_margin(self.net.config)} px; use at least {self.min_tile}")
+        return settings.tile_size
+
+    def _render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings) -> Tensor:
+        """Run the network whole or tiled; on CUDA out-of-memory, retry with smaller tiles."""
+        tile = self.tile_size_for(settings)
+        while True:
+            try:
+                if not tile or max(rgb.shape[-2:]) <= tile:
+                    return self._forward(rgb[None], weights)[0].cpu()
+                return self._tiled(rgb, weights, tile, settings)
+            except torch.OutOfMemoryError:
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                h, w = rgb.shape[-2:]
+                current = min(tile or max(h, w), max(h, w))
+                if settings.tile_size is not None or current <= self.min_tile:
+                    raise StylizeError(f"out of {self.device.type} memory for a {w}x{h} image; "
+                                       "use smaller tiles (--tile-size) or --max-size") from None
+                tile = max(current // 2, self.min_tile)
+
+    def _tiled(self, rgb: Tensor, weights: Tensor, tile: int, settings: ApplySettings) -> Tensor:
+        """Record norm statistics on the whole (or downscaled) image, then render tile by tile."""
+        _, height, width = rgb.shape
+        stats_size = tile if settings.stats_size is None else settings.stats_size
+        probe = rgb if not stats_size or max(height, width) <= stats_size else resize_long_side(rgb, stats_size)
+        stats = NormStats()
+        self._forward(probe[None], weights, stats)
+        stats.replay()
+        margin = tile_margin(self.net.config)
+        out = torch.empty(3, height, width)
+        for (y0, y1, top, bottom), (x0, x1, left, right) in product(tile_spans(height, tile, margin),
+                                                                     tile_spans(width, tile, margin)):
+            piece = self._forward(rgb[None, :, y0:y1, x0:x1], weights, stats)[0].cpu()
+            out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+        return out
+
+    @torch.inference_mode()
+    def _forward(self, x: Tensor, weights: Tensor, stats: NormStats | None = None) -> Tensor:
+        """One network pass in the chosen precision, redone in fp32 if half precision overflowed."""
+        x = x.to(self.device)
+        for dtype in (self.half_dtype, None) if self.half_dtype is not None else (None,):
+            if stats is not None and not stats.replaying:
+                stats.pairs.clear()  # a redone recording pass must not append a second set
+            autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+            with autocast, shared_stats(self.net, stats) if stats is not None else nullcontext():
+                out = self.net(x, weights).float()
+            if bool(torch.isfinite(out).all()):
+                break
+        return out
+
+
+def tile_margin(config: NetConfig) -> int:
+    """How far (px, rounded up to a multiple of 4) an output pixel sees into the input.
+
+    The sum over the layers of :class:`~stylize.network.StyleNet` of each kernel's
+    radius times the stride of its input: 9x9 at 1, 3x3 at 1 and 2 going down, two 3x3
+    at 4 per residual block, 3x3 at 2 and 1 going up, 9x9 at 1; plus 4 px for the
+    rounding of the nearest-neighbour upsampling. Pixels farther than this from a tile's
+    edges do not depend on how the edges were padded.
+    """
+    radius = 4 + 1 + 2 + 2 * 4 * config.n_residual + 2 + 1 + 4 + ALIGN
+    return -(-radius // ALIGN) * ALIGN
+
+
+def tile_spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis: (start, end) to render and (keep_start, keep_end) to use.
+
+    Starts are multiples of 4 and neighbours overlap by at least ``2 * margin``; the
+    kept parts meet in the middle of each overlap, so they tile ``[0, length)`` exactly
+    and stay ``margin`` px clear of every edge between tiles. The last tile ends at
+    ``length`` and may be up to 3 px longer than ``tile`` to keep its start aligned.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = (tile - 2 * margin) // ALIGN * ALIGN
+    starts = sorted(set(range(0, length - tile, step)) | {(length - tile) // ALIGN * ALIGN})
+    ends = [start + tile for start in starts[:-1]] + [length]
+    cuts = [0] + [(start + end) // 2 for start, end in zip(starts[1:], ends[:-1], strict=True)] + [length]
+    spans = zip(starts, ends, cuts[:-1], cuts[1:], strict=True)
+    return [(start, end, keep, stop) for start, end, keep, stop in spans if keep < stop]
+
+
+def keep_chroma(photo: Tensor, stylized: Tensor) -> Tensor:
+    """The photo's colours with the stylized image's luminance.
+
+    Swapping Y in YCbCr while keeping Cb and Cr is, because YCbCr is a linear transform
+    of RGB, the same as adding the change in luma to each RGB channel; values pushed
+    outside [0, 1] are clipped.
+    """
+    luma = torch.tensor(LUMA).view(3, 1, 1)
+    change = ((stylized - photo) * luma).sum(0, keepdim=True)
+    return (photo + change).clamp(0, 1)
+
+
+def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``--precision`` (``None``: plain fp32)."""
+    name = name.lower()
+    if name not in PRECISIONS:
+        raise StylizeError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return torch.float16 if device.type == "cuda" else None
+    return _HALF.get(name)
+
+
+def _as_photo(image: Image.Image | str | Path | Tensor) -> Photo:
+    """Whatever :meth:`Stylizer.apply` was given, as a decoded upright :class:`Photo`."""
+    if isinstance(image, (str, Path)):
+        return read_image(image)
+    if isinstance(image, Image.Image):
+        return photo_from_pil(image)
+    if isinstance(image, Tensor):
+        pixels = image.detach().float().cpu()
+        if pixels.ndim == 4 and pixels.shape[0] == 1:
+            pixels = pixels[0]
+        if pixels.ndim != 3 or pixels.shape[0] not in (3, 4) or not math.prod(pixels.shape):
+            raise StylizeError(f"expected an image tensor of shape (3, H, W) or (4, H, W), got {tuple(image.shape)}")
+        return Photo(rgb=pixels[:3].clamp(0, 1), alpha=pixels[3:].clamp(0, 1) if pixels.shape[0] == 4 else None)
+    raise StylizeError(f"cannot stylize a {type(image).__name__}; pass a PIL image, a file path or a tensor")
