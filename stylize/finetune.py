@@ -54,7 +54,7 @@ from .style_edit import (
     name_key,
     style_row_keys,
 )
-from .train import Job, StepReport, TrainResult, TrainSettings, fit
+from .train import Job, StepReport, TrainResult, TrainSettings, fit, join_process_group, leaves_process_group
 from .vgg import _content_digest, _file_sha256, cache_dir, load_vgg, read_cached_tensors
 
 ADD_STEPS = 2000
@@ -154,6 +154,7 @@ def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[s
     return names
 
 
+@leaves_process_group
 def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
                name: str | None = None, overrides: Overrides = Overrides(), device: str = "auto",
                vgg_weights: Path | None = None, resume: bool = False, preview: Path | None = None,
@@ -181,7 +182,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     else:
         net, start = with_new_styles(source, names).net, {}
         settings = overrides.apply(dataclasses.replace(TrainSettings.from_dict(source.training), steps=ADD_STEPS))
-    torch_device = resolve_device(device)
+    torch_device = join_process_group(resolve_device(device))
     paintings = _paintings(style_images, settings.style_size)
     photos = photo_files(content)
     preview_photo = preview_image(read_image(preview).rgb if preview else None, photos)

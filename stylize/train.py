@@ -183,8 +183,8 @@ def _ignore_sigint(worker_id: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _leaves_process_group(run: Callable) -> Callable:
-    """Destroy the process group ``run`` joined (via :func:`_init_distributed`) when it ends."""
+def leaves_process_group(run: Callable) -> Callable:
+    """Destroy the process group ``run`` joined (via :func:`join_process_group`) when it ends."""
 
     @functools.wraps(run)
     def wrapper(*args, **kwargs):
@@ -286,7 +286,7 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
     return TrainResult(step=step, interrupted=interrupted, losses=losses, checkpoint=job.output)
 
 
-@_leaves_process_group
+@leaves_process_group
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str = "auto", vgg_weights: Path | None = None, resume: bool = False,
           preview: Path | None = None, on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
@@ -295,7 +295,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     from .vgg import load_vgg
 
     output = Path(output)
-    torch_device = _init_distributed(resolve_device(device))
+    torch_device = join_process_group(resolve_device(device))
     names, style_images = load_styles(style_dir, settings.style_size)
     start_step, optimizer_state = 0, None
     if resume:
@@ -326,7 +326,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step)
 
 
-def _init_distributed(device: torch.device) -> torch.device:
+def join_process_group(device: torch.device) -> torch.device:
     """Join the torchrun process group if launched by torchrun; one GPU per local rank."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return device
