@@ -25,9 +25,11 @@ rewrites that change the arithmetic's order but not its result (see
   interleaved: each output pixel's 3x3 window over the upsampled image covers only 2x2
   distinct input pixels, so the 3x3 kernel collapses to four 2x2 kernels. That is 4/9
   of the multiply-adds and never materializes the 4x larger upsampled tensor;
-* on CPUs, activations are channels-last (oneDNN's native layout), and the last 9x9
-  convolution (3 output channels, which oneDNN runs at ~1/5 of its peak) is computed
-  as a 1x9 convolution to 3x9 channels followed by a sum of 9 row-shifted planes.
+* for CPU inference, activations are channels-last (oneDNN's native layout) except around
+  NNPACK, which runs the 3x3 residual convolutions (Winograd) and the last 9x9 one (FFT)
+  in NCHW (:func:`conv2d`); without NNPACK the last 9x9 convolution (3 output channels,
+  which oneDNN runs at ~1/5 of its peak) is a 1x9 convolution to 3x9 channels followed
+  by a sum of 9 row-shifted planes (:func:`conv_by_rows`).
 
 The parameters, their names and shapes are untouched, so checkpoints are unaffected.
 """
@@ -223,16 +225,18 @@ def _channels_last_setting() -> str:
 def use_channels_last(device: torch.device) -> bool:
     """Whether the fast forward runs channels-last on ``device``.
 
-    On by default on CPUs (oneDNN's convolutions and PyTorch's batch norm are fastest
-    there in NHWC: measured ~1.4x on the convolutions alone). Off by default on CUDA,
-    pending measurement on a GPU. ``STYLIZE_CHANNELS_LAST=1`` / ``0`` forces it.
+    On by default for CPU inference (oneDNN's convolutions and PyTorch's batch norm are
+    fastest there in NHWC: ~1.4x on the convolutions alone). Off for CPU training, where
+    NCHW measured 1.25x faster for the network's forward + backward (batch norm's
+    per-image split and oneDNN's backward prefer it), and off on CUDA, pending
+    measurement on a GPU. ``STYLIZE_CHANNELS_LAST=1`` / ``0`` forces it either way.
     """
     setting = _channels_last_setting()
     if setting in ("1", "true", "yes", "on"):
         return True
     if setting in ("0", "false", "no", "off"):
         return False
-    return device.type == "cpu"
+    return device.type == "cpu" and not torch.is_grad_enabled()
 
 
 def relayout(x: Tensor, channels_last: bool) -> Tensor:
@@ -391,18 +395,34 @@ def uses_nnpack(x: Tensor, conv: nn.Conv2d) -> bool:
     return wins and _nnpack_setting() and _nnpack_ready()
 
 
+NNPACK_STRIP_BYTES = 16 * 2**20
+"""Input bytes per NNPACK call. NNPACK's FFT keeps the whole transformed input: for the
+9x9 output conv at 2048x2048 that is 2.2 GB of workspace in one call, 0.4 GB in strips
+of rows, which measured as fast or faster (the strips stay in cache)."""
+
+
 def conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """``conv(x)``, through NNPACK where :func:`uses_nnpack` says it wins; output NCHW then."""
+    """``conv(x)``, through NNPACK where :func:`uses_nnpack` says it wins; output NCHW then.
+
+    NNPACK runs one image and one horizontal strip of rows at a time (see
+    :data:`NNPACK_STRIP_BYTES`), writing into one output tensor.
+    """
     if not uses_nnpack(x, conv):
         return conv(x)
     x = x.contiguous()
     weight, bias = conv.weight.contiguous(), conv.bias
+    n, c_in, h_in, w_in = x.shape
+    k = conv.kernel_size[0]
+    h, w = h_in - k + 1, w_in - k + 1
+    rows = max(16, NNPACK_STRIP_BYTES // (4 * c_in * w_in) - k + 1)
     try:
-        if x.shape[0] == 1:
-            return torch._nnpack_spatial_convolution(x, weight, bias, [0, 0], [1, 1])
-        # NNPACK's batched path is its training algorithm; one image at a time is faster
-        return torch.cat([torch._nnpack_spatial_convolution(x[i:i + 1], weight, bias, [0, 0], [1, 1])
-                          for i in range(x.shape[0])])
+        out = torch.empty((n, conv.out_channels, h, w), dtype=x.dtype)
+        for i in range(n):
+            for top in range(0, h, rows):
+                bottom = min(h, top + rows)
+                out[i:i + 1, :, top:bottom] = torch._nnpack_spatial_convolution(
+                    x[i:i + 1, :, top:bottom + k - 1], weight, bias, [0, 0], [1, 1])
+        return out
     except RuntimeError:  # a shape or build NNPACK refuses: oneDNN it is, from now on
         global _NNPACK_READY
         _NNPACK_READY = False
