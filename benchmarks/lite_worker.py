@@ -10,22 +10,10 @@ Inference only; batch must be 1 (the model's input is fixed at batch 1).
 
 from __future__ import annotations
 
-import json
 import os
-import resource
-import sys
 import time
 
-
-def _status(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+from speed import peak_rss, rss_bytes, serve  # same folder; speed.py imports only the stdlib at load
 
 
 class LiteWorker:
@@ -55,7 +43,7 @@ class LiteWorker:
                 handle.write("5")
         except OSError:
             pass
-        self.mem_base = _status("VmRSS") or 0
+        self.mem_base = rss_bytes("VmRSS") or 0
 
     def time(self, n: int) -> tuple[list[float], list[float]]:
         times, cpu = [], []
@@ -67,33 +55,11 @@ class LiteWorker:
         return times, cpu
 
     def memory(self) -> dict:
-        peak = _status("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        return {"peak_bytes": peak - self.mem_base, "method": "VmHWM rise"}
+        return {"peak_bytes": peak_rss() - self.mem_base, "method": "VmHWM rise"}
 
 
 def main() -> None:
-    out = sys.stdout
-    sys.stdout = sys.stderr
-    worker = None
-    for line in sys.stdin:
-        msg = json.loads(line)
-        try:
-            if msg["op"] == "setup":
-                worker = LiteWorker(msg["spec"])
-                reply = {"ok": True, "info": worker.info}
-            elif msg["op"] == "time":
-                times, cpu = worker.time(int(msg["n"]))
-                reply = {"ok": True, "times": times, "cpu": cpu}
-            elif msg["op"] == "memory":
-                reply = {"ok": True, **worker.memory()}
-            elif msg["op"] == "quit":
-                break
-            else:
-                reply = {"ok": False, "error": f"unknown op {msg['op']}"}
-        except Exception as exc:
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
-        out.write(json.dumps(reply) + "\n")
-        out.flush()
+    serve(LiteWorker)
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ DEFAULT_LITE_PYTHON = os.environ.get("STYLIZE_BENCH_LITE_PYTHON", "/work/bench-v
 
 # =========================================================================== worker side
 
-def _rss_bytes(field_name: str) -> int | None:
+def rss_bytes(field_name: str) -> int | None:
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -68,8 +68,8 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def _peak_rss() -> int:
-    peak = _rss_bytes("VmHWM")
+def peak_rss() -> int:
+    peak = rss_bytes("VmHWM")
     if peak is None:  # ru_maxrss is KiB on Linux, bytes on macOS
         scale = 1 if sys.platform == "darwin" else 1024
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
@@ -101,7 +101,7 @@ class Worker:
             self.mem_base = torch.cuda.memory_allocated(self.device)
         else:
             self.peak_reset = _reset_peak_rss()
-            self.mem_base = _rss_bytes("VmRSS") or _peak_rss()
+            self.mem_base = rss_bytes("VmRSS") or peak_rss()
 
     # ------------------------------------------------------------------ models
 
@@ -242,12 +242,16 @@ class Worker:
         if self.device.type == "cuda":
             peak = self.torch.cuda.max_memory_allocated(self.device)
             return {"peak_bytes": peak - self.mem_base, "method": "cuda max_memory_allocated"}
-        return {"peak_bytes": _peak_rss() - self.mem_base,
+        return {"peak_bytes": peak_rss() - self.mem_base,
                 "method": "VmHWM rise" + ("" if self.peak_reset else " (peak not resettable: ru_maxrss)")}
 
 
-def worker_main() -> None:
-    sys.path.insert(0, str(ROOT))
+def serve(make_worker) -> None:
+    """Answer the coordinator's JSON-line requests (setup, time, memory, quit) on stdin/stdout.
+
+    Shared with ``lite_worker.py``, which runs under another virtualenv: this module
+    imports only the standard library at module level so that it can.
+    """
     out = sys.stdout
     sys.stdout = sys.stderr  # stray prints must not break the protocol
     worker = None
@@ -255,7 +259,7 @@ def worker_main() -> None:
         msg = json.loads(line)
         try:
             if msg["op"] == "setup":
-                worker = Worker(msg["spec"])
+                worker = make_worker(msg["spec"])
                 reply = {"ok": True, "info": worker.info}
             elif msg["op"] == "time":
                 times, cpu = worker.time(int(msg["n"]))
@@ -273,6 +277,11 @@ def worker_main() -> None:
                      "oom": "out of memory" in str(exc).lower(), "trace": traceback.format_exc()[-2000:]}
         out.write(json.dumps(reply) + "\n")
         out.flush()
+
+
+def worker_main() -> None:
+    sys.path.insert(0, str(ROOT))
+    serve(Worker)
 
 
 # =========================================================================== coordinator side
