@@ -79,7 +79,7 @@ class PerceptualLoss(nn.Module):
         """
         out_feats = self.features(output)
         with torch.no_grad():
-            photo_feat = self.features(photo)[CONTENT_LAYER]
+            photo_feat = self.features(photo, taps=CONTENT_LAYER + 1)[CONTENT_LAYER]
         content = F.mse_loss(out_feats[CONTENT_LAYER].float(), photo_feat.float())
         style_loss = sum(
             F.mse_loss(gram(f), self.style_grams(i)[style]) for i, f in enumerate(out_feats)

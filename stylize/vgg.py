@@ -313,8 +313,11 @@ class VGGFeatures(nn.Module):
         self.register_buffer("scale", scale.view(1, 3, 1, 1), persistent=False)
         self.eval()
 
-    def forward(self, images: Tensor) -> list[Tensor]:
-        """Return ``[relu1_2, relu2_2, relu3_3, relu4_3]`` for RGB ``images`` in [0, 1]."""
+    def forward(self, images: Tensor, taps: int = len(_TAPS)) -> list[Tensor]:
+        """Return ``[relu1_2, relu2_2, relu3_3, relu4_3][:taps]`` for RGB ``images`` in [0, 1].
+
+        Layers past the last requested tap are not run (the content loss needs only two).
+        """
         if self.convention == "caffe":
             images = images.flip(1)  # RGB -> BGR
         x = (images - self.mean) * self.scale
@@ -323,6 +326,8 @@ class VGGFeatures(nn.Module):
             x = layer(x)
             if index in _TAPS:
                 outputs.append(x)
+                if len(outputs) == taps:
+                    break
         return outputs
 
 

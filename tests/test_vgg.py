@@ -287,3 +287,21 @@ def test_torchvision_weights_errors(tmp_path: Path) -> None:
     torch.save([torch.zeros(1)], not_a_dict)
     with pytest.raises(StylizeError, match="not a torchvision VGG16 state dict"):
         vgg.load_vgg(not_a_dict)
+
+
+def test_forward_stops_at_the_requested_tap(monkeypatch, tmp_path):
+    """The content loss asks for two taps; the later layers must not run for it."""
+    import torchvision
+
+    state = {f"features.{k}": v for k, v in torchvision.models.vgg16().features.state_dict().items()}
+    path = tmp_path / "vgg.pth"
+    torch.save(state, path)
+    net = vgg.load_vgg(path)
+    x = torch.rand(1, 3, 32, 32)
+    ran = []
+    for layer in net.features:
+        layer.register_forward_hook(lambda module, args, out: ran.append(module))
+    two = net(x, taps=2)
+    assert len(two) == 2 and len(ran) == 9  # conv/relu x2, pool, conv/relu x2: relu2_2 is layer 8
+    full = net(x)
+    assert all(torch.equal(a, b) for a, b in zip(two, full[:2], strict=True))
