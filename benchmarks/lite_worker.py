@@ -13,7 +13,11 @@ from __future__ import annotations
 import os
 import time
 
-from speed import peak_rss, rss_bytes, serve  # same folder; speed.py imports only the stdlib at load
+from speed import (  # same folder; speed.py imports only the stdlib at load
+    peak_rss,
+    rss_bytes,
+    serve,
+)
 
 
 class LiteWorker:

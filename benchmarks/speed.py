@@ -184,7 +184,7 @@ class Worker:
 
             vgg = load_vgg(device=self.device)
             self.info["loss_network"] = "stylize.vgg.load_vgg() (Caffe VGG16)"
-        except Exception as exc:  # no train extra: a random torchvision-format VGG16 costs the same
+        except Exception as exc:  # noqa: BLE001 - no train extra: a random torchvision-format VGG16 costs the same
             import torchvision
 
             from stylize.vgg import VGGFeatures
@@ -201,12 +201,12 @@ class Worker:
             from benchmarks.baseline import TransformerNet
 
             net = TransformerNet().to(self.device).train()
-            model = lambda x: net(x)  # noqa: E731
+            model = lambda x: net(x)
             autocast = self._autocast("fp32")
         else:
             net = self._stylenet(1).train()
             forward = net.forward_reference if self.kind == "reference" else net.forward
-            model = lambda x: forward(x, styles)  # noqa: E731
+            model = lambda x: forward(x, styles)
             # stylize.train.fit: bf16 autocast on CUDA, fp32 elsewhere
             autocast = self._autocast(spec.get("precision") if spec.get("precision") not in (None, "auto")
                                       else ("bf16" if self.device.type == "cuda" else "fp32"))
@@ -270,7 +270,7 @@ def serve(make_worker) -> None:
                 break
             else:
                 reply = {"ok": False, "error": f"unknown op {msg['op']}"}
-        except Exception as exc:  # reported, the coordinator decides
+        except Exception as exc:  # noqa: BLE001 - reported, the coordinator decides
             import traceback
 
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
@@ -311,7 +311,7 @@ class WorkerProcess:
             self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
             self.proc.stdin.flush()
             self.proc.wait(timeout=30)
-        except Exception:
+        except Exception:  # noqa: BLE001 - any failure to stop a worker: kill it
             self.proc.kill()
             self.proc.wait()
 

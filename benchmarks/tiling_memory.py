@@ -93,7 +93,7 @@ def main() -> int:
             cmd = [sys.executable, "-m", "benchmarks.tiling_memory", "--child", f"{size},{tile}",
                    "--preset", args.preset] + (["--threads", str(args.threads)] if args.threads else [])
             env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
             if proc.returncode != 0:
                 print(f"{size:>6} {tile:>6} | failed: {proc.stderr.strip().splitlines()[-1:]}")
                 continue

@@ -14,9 +14,9 @@ Widths and depth come from :class:`NetConfig`, which is stored in every checkpoi
 so smaller presets (for CPUs) load with the same code.
 
 Speed. :meth:`StyleNet.forward` computes exactly the function of
-:meth:`StyleNet.forward_reference` (the layer-by-layer textbook form), with three
-rewrites that change the arithmetic's order but not its result (see
-``tests/test_speed_paths.py``; they agree to float rounding, >100 dB PSNR):
+:meth:`StyleNet.forward_reference` (the layer-by-layer textbook form), with rewrites
+that change the arithmetic's order but not its result (see ``tests/test_speed_paths.py``;
+they agree to float rounding, >90 dB PSNR; 8-bit output moves by at most one level):
 
 * instance norm, gamma, beta and the ReLU are one batch-norm call per image plus an
   in-place ReLU (:func:`stylize.norm.conditional_instance_norm`);
@@ -29,9 +29,13 @@ rewrites that change the arithmetic's order but not its result (see
   NNPACK, which runs the 3x3 residual convolutions (Winograd) and the last 9x9 one (FFT)
   in NCHW (:func:`conv2d`); without NNPACK the last 9x9 convolution (3 output channels,
   which oneDNN runs at ~1/5 of its peak) is a 1x9 convolution to 3x9 channels followed
-  by a sum of 9 row-shifted planes (:func:`conv_by_rows`).
+  by a sum of 9 row-shifted planes (:func:`conv_by_rows`);
+* on the first CPU forward, glibc is told to keep freed large blocks
+  (:func:`keep_freed_memory`): re-faulting fresh pages for every activation cost more
+  than the arithmetic.
 
 The parameters, their names and shapes are untouched, so checkpoints are unaffected.
+Measured figures: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations

@@ -13,8 +13,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylize.network import NetConfig, StyleNet, conv_by_rows, pad2d, subpixel_kernels, upsample_conv
-from stylize.norm import ConditionalInstanceNorm2d, NormStats, conditional_instance_norm, instance_norm, shared_stats
+from stylize.network import (
+    NetConfig,
+    StyleNet,
+    conv_by_rows,
+    pad2d,
+    subpixel_kernels,
+    upsample_conv,
+)
+from stylize.norm import (
+    ConditionalInstanceNorm2d,
+    NormStats,
+    conditional_instance_norm,
+    instance_norm,
+    shared_stats,
+)
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
