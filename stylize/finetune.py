@@ -54,7 +54,8 @@ from .style_edit import (
     name_key,
     style_row_keys,
 )
-from .train import Job, StepReport, TrainResult, TrainSettings, fit, join_process_group, leaves_process_group
+from .train import (Job, StepReport, TrainResult, TrainSettings, check_steps_left, fit, join_process_group,
+                    leaves_process_group, load_resumable)
 from .vgg import _content_digest, _file_sha256, cache_dir, load_vgg, read_cached_tensors
 
 ADD_STEPS = 2000
@@ -177,8 +178,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
         net, start = previous.net, {"start_step": previous.step, "optimizer_state": previous.optimizer_state}
         settings = Overrides(steps=overrides.steps, workers=overrides.workers).apply(
             TrainSettings.from_dict(previous.training))
-        if previous.step >= settings.steps:
-            raise StylizeError(f"--resume: {output} is already at step {previous.step}; raise --steps to train further")
+        check_steps_left(previous, settings, output)
     else:
         net, start = with_new_styles(source, names).net, {}
         settings = overrides.apply(dataclasses.replace(TrainSettings.from_dict(source.training), steps=ADD_STEPS))
@@ -195,11 +195,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
 
 def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path) -> Checkpoint:
     """The interrupted ``add-style`` run in ``output``, checked to extend ``source`` with ``styles``."""
-    previous = ckpt_io.load(output)
-    if previous.styles != styles:
-        raise StylizeError(f"--resume: {output} holds styles {previous.styles}, expected {styles}")
-    if previous.optimizer_state is None:
-        raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
+    previous = load_resumable(output, styles)
     shared = edit_rows(previous, source.styles, lambda key, rows: rows[:len(source.styles)]).net.state_dict()
     if any(not torch.equal(tensor, shared[key]) for key, tensor in source.net.state_dict().items()):
         raise StylizeError(f"--resume: {output} was not made from {model} (their shared weights differ)")

@@ -299,17 +299,11 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     names, style_images = load_styles(style_dir, settings.style_size)
     start_step, optimizer_state = 0, None
     if resume:
-        previous = ckpt_io.load(output)
-        if previous.styles != names:
-            raise StylizeError(f"--resume: {output} was trained on styles {previous.styles}, "
-                               f"but {style_dir} holds {names}")
-        if previous.optimizer_state is None:
-            raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
+        previous = load_resumable(output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
         settings = TrainSettings.from_dict({**previous.training, "steps": settings.steps,
                                             "workers": settings.workers})
-        if start_step >= settings.steps:
-            raise StylizeError(f"--resume: {output} is already at step {start_step}; raise --steps to train further")
+        check_steps_left(previous, settings, output)
     else:
         if settings.preset not in PRESETS:
             raise StylizeError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -324,6 +318,23 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
               start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
               metadata={"loss_network": vgg.network_id})
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step)
+
+
+def load_resumable(output: Path, styles: list[str]) -> ckpt_io.Checkpoint:
+    """The interrupted run saved in ``output``, checked to hold ``styles`` and its optimizer state."""
+    previous = ckpt_io.load(output)
+    if previous.styles != styles:
+        raise StylizeError(f"--resume: {output} was trained on styles {previous.styles}, "
+                           f"but this run holds styles {styles}")
+    if previous.optimizer_state is None:
+        raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
+    return previous
+
+
+def check_steps_left(previous: ckpt_io.Checkpoint, settings: TrainSettings, output: Path) -> None:
+    """A resumed run must have steps left to do."""
+    if previous.step >= settings.steps:
+        raise StylizeError(f"--resume: {output} is already at step {previous.step}; raise --steps to train further")
 
 
 def join_process_group(device: torch.device) -> torch.device:
