@@ -389,7 +389,7 @@ def apply(
                                  tile_size=tile_size)
         options = batch.BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                      max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
-        torch_device = distributed.init_from_env(resolve_device(device))
+        torch_device = distributed.init_from_env(resolve_device(device), backend="gloo")
         if style_image is None:
             if content is not None or save_style_to is not None:
                 raise StylizeError("--content and --save-style-to go with --style-image")

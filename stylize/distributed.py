@@ -37,11 +37,13 @@ def shard(items: Sequence[T], rank: int, world_size: int, key: Callable[[T], str
     return sorted(items, key=key)[rank::world_size]
 
 
-def init_from_env(device: torch.device) -> torch.device:
-    """Join the torchrun job (gloo, ``env://``) when ``WORLD_SIZE`` > 1.
+def init_from_env(device: torch.device, backend: str | None = None) -> torch.device:
+    """Join the torchrun job (``env://``) when ``WORLD_SIZE`` > 1, unless already joined.
 
-    Returns the device this rank should use: ``cuda:LOCAL_RANK`` when ``device`` is a
-    GPU, so that the ranks on one machine do not all crowd onto GPU 0.
+    ``backend`` defaults to NCCL on GPUs (training's gradient all-reduce) and gloo on
+    CPUs; batch apply asks for gloo, which can gather Python objects. Returns the device
+    this rank should use: ``cuda:LOCAL_RANK`` when ``device`` is a GPU, so that the
+    ranks on one machine do not all crowd onto GPU 0.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return device
@@ -49,7 +51,7 @@ def init_from_env(device: torch.device) -> torch.device:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
     if not dist.is_initialized():
-        dist.init_process_group("gloo", init_method="env://")
+        dist.init_process_group(backend or ("nccl" if device.type == "cuda" else "gloo"), init_method="env://")
     return device
 
 

@@ -42,6 +42,7 @@ from .atomic import replace_atomically
 from .checkpoint import Checkpoint
 from .data import photo_files, resize_long_side
 from .device import resolve_device
+from .distributed import init_from_env
 from .errors import StylizeError
 from .imageio import read_image
 from .network import StyleNet
@@ -54,8 +55,8 @@ from .style_edit import (
     name_key,
     style_row_keys,
 )
-from .train import (Job, StepReport, TrainResult, TrainSettings, check_steps_left, fit, join_process_group,
-                    leaves_process_group, load_resumable)
+from .train import (Job, StepReport, TrainResult, TrainSettings, check_steps_left, fit, leaves_process_group,
+                    load_resumable)
 from .vgg import _content_digest, _file_sha256, cache_dir, load_vgg, read_cached_tensors
 
 ADD_STEPS = 2000
@@ -182,7 +183,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     else:
         net, start = with_new_styles(source, names).net, {}
         settings = overrides.apply(dataclasses.replace(TrainSettings.from_dict(source.training), steps=ADD_STEPS))
-    torch_device = join_process_group(resolve_device(device))
+    torch_device = init_from_env(resolve_device(device))
     paintings = _paintings(style_images, settings.style_size)
     photos = photo_files(content)
     preview_photo = preview_image(read_image(preview).rgb if preview else None, photos)

@@ -21,7 +21,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import signal
 import threading
 import time
@@ -38,6 +37,7 @@ from torch.utils.data import DataLoader
 from . import checkpoint as ckpt_io
 from .data import ContentPhotos, load_styles
 from .device import resolve_device
+from .distributed import init_from_env
 from .errors import StylizeError
 from .loss import LossWeights, PerceptualLoss
 from .network import PRESETS, StyleNet
@@ -184,7 +184,7 @@ def _ignore_sigint(worker_id: int) -> None:
 
 
 def leaves_process_group(run: Callable) -> Callable:
-    """Destroy the process group ``run`` joined (via :func:`join_process_group`) when it ends."""
+    """Destroy the process group ``run`` joined (via :func:`stylize.distributed.init_from_env`) when it ends."""
 
     @functools.wraps(run)
     def wrapper(*args, **kwargs):
@@ -295,7 +295,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     from .vgg import load_vgg
 
     output = Path(output)
-    torch_device = join_process_group(resolve_device(device))
+    torch_device = init_from_env(resolve_device(device))
     names, style_images = load_styles(style_dir, settings.style_size)
     start_step, optimizer_state = 0, None
     if resume:
@@ -335,15 +335,3 @@ def check_steps_left(previous: ckpt_io.Checkpoint, settings: TrainSettings, outp
     """A resumed run must have steps left to do."""
     if previous.step >= settings.steps:
         raise StylizeError(f"--resume: {output} is already at step {previous.step}; raise --steps to train further")
-
-
-def join_process_group(device: torch.device) -> torch.device:
-    """Join the torchrun process group if launched by torchrun; one GPU per local rank."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return device
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if device.type == "cuda":
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
