@@ -4,8 +4,10 @@ Style names come from painting file names (``starry_night``, ``the_scream``), wh
 nobody wants to type in full, so a name matches, case-insensitively and in this order:
 exactly, by a unique prefix (``starry``), or by a unique prefix of one of its words
 (``wave`` for ``great_wave``, ``scream`` for ``the_scream``). The first rule with a hit
-decides; several hits there is an ambiguity, and the error names the candidates rather
-than guessing.
+decides. Several hits are an ambiguity, and the error names the candidates rather than
+guessing, except when one hit heads all the others word by word: ``starry`` means
+``starry_night`` beside ``starry_night_over_the_rhone``, since the longer name can be
+reached by typing more of it (``rhone``) and the shorter one otherwise only in full.
 
 A mix (``starry:0.7,wave:0.3``) blends styles through the conditional instance norm's
 (gamma, beta) pairs; its weights are normalized to sum to 1, so ``a:2,b:1`` means
@@ -57,6 +59,9 @@ def find_style(query: str, names: Sequence[str]) -> int:
         hits = [i for i, name in enumerate(lowered) if rule(name)]
         if len(hits) == 1:
             return hits[0]
+        head = _head_of(hits, lowered)
+        if head is not None:
+            return head
         if hits:
             matches = ", ".join(names[i] for i in hits)
             raise StylizeError(f"style {query!r} is ambiguous: it matches {matches}; type more of the name")
@@ -81,6 +86,14 @@ def choose(style: str | Mapping[str, float] | None, names: Sequence[str]) -> lis
     if ":" in style or "," in style:
         return [_mix(_parse_mix(style), names, style)]
     return [_single(find_style(style, names), names)]
+
+
+def _head_of(hits: list[int], lowered: Sequence[str]) -> int | None:
+    """The hit whose name, plus ``_``, begins every other hit's name; ``None`` if there is none."""
+    for i in hits:
+        if all(j == i or lowered[j].startswith(lowered[i] + "_") for j in hits):
+            return i
+    return None
 
 
 def normalize_name(name: str) -> str:

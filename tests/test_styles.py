@@ -42,6 +42,17 @@ def test_ambiguous_prefix_names_the_candidates():
         find_style("wave", ["great_wave", "big_wave"])
 
 
+def test_a_name_that_heads_the_other_hits_wins():
+    names = ["starry_night_over_the_rhone", "starry_night", "great_wave"]
+    assert find_style("starry", names) == 1
+    assert find_style("night", names) == 1
+    assert find_style("rhone", names) == 0
+    assert find_style("starry_night_o", names) == 0
+    # Only whole words count as heads: "star" beside "starry" is still ambiguous.
+    with pytest.raises(StylizeError, match="'sta' is ambiguous: it matches star, starry"):
+        find_style("sta", ["star", "starry"])
+
+
 def test_choose_single_all_and_default():
     [one] = choose("wave", NAMES)
     assert one.label == "great_wave" and one.weights == (0.0, 1.0, 0.0)
