@@ -205,16 +205,34 @@ def rename_style(
     edit_checkpoint(model, output, lambda ckpt: rename(ckpt, old, new, model))
 
 
-def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint]) -> None:
-    """Load MODEL, apply ``edit``, write the result to a new file, and list its styles."""
+@app.command()
+def export(
+    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
+    output: Path = typer.Option(..., "--output", "-o", help="Lean checkpoint to write."),
+    half: bool = typer.Option(True, "--half/--full",
+                              help="Store the weights in fp16 (half the size, loaded as fp32) or in fp32."),
+) -> None:
+    """Write a lean copy of MODEL to share or ship: no optimizer state, fp16 weights by default.
+
+    A training checkpoint also holds Adam's state for --resume, which triples its size
+    and is of no use for applying styles. Example:
+    stylize export runs/model.safetensors -o weights/my-styles.safetensors
+    """
+    edit_checkpoint(model, output, lambda ckpt: ckpt, half=half)
+
+
+def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], *,
+                    half: bool = False) -> None:
+    """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file, list its styles."""
     from . import checkpoint
     from .style_edit import check_output
 
     with user_errors():
         check_output(model, output)
         edited = edit(checkpoint.load(model))
-        checkpoint.save(output, edited)
-    typer.echo(f"saved {output}: {len(edited.styles)} styles: {', '.join(edited.styles)}")
+        checkpoint.save(output, edited, half=half)
+    size_mb = output.stat().st_size / 1e6
+    typer.echo(f"saved {output} ({size_mb:.1f} MB): {len(edited.styles)} styles: {', '.join(edited.styles)}")
 
 
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,

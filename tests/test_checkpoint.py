@@ -122,3 +122,36 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch):
         checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"], step=2))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+
+
+def test_export_drops_optimizer_state_and_halves_the_size(tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from stylize.cli import app
+
+    net = _two_style_net()
+    optimizer = torch.optim.Adam(net.parameters())
+    net(torch.rand(1, 3, 16, 16), 0).mean().backward()
+    optimizer.step()
+    trained = tmp_path / "run.safetensors"
+    checkpoint.save(trained, checkpoint.Checkpoint(net=net, styles=["a", "b"], step=3), optimizer=optimizer)
+    before = trained.read_bytes()
+
+    lean = tmp_path / "lean.safetensors"
+    result = CliRunner().invoke(app, ["export", str(trained), "-o", str(lean)])
+    assert result.exit_code == 0, result.output
+    assert f"saved {lean}" in result.output and "2 styles: a, b" in result.output
+    assert trained.read_bytes() == before
+    # Adam's two moments triple the file; fp16 halves what is left.
+    assert lean.stat().st_size < trained.stat().st_size / 5
+    loaded = checkpoint.load(lean)
+    assert loaded.optimizer_state is None and loaded.step == 3 and loaded.styles == ["a", "b"]
+    x = torch.rand(1, 3, 20, 20)
+    with torch.no_grad():
+        assert (loaded.net(x, 1) - net(x, 1)).abs().max() < 1e-2
+
+    full = tmp_path / "full.safetensors"
+    assert CliRunner().invoke(app, ["export", str(trained), "-o", str(full), "--full"]).exit_code == 0
+    assert lean.stat().st_size < full.stat().st_size < trained.stat().st_size
+    refused = CliRunner().invoke(app, ["export", str(trained), "-o", str(trained)])
+    assert refused.exit_code == 1 and "is the input model" in refused.output
