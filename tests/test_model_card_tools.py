@@ -1,0 +1,44 @@
+"""The scripts that make the model card's loss curve and the README's gallery."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import TINY_STYLES, make_photo
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str) -> None:
+    subprocess.run([sys.executable, *args], cwd=ROOT, check=True, capture_output=True, timeout=300)
+
+
+def test_loss_curve_draws_a_png(tmp_path: Path):
+    log = tmp_path / "run.log.jsonl"
+    records = [{"step": s, "lr": 1e-3, "content": 2e5 - 10 * s, "style": 1e6 / (1 + s), "tv": 0.0,
+                "total": 2e5 - 10 * s + 1e6 / (1 + s)} for s in range(10, 1001, 10)]
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    out = tmp_path / "loss.png"
+    _run("models/loss_curve.py", str(log), "-o", str(out))
+    image = Image.open(out)
+    assert image.size == (900, 500)
+    # The curves are drawn in their colours (total black, content blue, style red).
+    colours = {c for _, c in image.getcolors(maxcolors=100_000)}
+    assert {(20, 20, 20), (31, 119, 180), (214, 39, 40)} <= colours
+
+
+def test_gallery_sheet_has_a_row_per_style_and_full_size_results(tmp_path: Path, tiny_model: Path):
+    photos = tmp_path / "photos"
+    make_photo(photos / "chelsea.png", size=(60, 40), seed=1)
+    make_photo(photos / "coffee.png", size=(40, 60), seed=2)
+    out = tmp_path / "gallery"
+    _run("examples/gallery.py", "--model", str(tiny_model), "--photos", str(photos), "--out", str(out),
+         "--cell", "32", "--sheet-size", "64", "--full-size", "48")
+    sheet = Image.open(out / "contact-sheet.jpg")
+    assert sheet.height == (len(TINY_STYLES) + 1) * (32 + 4)
+    # Label column, then the two thumbnails (48 and 21 px wide at 32 px high) with their gaps.
+    assert sheet.width == 48 + (48 + 4) + (21 + 4)
+    full = {p.name: Image.open(p).size for p in out.glob("*.jpg") if p.name != "contact-sheet.jpg"}
+    assert full == {"chelsea-starry_night.jpg": (48, 32), "coffee-great_wave.jpg": (32, 48)}
