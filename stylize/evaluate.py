@@ -22,6 +22,10 @@ from .imageio import read_image
 from .loss import LossWeights, PerceptualLoss
 
 
+LINE_SEARCH_EVALS = 25
+"""Loss evaluations allowed per L-BFGS iteration (torch's own line-search limit)."""
+
+
 @dataclass
 class StyleScores:
     """Mean loss terms over the photos, for the network and each L-BFGS budget."""
@@ -37,9 +41,16 @@ def _terms(loss: PerceptualLoss, output: Tensor, photo: Tensor, style: Tensor) -
 
 
 def gatys(loss: PerceptualLoss, photo: Tensor, style: Tensor, budgets: Sequence[int]) -> dict[int, Tensor]:
-    """Optimize the pixels from the photo with L-BFGS; the image after each budget of iterations."""
+    """Optimize the pixels from the photo with L-BFGS; the image after each budget of iterations.
+
+    Each ``step`` is one iteration (``max_iter=1``) so the image can be taken at every
+    budget. ``max_eval`` must then be given: its default, ``max_iter * 5 // 4``, would leave
+    the strong-Wolfe line search no evaluation beyond its first trial step, so the first
+    trial that raised the loss would become a zero step and L-BFGS would never move again.
+    """
     pixels = photo.clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, history_size=50, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, max_eval=LINE_SEARCH_EVALS, history_size=50,
+                                  line_search_fn="strong_wolfe")
     results: dict[int, Tensor] = {}
 
     def closure() -> Tensor:
