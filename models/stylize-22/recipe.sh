@@ -14,7 +14,7 @@ CARD=models/stylize-22
 mkdir -p "$RUN"
 
 # 1. Train: 22 styles, johnson network, 6000 steps of 4 crops at 128 px (24,000 crops).
-#    On the project's 2-core CPU this took 1 h 45 min (see the model card).
+#    On the project's 2-core CPU this took 1 h 41 min (see the model card).
 stylize train "$DATA/styles" --content "$DATA/content/train" -o "$RUN/stylize-22.safetensors" \
   --preset johnson --steps 6000 --batch-size 4 --image-size 128 --style-size 256 --lr 0.001 \
   --content-weight 1 --style-weight 2 --tv-weight 0 --seed 0 --workers 1 \
@@ -29,7 +29,7 @@ python models/loss_curve.py "$RUN/stylize-22.log.jsonl" -o "$CARD/loss.png" \
 
 # 4. The model card's evaluation table (CPU-sized: see the card for the full-size command).
 stylize evaluate weights/stylize-22.safetensors --styles "$DATA/styles" --photos "$DATA/content/test" \
-  --size 256 --limit 1 --iterations 50,100 --device cpu > "$CARD/evaluation.md"
+  --size 128 --limit 1 --iterations 50,100 --device cpu > "$CARD/evaluation.md"
 
 # 5. The gallery in examples/gallery/ (README), from the public-domain photos in examples/photos/.
 python examples/gallery.py

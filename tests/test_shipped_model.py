@@ -1,0 +1,42 @@
+"""The model shipped in weights/: what a fresh clone's `stylize apply` uses without --model."""
+
+from pathlib import Path
+
+import numpy as np
+from conftest import make_photo
+from PIL import Image
+from typer.testing import CliRunner
+
+from stylize import checkpoint
+from stylize.cli import app
+from stylize.weights import DEFAULT_MODEL_NAME, WEIGHTS_DIR
+
+SHIPPED = WEIGHTS_DIR / DEFAULT_MODEL_NAME
+runner = CliRunner()
+
+
+def test_the_shipped_model_is_lean_and_holds_the_22_paintings(monkeypatch):
+    monkeypatch.delenv("STYLIZE_MODEL", raising=False)
+    meta = checkpoint.read_metadata(SHIPPED)
+    assert len(meta["styles"]) == 22 and {"starry_night", "great_wave", "the_scream"} <= set(meta["styles"])
+    assert SHIPPED.stat().st_size <= 20_000_000
+    ckpt = checkpoint.load(SHIPPED)
+    assert ckpt.optimizer_state is None
+    assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in ckpt.net.parameters())
+    listed = runner.invoke(app, ["styles"])
+    assert listed.exit_code == 0 and all(name in listed.output for name in meta["styles"])
+
+
+def test_apply_uses_it_with_the_short_style_names(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("STYLIZE_MODEL", raising=False)
+    photo = make_photo(tmp_path / "photo.png", size=(64, 48))
+    outputs = []
+    for style in ("starry", "wave", "scream"):
+        out = tmp_path / f"{style}.png"
+        result = runner.invoke(app, ["apply", str(photo), "--style", style, "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        outputs.append(np.asarray(Image.open(out), dtype=np.float32))
+    assert all(o.shape == (48, 64, 3) for o in outputs)
+    # Three different paintings, three different renderings.
+    assert min(np.abs(a - b).mean() for a, b in [(outputs[0], outputs[1]), (outputs[0], outputs[2]),
+                                                  (outputs[1], outputs[2])]) > 2
