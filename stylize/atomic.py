@@ -32,13 +32,12 @@ def _create_temp(path: Path) -> Path:
         return candidate
 
 
-def _copy_mode(destination: Path, tmp_path: Path) -> None:
-    """Give the replacement the permission bits of the file it replaces, if any."""
+def _mode(path: Path) -> int | None:
+    """Permission bits of ``path``; ``None`` if it does not exist."""
     try:
-        mode = stat.S_IMODE(os.stat(destination).st_mode)
+        return stat.S_IMODE(os.stat(path).st_mode)
     except OSError:
-        return
-    os.chmod(tmp_path, mode)
+        return None
 
 
 def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -49,11 +48,15 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
     """
     path = Path(path)
     tmp = _create_temp(path)
+    new_file_mode = _mode(tmp)
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        _copy_mode(path, tmp)
+        # The replaced file's bits if there is one, else the umask's. Re-applied after
+        # ``write`` because some writers (safetensors) recreate the file as 0o600.
+        mode = _mode(path)
+        os.chmod(tmp, mode if mode is not None else new_file_mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

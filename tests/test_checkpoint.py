@@ -1,6 +1,7 @@
 """Checkpoints: round trip, metadata, and clear errors for anything malformed."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -155,3 +156,18 @@ def test_export_drops_optimizer_state_and_halves_the_size(tmp_path: Path):
     assert lean.stat().st_size < full.stat().st_size < trained.stat().st_size
     refused = CliRunner().invoke(app, ["export", str(trained), "-o", str(trained)])
     assert refused.exit_code == 1 and "is the input model" in refused.output
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_a_new_checkpoint_gets_the_umask_permissions(tmp_path: Path):
+    old_umask = os.umask(0o022)
+    try:
+        path = tmp_path / "m.safetensors"
+        checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"]))
+        # safetensors writes its files as 0o600; a model is meant to be shared.
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o640)
+        checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"]))
+        assert path.stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(old_umask)
