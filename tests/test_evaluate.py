@@ -42,3 +42,20 @@ def test_evaluate_command_prints_a_table(tmp_path, style_dir, photo_dir):
     bad = CliRunner().invoke(app, ["evaluate", str(out), "--styles", str(style_dir), "--photos", str(photo_dir),
                                    "--iterations", "many"])
     assert bad.exit_code == 1 and "comma-separated integers" in bad.output
+
+
+def test_the_table_gives_the_verdict_against_100_iterations():
+    from stylize.evaluate import StyleScores, markdown_table
+
+    def terms(total: float) -> dict[str, float]:
+        return {"content": total / 2, "style": total / 2, "tv": 0.0, "total": total}
+
+    scores = [StyleScores("good", terms(90.0), {50: terms(120.0), 100: terms(100.0)}),
+              StyleScores("weak", terms(250.0), {50: terms(120.0), 100: terms(100.0)})]
+    lines = markdown_table(scores).splitlines()
+    assert lines[0] == ("| style | network content | network style | network total | L-BFGS 50 | L-BFGS 100 "
+                        "| network / L-BFGS 100 |")
+    assert lines[2] == "| good | 45 | 45 | 90 | 120 | 100 | 0.90 |"
+    assert lines[3] == "| weak | 125 | 125 | 250 | 120 | 100 | 2.50 |"
+    without = markdown_table([StyleScores("x", terms(1.0), {3: terms(2.0)})])
+    assert "network /" not in without
