@@ -15,9 +15,10 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from stylize import Stylizer
+from stylize.data import list_images
 
 HERE = Path(__file__).resolve().parent
 FULL_SIZE = {"chelsea": "starry_night", "astronaut": "the_scream", "coffee": "great_wave", "rocket": "udnie"}
@@ -30,10 +31,10 @@ def thumbnail(image: Image.Image, height: int) -> Image.Image:
     return image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
 
 
-def contact_sheet(stylizer: Stylizer, photos: list[Path], *, cell: int, max_size: int) -> Image.Image:
+def contact_sheet(stylizer: Stylizer, photos: list[Image.Image], *, cell: int, max_size: int) -> Image.Image:
     """One row of originals, then one row per style: label on the left, the photos beside it."""
     font = ImageFont.load_default(size=max(12, cell // 9))
-    originals = [thumbnail(Image.open(p), cell) for p in photos]
+    originals = [thumbnail(p, cell) for p in photos]
     label_width, gap = cell * 3 // 2, 4
     width = label_width + sum(o.width + gap for o in originals)
     rows = [("photo", originals)]
@@ -63,15 +64,17 @@ def main() -> None:
     args = parser.parse_args()
 
     stylizer = Stylizer.load(args.model, device="cpu")
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+    paths = list_images(args.photos, "photo")
+    # Decoded once, upright (as `stylize apply` reads them), and reused for every style.
+    photos = [ImageOps.exif_transpose(Image.open(p)) for p in paths]
     args.out.mkdir(parents=True, exist_ok=True)
     contact_sheet(stylizer, photos, cell=args.cell, max_size=args.sheet_size).save(
         args.out / "contact-sheet.jpg", quality=88)
-    for photo in photos:
-        style = FULL_SIZE.get(photo.stem)
+    for path, photo in zip(paths, photos):
+        style = FULL_SIZE.get(path.stem)
         if style in stylizer.styles:
             result = stylizer.apply(photo, style=style, max_size=args.full_size)
-            result.convert("RGB").save(args.out / f"{photo.stem}-{style}.jpg", quality=90)
+            result.convert("RGB").save(args.out / f"{path.stem}-{style}.jpg", quality=90)
 
 
 if __name__ == "__main__":
