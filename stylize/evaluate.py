@@ -35,7 +35,8 @@ class StyleScores:
     baseline: dict[int, dict[str, float]] = field(default_factory=dict)
 
 
-def _terms(loss: PerceptualLoss, output: Tensor, photo: Tensor, style: Tensor) -> dict[str, float]:
+def loss_terms(loss: PerceptualLoss, output: Tensor, photo: Tensor, style: Tensor) -> dict[str, float]:
+    """Content, style, TV and total loss of ``output`` (a batch of one) as plain numbers."""
     with torch.no_grad():
         return {k: v.item() for k, v in loss(output, photo, style).items()}
 
@@ -66,6 +67,11 @@ def gatys(loss: PerceptualLoss, photo: Tensor, style: Tensor, budgets: Sequence[
     return results
 
 
+def load_test_photos(photos_dir: Path, size: int, limit: int | None = None) -> list[Tensor]:
+    """The first ``limit`` photos of ``photos_dir`` (sorted by name), long side resized to ``size``."""
+    return [resize_long_side(read_image(p).rgb, size) for p in list_images(photos_dir, "test photo")[:limit]]
+
+
 def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path, *, weights: LossWeights,
              vgg: torch.nn.Module, size: int = 512, budgets: Sequence[int] = (50, 100, 300), limit: int | None = None,
              device: torch.device = torch.device("cpu"),
@@ -74,7 +80,7 @@ def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path
 
     Photos are resized to long side ``size``; ``limit`` caps their number (for quick runs).
     """
-    photos = [resize_long_side(read_image(p).rgb, size) for p in list_images(photos_dir, "test photo")[:limit]]
+    photos = load_test_photos(photos_dir, size, limit)
     net = ckpt.net.to(device).eval()
     scores = []
     for name, painting in style_images.items():
@@ -85,16 +91,18 @@ def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path
         for i, photo in enumerate(photos):
             x = photo[None].to(device)
             with torch.no_grad():
-                network_terms.append(_terms(loss, net(x, index), x, zero))
+                network_terms.append(loss_terms(loss, net(x, index), x, zero))
             for budget, image in gatys(loss, x, zero, budgets).items():
-                baseline_terms[budget].append(_terms(loss, image, x, zero))
+                baseline_terms[budget].append(loss_terms(loss, image, x, zero))
             if on_progress is not None:
                 on_progress(name, i + 1, len(photos))
-        scores.append(StyleScores(name, _mean(network_terms), {b: _mean(t) for b, t in baseline_terms.items()}))
+        baselines = {b: mean_terms(t) for b, t in baseline_terms.items()}
+        scores.append(StyleScores(name, mean_terms(network_terms), baselines))
     return scores
 
 
-def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+def mean_terms(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each loss term averaged over photos (one dict per photo, as :func:`loss_terms` gives)."""
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
 
 
