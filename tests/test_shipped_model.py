@@ -1,8 +1,9 @@
-"""The model shipped in weights/: what a fresh clone's `stylize apply` uses without --model."""
+"""The models shipped in weights/: the default one `stylize apply` uses without --model, and the CPU one."""
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 from conftest import make_photo
 from PIL import Image
 from typer.testing import CliRunner
@@ -12,28 +13,32 @@ from stylize.cli import app
 from stylize.weights import DEFAULT_MODEL_NAME, WEIGHTS_DIR
 
 SHIPPED = WEIGHTS_DIR / DEFAULT_MODEL_NAME
+SMALL = WEIGHTS_DIR / "stylize-22-small.safetensors"
 runner = CliRunner()
 
 
-def test_the_shipped_model_is_lean_and_holds_the_22_paintings(monkeypatch):
+@pytest.mark.parametrize("model, preset", [(SHIPPED, "johnson"), (SMALL, "small")])
+def test_the_shipped_models_are_lean_and_hold_the_22_paintings(monkeypatch, model: Path, preset: str):
     monkeypatch.delenv("STYLIZE_MODEL", raising=False)
-    meta = checkpoint.read_metadata(SHIPPED)
+    meta = checkpoint.read_metadata(model)
     assert len(meta["styles"]) == 22 and {"starry_night", "great_wave", "the_scream"} <= set(meta["styles"])
-    assert SHIPPED.stat().st_size <= 20_000_000
-    ckpt = checkpoint.load(SHIPPED)
+    assert meta["training"]["preset"] == preset
+    assert model.stat().st_size <= 20_000_000
+    ckpt = checkpoint.load(model)
     assert ckpt.optimizer_state is None
     assert all(p.dtype.is_floating_point and p.dtype.itemsize == 4 for p in ckpt.net.parameters())
-    listed = runner.invoke(app, ["styles"])
+    listed = runner.invoke(app, ["styles", *(["--model", str(model)] if model != SHIPPED else [])])
     assert listed.exit_code == 0 and all(name in listed.output for name in meta["styles"])
 
 
-def test_apply_uses_it_with_the_short_style_names(tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("model_args", [[], ["--model", str(SMALL)]], ids=["default", "small"])
+def test_apply_uses_them_with_the_short_style_names(tmp_path: Path, monkeypatch, model_args: list[str]):
     monkeypatch.delenv("STYLIZE_MODEL", raising=False)
     photo = make_photo(tmp_path / "photo.png", size=(64, 48))
     outputs = []
     for style in ("starry", "wave", "scream"):
         out = tmp_path / f"{style}.png"
-        result = runner.invoke(app, ["apply", str(photo), "--style", style, "-o", str(out)])
+        result = runner.invoke(app, ["apply", str(photo), "--style", style, "-o", str(out), *model_args])
         assert result.exit_code == 0, result.output
         outputs.append(np.asarray(Image.open(out), dtype=np.float32))
     assert all(o.shape == (48, 64, 3) for o in outputs)
