@@ -152,7 +152,9 @@ def add_style(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the new style (only with one STYLE_IMAGE)."),
     steps: Optional[int] = typer.Option(None, min=1, help="Optimizer steps (default: 2000; with --resume: "
                                                           "the run's own, or the new total)."),
-    lr: Optional[float] = typer.Option(None, min=0.0, help="Adam learning rate (default: the model's)."),
+    lr: Optional[float] = typer.Option(None, min=0.0,
+                                       help="Adam learning rate (default: 0.01, above a whole network's 0.001: "
+                                            "only the new styles' few thousand numbers move)."),
     style_weight: Optional[float] = typer.Option(None, min=0.0, help="Style loss weight (default: the model's)."),
     image_size: Optional[int] = typer.Option(None, min=32, help="Side of the photo crops (default: the model's)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Photos per step (default: the model's)."),

@@ -12,15 +12,15 @@ from typer.testing import CliRunner
 from stylize import checkpoint
 from stylize.cli import app
 from stylize.errors import StylizeError
-from stylize.finetune import ADD_STEPS, Overrides, add_styles
+from stylize.finetune import ADD_STEPS, STYLE_LR, Overrides, add_styles
 from stylize.style_edit import free_name, remove_styles, rename_style, style_row_keys
 from stylize.train import TrainSettings
 
 pytest.importorskip("onnx")
 runner = CliRunner()
 TINY = dict(batch_size=2, image_size=32, style_size=48, workers=0, checkpoint_every=3, preview_every=10,
-            log_every=1, lr=1e-2)
-"""Training settings stored in the test model: what add-style inherits."""
+            log_every=1, lr=1e-3)
+"""Training settings stored in the test model: what add-style inherits (except the learning rate)."""
 
 
 @pytest.fixture
@@ -60,8 +60,9 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
     assert _sha(model) == before  # the input model is only read
     source, added = checkpoint.load(model), checkpoint.load(out)
     assert added.styles == ["a", "b", "monet"] and added.step == 4
-    # Settings come from the model's metadata, with add-style's step count.
+    # Settings come from the model's metadata, with add-style's step count and learning rate.
     assert added.training["steps"] == 4 and added.training["batch_size"] == 2 and added.training["image_size"] == 32
+    assert added.training["lr"] == STYLE_LR != TINY["lr"]
     old, new = source.net.state_dict(), added.net.state_dict()
     rows = set(style_row_keys(source.net))
     for key, tensor in old.items():
