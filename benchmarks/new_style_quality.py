@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.speed import DEFAULT_LITE_PYTHON
 from stylize import checkpoint
 from stylize.data import resize_long_side
 from stylize.device import resolve_device
@@ -38,8 +39,6 @@ from stylize.imageio import read_image, write_image
 from stylize.loss import PerceptualLoss
 from stylize.train import TrainSettings
 from stylize.vgg import load_vgg
-
-DEFAULT_LITE_PYTHON = "/work/bench-venv/bin/python"
 
 
 def parse_row(text: str) -> tuple[str, Path, str]:
