@@ -210,16 +210,34 @@ def rename_style(
 @app.command()
 def export(
     model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
-    output: Path = typer.Option(..., "--output", "-o", help="Lean checkpoint to write."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Lean checkpoint to write."),
+    onnx: Optional[Path] = typer.Option(None, "--onnx", help="Write the network with all its styles as an ONNX "
+                                                             "graph instead (for ONNX Runtime; needs onnx)."),
     half: bool = typer.Option(True, "--half/--full",
                               help="Store the weights in fp16 (half the size, loaded as fp32) or in fp32."),
 ) -> None:
-    """Write a lean copy of MODEL to share or ship: no optimizer state, fp16 weights by default.
+    """Write a lean copy of MODEL to share or ship, or (--onnx) its network as an ONNX graph.
 
     A training checkpoint also holds Adam's state for --resume, which triples its size
-    and is of no use for applying styles. Example:
-    stylize export runs/model.safetensors -o weights/my-styles.safetensors
+    and is of no use for applying styles; -o writes it without, fp16 weights by default.
+    --onnx writes one graph for every style and mix, any image size, tiles and video
+    included (see the README). Examples:
+    stylize export runs/model.safetensors -o weights/my-styles.safetensors;
+    stylize export weights/stylize-22.safetensors --onnx stylize-22.onnx
     """
+    if (output is None) == (onnx is None):
+        fail("give one of -o LEAN.safetensors or --onnx OUT.onnx")
+    if onnx is not None:
+        from . import checkpoint
+        from .onnx_export import export_onnx
+        from .style_edit import check_output
+
+        with user_errors():
+            check_output(model, onnx)
+            ckpt = checkpoint.load(model)
+            export_onnx(ckpt, onnx)
+        report_saved(onnx, ckpt.styles)
+        return
     edit_checkpoint(model, output, lambda ckpt: ckpt, half=half)
 
 
@@ -233,8 +251,12 @@ def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Chec
         check_output(model, output)
         edited = edit(checkpoint.load(model))
         checkpoint.save(output, edited, half=half)
-    size_mb = output.stat().st_size / 1e6
-    typer.echo(f"saved {output} ({size_mb:.1f} MB): {len(edited.styles)} styles: {', '.join(edited.styles)}")
+    report_saved(output, edited.styles)
+
+
+def report_saved(path: Path, styles: list[str]) -> None:
+    """Say which model file was written, its size and its styles."""
+    typer.echo(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,

@@ -26,7 +26,7 @@ separate elementwise ops, and it is autograd-aware, so training uses it too.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -78,6 +78,32 @@ class NormStats:
         self.replaying = True
         self._cursor = 0
         return self
+
+
+class BlendedStats(NormStats):
+    """Recording statistics pulled toward prior ones: ``own * (1 - weight) + prior * weight``.
+
+    ``prior`` holds one (mean, var) pair per norm layer, in call order (another pass's
+    :attr:`NormStats.pairs`). ``weight`` 0 records the image's own statistics, 1 the prior's
+    exactly; in between, when each video frame's prior is the previous frame's recording,
+    the statistics are an exponential moving average over frames, which steadies the
+    colours that per-frame instance norm makes flicker. The layers normalize with what is
+    recorded, so every later layer sees the blended activations. ``weight`` may be a
+    tensor (the ONNX export feeds it as a graph input).
+    """
+
+    def __init__(self, prior: Sequence[tuple[Tensor, Tensor]] | None, weight: float | Tensor) -> None:
+        super().__init__()
+        self.prior = prior
+        self.weight = weight
+
+    def record(self, mean: Tensor, var: Tensor) -> tuple[Tensor, Tensor]:
+        if self.prior is not None:
+            prior_mean, prior_var = self.prior[len(self.pairs)]
+            keep = 1 - self.weight
+            mean = mean * keep + prior_mean * self.weight
+            var = var * keep + prior_var * self.weight
+        return super().record(mean, var)
 
 
 class ConditionalInstanceNorm2d(nn.Module):
@@ -133,10 +159,11 @@ def conditional_instance_norm(x: Tensor, gamma: Tensor, beta: Tensor, stats: Nor
     elif stats is not None:
         y, mean, invstd = _batch_norm_per_image(x, gamma, beta, None, eps)
         var = (invstd.pow(-2) - eps).clamp_min(0.0)
-        stats.record(mean.reshape(n, c, 1, 1), var.reshape(n, c, 1, 1))
-        # Normalize this pass with the eval-mode formula from the recorded pair, exactly as
-        # the replaying passes will, so that recorded and replayed passes agree bit for bit.
-        y = _batch_norm_per_image(x, gamma, beta, (mean, var), eps)
+        # Normalize this pass with the eval-mode formula from the recorded pair (which a
+        # BlendedStats may have changed), exactly as the replaying passes will, so that
+        # recorded and replayed passes agree bit for bit.
+        used = stats.record(mean.reshape(n, c, 1, 1), var.reshape(n, c, 1, 1))
+        y = _batch_norm_per_image(x, gamma, beta, used, eps)
     else:
         y = _batch_norm_per_image(x, gamma, beta, None, eps)[0]
     # In place is safe under autograd: batch norm's backward does not need its output.
