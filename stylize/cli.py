@@ -111,7 +111,7 @@ def train(
     image_size: int = typer.Option(256, min=32, help="Side of the square photo crops."),
     style_size: int = typer.Option(512, min=32, help="Long side the paintings are resized to."),
     lr: float = typer.Option(1e-3, min=0.0, help="Adam learning rate, cosine-decayed to 1% over the run."),
-    content_weight: float = typer.Option(1.0, min=0.0, help="Weight of the content loss (relu2_2)."),
+    content_weight: float = typer.Option(1.0, min=0.0, help="Weight of the content loss (at --content-layer)."),
     style_weight: float = typer.Option(2.0, min=0.0, help="Weight of the Gram style loss; higher paints more."),
     tv_weight: float = typer.Option(0.0, min=0.0, help="Weight of the total-variation smoother."),
     preset: str = typer.Option("johnson", help="Network size: 'johnson' (the paper's) or 'small' (fast on CPUs)."),
@@ -123,22 +123,49 @@ def train(
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="Use a torchvision-format VGG16 state dict as the loss network."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (same settings, new --steps)."),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Continue from a released model (e.g. weights/stylize-22.safetensors): its weights "
+                                  "and step count, this command's settings, a fresh optimizer warmed up."),
+    warmup_steps: int = typer.Option(0, min=0, help="Linear learning-rate warm-up over the first N steps of a fresh "
+                                                    "optimizer (from scratch or --init-from)."),
+    content_layer: str = typer.Option("relu2_2", help="VGG layer of the content loss: relu1_2, relu2_2, relu3_3 or "
+                                                      "relu4_3 (deeper keeps only the layout, frees more texture)."),
+    style_layer_weights: str = typer.Option(
+        "1,1,1,1", help="Weights of the style loss at relu1_2,relu2_2,relu3_3,relu4_3; more on the last two "
+                        "paints larger motifs."),
+    precision: str = typer.Option(
+        "auto", help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
+                     "on older GPUs; else fp32), fp32, bf16 or fp16."),
 ) -> None:
     """Train one network that holds every painting in STYLE_DIR as a named style.
 
     Example: stylize train paintings/ --content photos/ -o my-styles.safetensors --steps 20000
+
+    Continue a released model: stylize train paintings/ -c photos/ -o next.safetensors
+    --init-from weights/stylize-22.safetensors --steps 30000 --warmup-steps 200
     """
     from .loss import LossWeights
     from .train import TrainSettings, train as run_training
 
+    with user_errors():
+        weights = LossWeights(content=content_weight, style=style_weight, tv=tv_weight, content_layer=content_layer,
+                              style_layers=parse_numbers(style_layer_weights, "--style-layer-weights"))
     settings = TrainSettings(
         steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr,
-        weights=LossWeights(content=content_weight, style=style_weight, tv=tv_weight), preset=preset, seed=seed,
-        checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers,
+        warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
+        checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers, precision=precision,
     )
     run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=device,
-                                                   vgg_weights=vgg_weights, resume=resume, preview=preview,
-                                                   on_step=on_step))
+                                                   vgg_weights=vgg_weights, resume=resume, init_from=init_from,
+                                                   preview=preview, on_step=on_step))
+
+
+def parse_numbers(text: str, option: str) -> tuple[float, ...]:
+    """``"1,1,4,4"`` as numbers, or a one-line error naming ``option``."""
+    try:
+        return tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise StylizeError(f"{option}: expected comma-separated numbers, got {text!r}") from None
 
 
 @app.command("add-style")
@@ -165,6 +192,8 @@ def add_style(
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if the model was not trained with "
                                                           "the default VGG16."),
     resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output."),
+    precision: Optional[str] = typer.Option(None, help="auto, fp32, bf16 or fp16 (default: the model's, usually auto: "
+                                                       "bf16 where the hardware runs it natively)."),
 ) -> None:
     """Add styles to a trained model in minutes: only the new styles' norm parameters are learned.
 
@@ -176,7 +205,7 @@ def add_style(
     from .finetune import Overrides, add_styles
 
     overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
-                          batch_size=batch_size, style_size=style_size, workers=workers)
+                          batch_size=batch_size, style_size=style_size, workers=workers, precision=precision)
     run_training_loop(lambda on_step: add_styles(model, style_images, content, output, name=name, overrides=overrides,
                                                  device=device, vgg_weights=vgg_weights, resume=resume,
                                                  preview=preview, on_step=on_step))

@@ -91,6 +91,7 @@ class Overrides:
     batch_size: int | None = None
     style_size: int | None = None
     workers: int | None = None
+    precision: str | None = None
 
     def apply(self, base: TrainSettings) -> TrainSettings:
         """``base`` with every given override; ``style_weight`` changes only the style loss weight."""
@@ -182,7 +183,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
         net, start = previous.net, {"start_step": previous.step, "optimizer_state": previous.optimizer_state}
         settings = Overrides(steps=overrides.steps, workers=overrides.workers).apply(
             TrainSettings.from_dict(previous.training))
-        check_steps_left(previous, settings, output)
+        check_steps_left(previous.step, settings, output, "--resume")
     else:
         net, start = with_new_styles(source, names).net, {}
         settings = overrides.apply(dataclasses.replace(TrainSettings.from_dict(source.training), steps=ADD_STEPS,

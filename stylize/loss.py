@@ -2,47 +2,72 @@
 
 All three are measured on VGG16 features of the network's output:
 
-* content: MSE between output and photo features at relu2_2 (where shapes survive but
-  colours and textures are free to change);
+* content: MSE between output and photo features at one layer (relu2_2 by default, where
+  shapes survive but colours and textures are free to change; relu3_3, as in Dumoulin et
+  al. and Magenta, keeps only the layout and leaves fine texture free to the style);
 * style: for each of relu1_2, relu2_2, relu3_3, relu4_3, MSE between the Gram matrix
   of the output and that of the painting, both normalized by C*H*W so that the crop
-  size and the painting's size do not change the balance;
+  size and the painting's size do not change the balance; each layer has its own
+  weight, and weight on the deeper layers (larger receptive fields) paints larger motifs;
 * total variation: mean squared difference of neighbouring pixels, a mild smoother.
 
-The default weights are tuned for the Caffe-convention VGG16 (activations ~255x those
-of torchvision's), measured on an H100: style weight 2 gave a moderate texture with
-the content intact; larger values paint more strongly.
+The weights are relative to the Caffe-convention VGG16 (activations ~255x those of
+torchvision's); the model cards under ``models/`` say which values each release used.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-CONTENT_LAYER = 1
-"""Index of relu2_2 in the loss network's four taps."""
+from .errors import StylizeError
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+"""The loss network's taps, in order."""
 
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Relative weights of the three loss terms."""
+    """Relative weights of the loss terms, the content layer and each style layer's share."""
 
     content: float = 1.0
     style: float = 2.0
     tv: float = 0.0
+    content_layer: str = "relu2_2"
+    style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
 
-    def to_dict(self) -> dict[str, float]:
-        return asdict(self)
+    def __post_init__(self) -> None:
+        if self.content_layer not in LAYERS:
+            raise StylizeError(f"unknown content layer {self.content_layer!r}; choose one of {', '.join(LAYERS)}")
+        layers = tuple(float(w) for w in self.style_layers)
+        if len(layers) != len(LAYERS) or any(not math.isfinite(w) or w < 0 for w in layers):
+            raise StylizeError(f"style layer weights must be {len(LAYERS)} non-negative numbers "
+                               f"(one per {', '.join(LAYERS)}), got {list(self.style_layers)}")
+        object.__setattr__(self, "style_layers", layers)
+
+    @property
+    def content_index(self) -> int:
+        return LAYERS.index(self.content_layer)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        return data
 
 
 def gram(features: Tensor) -> Tensor:
-    """Gram matrix per sample, normalized by C*H*W, in fp32 (sums of squares overflow fp16)."""
+    """Gram matrix per sample, normalized by C*H*W, in fp32 (sums of squares overflow fp16).
+
+    Autocast is switched off here: it would run the product in half precision again.
+    """
     n, c, h, w = features.shape
-    f = features.float().reshape(n, c, h * w)
-    return f @ f.transpose(1, 2) / (c * h * w)
+    with torch.autocast(features.device.type, enabled=False):
+        f = features.float().reshape(n, c, h * w)
+        return f @ f.transpose(1, 2) / (c * h * w)
 
 
 def total_variation(image: Tensor) -> Tensor:
@@ -78,11 +103,13 @@ class PerceptualLoss(nn.Module):
         Returns the weighted terms and their sum under ``total``.
         """
         out_feats = self.features(output)
+        layer = self.weights.content_index
         with torch.no_grad():
-            photo_feat = self.features(photo, taps=CONTENT_LAYER + 1)[CONTENT_LAYER]
-        content = F.mse_loss(out_feats[CONTENT_LAYER].float(), photo_feat.float())
+            photo_feat = self.features(photo, taps=layer + 1)[layer]
+        content = F.mse_loss(out_feats[layer].float(), photo_feat.float())
         style_loss = sum(
-            F.mse_loss(gram(f), self.style_grams(i)[style]) for i, f in enumerate(out_feats)
+            w * F.mse_loss(gram(f), self.style_grams(i)[style])
+            for i, (w, f) in enumerate(zip(self.weights.style_layers, out_feats)) if w
         )
         terms = {
             "content": self.weights.content * content,

@@ -24,7 +24,6 @@ import math
 import signal
 import threading
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -41,6 +40,7 @@ from .distributed import init_from_env
 from .errors import StylizeError
 from .loss import LossWeights, PerceptualLoss
 from .network import PRESETS, StyleNet
+from .precision import training_precision
 from .previews import preview_image, write_preview
 
 
@@ -54,6 +54,8 @@ class TrainSettings:
     style_size: int = 512
     lr: float = 1e-3
     final_lr_fraction: float = 0.01
+    warmup_steps: int = 0
+    warmup_from: int = 0
     weights: LossWeights = field(default_factory=LossWeights)
     preset: str = "johnson"
     seed: int = 0
@@ -61,6 +63,7 @@ class TrainSettings:
     preview_every: int = 1000
     log_every: int = 10
     workers: int = 4
+    precision: str = "auto"
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -76,10 +79,18 @@ class TrainSettings:
         return cls(**values)
 
     def lr_at(self, step: int) -> float:
-        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``."""
+        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
+
+        A linear warm-up over ``warmup_steps`` steps from ``warmup_from`` (where the optimizer
+        started fresh: step 0, or the step of a released model training continues from)
+        keeps Adam's first, poorly estimated steps from undoing what the weights know.
+        """
         progress = min(step / max(self.steps, 1), 1.0)
         floor = self.lr * self.final_lr_fraction
-        return floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        lr = floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if self.warmup_steps > 0:
+            lr *= min(1.0, (step - self.warmup_from + 1) / self.warmup_steps)
+        return lr
 
 
 @dataclass
@@ -218,7 +229,8 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
                         pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None,
                         worker_init_fn=_ignore_sigint if s.workers else None)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
+    precision = training_precision(s.precision, device)
+    scaler = precision.grad_scaler(device)
     log_path = job.output.with_suffix(".log.jsonl")
     preview_dir = job.output.with_suffix(".previews")
 
@@ -237,7 +249,7 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             styles = styles.to(device, non_blocking=True)
             for group in optimizer.param_groups:
                 group["lr"] = s.lr_at(step)
-            with autocast:
+            with precision.autocast(device):
                 output = model(images, style_ids[styles])
                 terms = loss_fn(output.float(), images, styles)
             current, stopping = _agree(terms, stop.requested, world)
@@ -248,8 +260,9 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             if stopping:
                 raise KeyboardInterrupt
             optimizer.zero_grad(set_to_none=True)
-            terms["total"].backward()
-            optimizer.step()
+            scaler.scale(terms["total"]).backward()
+            scaler.step(optimizer)
+            scaler.update()
             step, losses = step + 1, current
             if not main:
                 continue
@@ -289,8 +302,15 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
 @leaves_process_group
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str = "auto", vgg_weights: Path | None = None, resume: bool = False,
-          preview: Path | None = None, on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
-    """Train one network on every painting in ``style_dir`` (a style per file stem)."""
+          init_from: Path | None = None, preview: Path | None = None,
+          on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
+    """Train one network on every painting in ``style_dir`` (a style per file stem).
+
+    ``init_from`` continues from a released model (a lean checkpoint: weights without
+    optimizer state), with this call's settings: its weights and step count are carried
+    on, so the learning-rate schedule goes on where it was, with a fresh optimizer warmed
+    up over ``settings.warmup_steps``.
+    """
     from .imageio import read_image
     from .vgg import load_vgg
 
@@ -298,12 +318,18 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     torch_device = init_from_env(resolve_device(device))
     names, style_images = load_styles(style_dir, settings.style_size)
     start_step, optimizer_state = 0, None
-    if resume:
+    if resume and init_from is not None:
+        raise StylizeError("--resume and --init-from exclude each other: --resume continues the run in --output")
+    if init_from is not None:
+        net, start_step = load_initial(Path(init_from), names)
+        settings = dataclasses.replace(settings, warmup_from=start_step)
+        check_steps_left(start_step, settings, init_from, "--init-from")
+    elif resume:
         previous = load_resumable(output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
         settings = TrainSettings.from_dict({**previous.training, "steps": settings.steps,
                                             "workers": settings.workers})
-        check_steps_left(previous, settings, output)
+        check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:
             raise StylizeError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
@@ -331,7 +357,17 @@ def load_resumable(output: Path, styles: list[str]) -> ckpt_io.Checkpoint:
     return previous
 
 
-def check_steps_left(previous: ckpt_io.Checkpoint, settings: TrainSettings, output: Path) -> None:
-    """A resumed run must have steps left to do."""
-    if previous.step >= settings.steps:
-        raise StylizeError(f"--resume: {output} is already at step {previous.step}; raise --steps to train further")
+def load_initial(path: Path, styles: list[str]) -> tuple[StyleNet, int]:
+    """The network and step of a released model to continue from, checked to hold ``styles`` in order."""
+    previous = ckpt_io.load(path)
+    if previous.styles != styles:
+        missing = sorted(set(styles) ^ set(previous.styles))
+        detail = f"styles differ: {', '.join(missing)}" if missing else "the styles are in another order"
+        raise StylizeError(f"--init-from: {path} does not hold this folder's styles ({detail})")
+    return previous.net, previous.step
+
+
+def check_steps_left(step: int, settings: TrainSettings, source: Path, option: str) -> None:
+    """A continued run must have steps left to do."""
+    if step >= settings.steps:
+        raise StylizeError(f"{option}: {source} is already at step {step}; raise --steps to train further")

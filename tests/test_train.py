@@ -155,3 +155,60 @@ def test_batch_plan_is_deterministic_and_rank_slices_partition_it(photo_dir):
     assert torch.equal(torch.cat([p[0] for p in parts]), images)
     assert torch.equal(torch.cat([p[1] for p in parts]), styles)
     assert not torch.equal(one[4][0], images)
+
+
+def test_bf16_training_computes_the_loss_of_fp32_and_learns(tmp_path, style_dir, photo_dir):
+    first = {}
+    for name in ("fp32", "bf16"):  # same seed, same first batch: the first loss differs only by rounding
+        out = tmp_path / f"{name}.safetensors"
+        first[name] = train(style_dir, photo_dir, out, _settings(steps=1, lr=0.0, precision=name),
+                            device="cpu").losses["total"]
+        assert checkpoint.load(out).training["precision"] == name
+    assert first["bf16"] == pytest.approx(first["fp32"], rel=0.03)
+    before = _fixed_batch_loss(tmp_path / "bf16.safetensors", style_dir, photo_dir)
+    out = tmp_path / "bf16-trained.safetensors"
+    train(style_dir, photo_dir, out, _settings(steps=20, lr=1e-2, precision="bf16"), device="cpu")
+    assert _fixed_batch_loss(out, style_dir, photo_dir) < 0.8 * before
+
+
+def test_init_from_a_lean_checkpoint_continues_its_weights_and_step(tmp_path, style_dir, photo_dir):
+    first = tmp_path / "first.safetensors"
+    train(style_dir, photo_dir, first, _settings(steps=4, lr=1e-2), device="cpu")
+    lean = tmp_path / "lean.safetensors"
+    released = checkpoint.load(first)
+    checkpoint.save(lean, released)  # no optimizer state: what `stylize export` ships
+    assert checkpoint.load(lean).optimizer_state is None
+    with pytest.raises(StylizeError, match="no optimizer state"):
+        train(style_dir, photo_dir, tmp_path / "lean.safetensors", _settings(steps=8), device="cpu", resume=True)
+
+    out = tmp_path / "next.safetensors"
+    settings = _settings(steps=8, lr=0.0, warmup_steps=3)
+    result = train(style_dir, photo_dir, out, settings, device="cpu", init_from=lean)
+    assert result.step == 8
+    continued = checkpoint.load(out)
+    assert continued.step == 8 and continued.optimizer_state is not None
+    assert continued.training["warmup_from"] == 4
+    for key, value in released.net.state_dict().items():  # lr 0: the weights are carried over untouched
+        assert torch.equal(continued.net.state_dict()[key], value), key
+    log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log] == [5, 6, 7, 8]
+
+
+def test_init_from_needs_the_same_styles_and_steps_left(tmp_path, style_dir, photo_dir):
+    first = tmp_path / "first.safetensors"
+    train(style_dir, photo_dir, first, _settings(steps=3), device="cpu")
+    with pytest.raises(StylizeError, match="already at step 3"):
+        train(style_dir, photo_dir, tmp_path / "b.safetensors", _settings(steps=3), device="cpu", init_from=first)
+    other = tmp_path / "other_styles"
+    other.mkdir()
+    shutil.copy(next(style_dir.iterdir()), other / "dots.png")
+    with pytest.raises(StylizeError, match="does not hold this folder's styles"):
+        train(other, photo_dir, tmp_path / "c.safetensors", _settings(steps=6), device="cpu", init_from=first)
+    with pytest.raises(StylizeError, match="exclude each other"):
+        train(style_dir, photo_dir, first, _settings(steps=6), device="cpu", init_from=first, resume=True)
+
+
+def test_warmup_ramps_the_learning_rate_from_where_the_optimizer_started():
+    s = TrainSettings(steps=100, lr=1.0, warmup_steps=4, warmup_from=10)
+    plain = TrainSettings(steps=100, lr=1.0)
+    assert [round(s.lr_at(step) / plain.lr_at(step), 6) for step in range(10, 16)] == [0.25, 0.5, 0.75, 1, 1, 1]
