@@ -96,7 +96,9 @@ def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
             typer.echo(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume",
                        err=True)
         raise typer.Exit(130)
-    if is_main_process():
+    if is_main_process() and result.out_of_time:
+        typer.echo(f"time limit reached at step {result.step}; saved {result.checkpoint}; continue with --resume")
+    elif is_main_process():
         typer.echo(f"saved {result.checkpoint} (step {result.step})")
 
 
@@ -136,6 +138,9 @@ def train(
     precision: str = typer.Option(
         "auto", help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
                      "on older GPUs; else fp32), fp32, bf16 or fp16."),
+    time_limit: Optional[float] = typer.Option(
+        None, "--time-limit", min=0.0, help="Stop and save after this many minutes (train in chunks: "
+                                            "run again with --resume)."),
 ) -> None:
     """Train one network that holds every painting in STYLE_DIR as a named style.
 
@@ -157,7 +162,8 @@ def train(
     )
     run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=device,
                                                    vgg_weights=vgg_weights, resume=resume, init_from=init_from,
-                                                   preview=preview, on_step=on_step))
+                                                   preview=preview, on_step=on_step,
+                                                   time_limit=time_limit * 60 if time_limit is not None else None))
 
 
 def parse_numbers(text: str, option: str) -> tuple[float, ...]:

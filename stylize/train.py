@@ -110,6 +110,8 @@ class TrainResult:
     interrupted: bool
     losses: dict[str, float]
     checkpoint: Path
+    out_of_time: bool = False
+    """Stopped (and saved) because ``time_limit`` ran out, not because of Ctrl-C."""
 
 
 class TrainingDiverged(StylizeError):
@@ -210,9 +212,14 @@ def leaves_process_group(run: Callable) -> Callable:
 
 
 def fit(job: Job, *, device: torch.device, vgg: nn.Module,
-        on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
-    """Run the training loop from ``job.start_step`` to ``job.settings.steps``."""
+        on_step: Callable[[StepReport], None] | None = None, time_limit: float | None = None) -> TrainResult:
+    """Run the training loop from ``job.start_step`` to ``job.settings.steps``.
+
+    ``time_limit`` (seconds) stops the run after the first step that ends past it, saved
+    like a Ctrl-C, so training can go in chunks of a fixed wall time that each resume the last.
+    """
     s = job.settings
+    deadline = time.monotonic() + time_limit if time_limit is not None else math.inf
     rank, world = _rank()
     main = rank == 0
     net = job.net.to(device).train()
@@ -240,7 +247,7 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             ckpt_io.save(job.output, ckpt_io.Checkpoint(net=net, styles=job.styles, step=step, **meta),
                          optimizer=optimizer)
 
-    step, losses, interrupted = job.start_step, {}, False
+    step, losses, interrupted, out_of_time = job.start_step, {}, False, False
     tick = time.perf_counter()
     stop = _StopRequest(world)
     try:
@@ -264,6 +271,8 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             scaler.step(optimizer)
             scaler.update()
             step, losses = step + 1, current
+            out_of_time = out_of_time or time.monotonic() > deadline
+            stop.requested = stop.requested or out_of_time  # every rank hears of it at the next step
             if not main:
                 continue
             now = time.perf_counter()
@@ -296,14 +305,16 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
             dist.barrier()  # the file exists before any rank returns
     finally:
         stop.restore()
-    return TrainResult(step=step, interrupted=interrupted, losses=losses, checkpoint=job.output)
+    out_of_time = out_of_time and step < s.steps
+    return TrainResult(step=step, interrupted=interrupted and not out_of_time, losses=losses,
+                       checkpoint=job.output, out_of_time=out_of_time)
 
 
 @leaves_process_group
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str = "auto", vgg_weights: Path | None = None, resume: bool = False,
           init_from: Path | None = None, preview: Path | None = None,
-          on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
+          on_step: Callable[[StepReport], None] | None = None, time_limit: float | None = None) -> TrainResult:
     """Train one network on every painting in ``style_dir`` (a style per file stem).
 
     ``init_from`` continues from a released model (a lean checkpoint: weights without
@@ -343,7 +354,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
               params=list(net.parameters()), output=output, content_dir=Path(content_dir), settings=settings,
               start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
               metadata={"loss_network": vgg.network_id})
-    return fit(job, device=torch_device, vgg=vgg, on_step=on_step)
+    return fit(job, device=torch_device, vgg=vgg, on_step=on_step, time_limit=time_limit)
 
 
 def load_resumable(output: Path, styles: list[str]) -> ckpt_io.Checkpoint:

@@ -52,3 +52,12 @@ def test_styles_on_a_bad_file(tmp_path):
 def test_python_dash_m_help():
     done = subprocess.run([sys.executable, "-m", "stylize", "train", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--content" in done.stdout and "--resume" in done.stdout
+
+
+def test_train_time_limit_says_how_to_continue(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+    result = CliRunner().invoke(app, ["train", str(style_dir), "-c", str(photo_dir), "-o", str(out), "--steps", "50",
+                                      "--batch-size", "2", "--image-size", "32", "--style-size", "48",
+                                      "--preset", "small", "--workers", "0", "--time-limit", "0"])
+    assert result.exit_code == 0, result.output
+    assert "time limit reached at step 1" in result.output and "--resume" in result.output

@@ -212,3 +212,12 @@ def test_warmup_ramps_the_learning_rate_from_where_the_optimizer_started():
     s = TrainSettings(steps=100, lr=1.0, warmup_steps=4, warmup_from=10)
     plain = TrainSettings(steps=100, lr=1.0)
     assert [round(s.lr_at(step) / plain.lr_at(step), 6) for step in range(10, 16)] == [0.25, 0.5, 0.75, 1, 1, 1]
+
+
+def test_time_limit_stops_saves_and_resumes(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+    result = train(style_dir, photo_dir, out, _settings(steps=50), device="cpu", time_limit=0.0)
+    assert result.out_of_time and not result.interrupted and result.step == 1
+    assert checkpoint.load(out).step == 1
+    again = train(style_dir, photo_dir, out, _settings(steps=3), device="cpu", resume=True)
+    assert again.step == 3 and not again.out_of_time
