@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# One chunk of stylize-22 training at GPU scale (256 px crops, batch 16), in one command of
+# under 9 minutes on a lent GPU machine, continuing the newest weights and bringing them back.
+#
+# Here (CPU machine), first:      DATA=../shared/data bash models/stylize-22/gpu_chunk.sh prepare [INIT]
+#   copies into .gpu/ (git-ignored, < 64 MiB so the device tool can carry it) the paintings, a
+#   share of the training photos, the cached VGG16 loss network and the weights to continue
+#   (INIT: default the chunk run's checkpoint if there is one, else weights/stylize-22.safetensors),
+#   stored lean in fp16.
+# On the GPU machine (device tool, carry [".gpu"], one call):
+#   bash models/stylize-22/gpu_chunk.sh run
+#   trains for MINUTES (default 7.5) and writes $OUT/stylize-22.safetensors (lean fp32, to
+#   continue with --init-from), its .log.jsonl and the last preview grid.
+# Check it on a CPU (tiny sizes, a few seconds):  bash models/stylize-22/gpu_chunk.sh run --dry-run
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+GPU=.gpu
+mode=${1:?usage: gpu_chunk.sh prepare [INIT] | run [--dry-run]}
+
+if [[ $mode == prepare ]]; then
+  DATA=${DATA:-../shared/data}
+  INIT=${2:-}
+  if [[ -z $INIT ]]; then
+    INIT=runs/stylize-22/stylize-22.safetensors
+    [[ -f $INIT ]] || INIT=weights/stylize-22.safetensors
+  fi
+  rm -rf "$GPU" && mkdir -p "$GPU/content" "$GPU/cache"
+  cp -r "$DATA/styles" "$GPU/styles"
+  # Every other training photo: ~20 MB, leaving room for the rest under the 64 MiB carry limit.
+  ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$GPU/content/"; done
+  python -c "from stylize.vgg import load_vgg; load_vgg()"  # makes sure the converted network is cached
+  cp "${STYLIZE_CACHE_DIR:-$HOME/.cache/stylize}/vgg16_caffe_relu4_3.safetensors" "$GPU/cache/"
+  python -m stylize export "$INIT" -o "$GPU/init.safetensors"
+  du -sh "$GPU"
+  exit 0
+fi
+
+[[ $mode == run ]] || { echo "usage: gpu_chunk.sh prepare [INIT] | run [--dry-run]" >&2; exit 2; }
+OUT=${OUT:-runs/gpu-chunk}
+mkdir -p "$OUT" "$OUT/work"
+export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
+if [[ ${2:-} == --dry-run ]]; then
+  size=(--batch-size 2 --image-size 32 --style-size 48 --device cpu --time-limit 0.1)
+else
+  size=(--batch-size 16 --image-size 256 --style-size 384 --device cuda --time-limit "${MINUTES:-7.5}")
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+fi
+step=$(python3 -c "import json,sys; from stylize.checkpoint import read_metadata; print(read_metadata('$GPU/init.safetensors')['step'])")
+# The chunk recipe of models/stylize-22/chunk.sh at GPU scale; --steps is the schedule's end.
+python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$OUT/work/stylize-22.safetensors" \
+  --init-from "$GPU/init.safetensors" --steps "${STEPS:-$((step + 100000))}" --lr 0.001 --warmup-steps 100 \
+  --content-weight 1 --content-layer relu3_3 --style-weight 2 --style-layer-weights 1,1,1,1000 --tv-weight 0 \
+  --seed 2 --workers 8 --checkpoint-every 500 --preview-every 1000000 "${size[@]}"
+python3 -m stylize export "$OUT/work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full
+log=$OUT/work/stylize-22.log.jsonl
+if [[ -f $log ]]; then
+  cp "$log" "$OUT/"
+  python3 - "$log" <<'PY'
+import json, sys
+rows = [json.loads(line) for line in open(sys.argv[1])]
+tail = rows[-20:]
+print(f"steps {rows[0]['step']}..{rows[-1]['step']}; mean loss of the last {len(tail)} records: "
+      + ", ".join(f"{k} {sum(r[k] for r in tail) / len(tail):.4g}" for k in ("content", "style", "total")))
+PY
+else
+  echo "fewer steps than one log record (every 10 steps)"
+fi
