@@ -17,6 +17,9 @@ Naming rules (what a careful user expects):
   their own name under ``DIR``; several styles add ``-<style>`` to every file name;
 * ``-``: stdin to stdout (or to ``-o FILE``).
 
+Videos named on the command line (not those inside folders) follow the same rules,
+keep their own extension, and are rendered frame by frame (:mod:`stylize.video`).
+
 The library reports through ``on_result``; it never prints.
 """
 
@@ -35,6 +38,7 @@ from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, Photo, output_ex
                       write_image_to)
 from .inference import ApplySettings, Stylizer
 from .styles import StyleChoice
+from .video import VideoSettings, is_video, stylize_video
 
 STDIO = "-"
 STDIN_LABEL = "<stdin>"
@@ -153,11 +157,11 @@ def plan(inputs: Sequence[str], output: str | None, choices: Sequence[StyleChoic
     sources = [Path(p) for p in dict.fromkeys(inputs)]
     to_dir = _output_is_directory(sources, output)
     if output == STDIO:
-        if len(sources) != 1 or sources[0].is_dir() or len(choices) != 1:
+        if len(sources) != 1 or sources[0].is_dir() or len(choices) != 1 or is_video(sources[0]):
             raise StylizeError("-o - (stdout) takes one photo in one style")
         return [Task(sources[0], (Output(choices[0], None),), sources[0].name)]
     out = Path(output) if output is not None else None
-    if out is not None and not to_dir and not output_extension_ok(out):
+    if out is not None and not to_dir and not (output_extension_ok(out) or is_video(out)):
         raise StylizeError(f"-o {out}: cannot tell the output format from {out.suffix!r}; "
                            f"use one of {', '.join(sorted(SUPPORTED_EXTENSIONS))}, or a folder")
     tasks: list[Task] = []
@@ -211,6 +215,9 @@ def _file_task(source: Path, out: Path | None, to_dir: bool, choices: Sequence[S
         folder, stem, ext, suffixed = out, source.stem, _extension(source, options), several
     else:
         folder, stem, ext, suffixed = out.parent, out.stem, out.suffix, several
+        if is_video(source) != is_video(out):
+            raise StylizeError(f"-o {out}: a {'video' if is_video(source) else 'photo'} cannot be written as "
+                               f"{out.suffix!r}")
     outputs = tuple(Output(c, folder / _name(stem, c, ext, suffixed)) for c in choices)
     return Task(source, outputs, source.name)
 
@@ -256,7 +263,9 @@ def _images_under(folder: Path, exclude: Sequence[Path]) -> Iterator[Path]:
 
 
 def _extension(source: Path, options: BatchOptions) -> str:
-    """The output extension: ``--format``, else the input's own when it can be written."""
+    """The output extension: a video's own; a photo's ``--format``, else its own when it can be written."""
+    if is_video(source):
+        return source.suffix
     if options.format is not None:
         return _dotted(options.format)
     return source.suffix if output_extension_ok(source) else FALLBACK_EXTENSION
@@ -294,13 +303,15 @@ def _identity(path: Path) -> Path:
 
 def run(stylizer: Stylizer, tasks: Sequence[Task], settings: ApplySettings = ApplySettings(),
         options: BatchOptions = BatchOptions(), *, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
-        on_result: Callable[[Result], None] | None = None) -> Summary:
+        on_result: Callable[[Result], None] | None = None, video: VideoSettings = VideoSettings(),
+        on_frame: Callable[[Result, int, int | None], None] | None = None) -> Summary:
     """Render every task; decoding and encoding overlap with the network.
 
     Up to ``options.workers`` photos are decoded ahead and at most ``2 * workers``
     outputs wait to be encoded, so memory stays bounded. ``stdin`` / ``stdout`` are the
-    streams for tasks reading ``-`` or writing to ``-``. Ctrl-C stops after cancelling
-    queued work; every file already written is complete.
+    streams for tasks reading ``-`` or writing to ``-``. Videos are streamed frame by
+    frame, reporting ``on_frame(result so far, frames done, total or None)``. Ctrl-C
+    stops after cancelling queued work; every file already written is complete.
     """
     summary = Summary()
     report = _Reporter(summary, on_result)
@@ -309,6 +320,10 @@ def run(stylizer: Stylizer, tasks: Sequence[Task], settings: ApplySettings = App
         writes: deque[tuple[Result, Future[float]]] = deque()
         try:
             for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report):
+                if reading is None:
+                    for out in todo:
+                        report(_video(stylizer, task, out, settings, video, on_frame))
+                    continue
                 try:
                     photo, read_seconds = reading.result()
                 except StylizeError as exc:
@@ -357,13 +372,13 @@ class _Reporter:
 
 
 def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchOptions, stdin: BinaryIO | None,
-                report: _Reporter) -> Iterator[tuple[Task, list[Output], Future[tuple[Photo, float]]]]:
+                report: _Reporter) -> Iterator[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]]:
     """Yield (task, outputs still to make, decoding future), keeping ``workers`` decodes in flight.
 
     Outputs that already exist are reported as skipped here, and a task with nothing
-    left to make is never decoded.
+    left to make is never decoded. Videos, which stream their own frames, come with no future.
     """
-    pending: deque[tuple[Task, list[Output], Future[tuple[Photo, float]]]] = deque()
+    pending: deque[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]] = deque()
     queue = iter(tasks)
     while True:
         while len(pending) < options.workers:
@@ -377,7 +392,8 @@ def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchO
                 else:
                     todo.append(out)
             if todo:
-                pending.append((task, todo, pool.submit(_read, task, options, stdin)))
+                video = task.source is not None and is_video(task.source)
+                pending.append((task, todo, None if video else pool.submit(_read, task, options, stdin)))
         if not pending:
             return
         yield pending.popleft()
@@ -392,6 +408,21 @@ def _read(task: Task, options: BatchOptions, stdin: BinaryIO | None) -> tuple[Ph
     else:
         photo = read_image(task.source, max_pixels=options.max_pixels)
     return photo, time.perf_counter() - tick
+
+
+def _video(stylizer: Stylizer, task: Task, out: Output, settings: ApplySettings, video: VideoSettings,
+           on_frame: Callable[[Result, int, int | None], None] | None) -> Result:
+    """Render one video output (folders created as needed); a failure is reported, not raised."""
+    tick = time.perf_counter()
+    result = _result(task, out, "ok", None, 0.0)
+    progress = None if on_frame is None else lambda done, total: on_frame(result, done, total)
+    try:
+        _make_folder(out.destination.parent)
+        stylize_video(stylizer, task.source, out.destination, out.choice, settings, video, on_frame=progress)
+    except StylizeError as exc:
+        result.status, result.error = "failed", f"{task.label}: {exc}"
+    result.seconds = time.perf_counter() - tick
+    return result
 
 
 def _write(out: Output, rendered: Photo, source: Photo, options: BatchOptions, stdout: BinaryIO | None) -> float:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import torch
     from tqdm import tqdm
 
+    from .batch import Result
     from .checkpoint import Checkpoint
     from .inference import Stylizer
     from .train import StepReport, TrainResult
@@ -80,6 +81,30 @@ class StepBar:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+class FrameBar:
+    """``apply``'s ``on_frame`` callback: a progress bar over the frames of each video in turn."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.disabled = disabled
+        self.bar: tqdm | None = None
+        self.video: Result | None = None
+
+    def __call__(self, result: Result, done: int, total: int | None) -> None:
+        from tqdm import tqdm
+
+        if self.video is not result:
+            self.close()
+            self.video = result
+            self.bar = tqdm(total=total, unit="frame", desc=Path(result.input).name, dynamic_ncols=True,
+                            leave=False, disable=self.disabled)
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
@@ -440,11 +465,15 @@ def apply(
         None, "--content", help="With --style-image: folder of photos to learn on (default: the inputs)."),
     save_style_to: Optional[Path] = typer.Option(
         None, "--save-style-to", help="With --style-image: also save the model plus the new style as a checkpoint."),
+    smoothing: float = typer.Option(
+        0.9, help="Videos: weight of the previous frame's normalization statistics, 0 to below 1; "
+                  "steadies colours from frame to frame (0: every frame on its own)."),
 ) -> None:
     """Stylize photos and folders; outputs that exist are skipped, inputs are never overwritten.
 
     Examples: stylize apply photo.jpg --style starry;
     stylize apply ~/Pictures/trip -o ~/Pictures/trip-starry --style starry;
+    stylize apply clip.mp4 --style starry -o clip-starry.mp4 (needs the video extra);
     cat in.jpg | stylize apply - --style wave > out.jpg
     """
     from tqdm import tqdm
@@ -453,6 +482,7 @@ def apply(
     from .device import resolve_device
     from .imageio import DEFAULT_MAX_PIXELS
     from .inference import ApplySettings, Stylizer
+    from .video import VideoSettings
 
     stdout = typer.get_binary_stream("stdout")
     to_stdout = output == batch.STDIO or (output is None and inputs == [batch.STDIO])
@@ -466,6 +496,7 @@ def apply(
                                  tile_size=tile_size)
         options = batch.BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                      max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+        video = VideoSettings(smoothing=smoothing)
         torch_device = distributed.init_from_env(resolve_device(device), backend="gloo")
         if style_image is None:
             if content is not None or save_style_to is not None:
@@ -485,12 +516,14 @@ def apply(
         if as_json:
             typer.echo(json.dumps(result.to_dict()), err=to_stdout)
 
+    frames = FrameBar(disabled=bool(rank))
     try:
         summary = batch.run(stylizer, mine, settings, options, stdin=typer.get_binary_stream("stdin"),
-                            stdout=stdout, on_result=on_result)
+                            stdout=stdout, on_result=on_result, video=video, on_frame=frames)
     except KeyboardInterrupt:
         fail("interrupted; every finished output is saved, run the same command again to resume", 130)
     finally:
+        frames.close()
         bar.close()
     merged = batch.Summary.merge(distributed.gather(summary))
     distributed.close()

@@ -158,15 +158,21 @@ class Stylizer:
             alpha = resize_long_side(alpha, max(rgb.shape[-2:]))
         return dataclasses.replace(photo, rgb=rgb, alpha=alpha)
 
-    def stylize(self, rgb: Tensor, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Tensor:
-        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') on the CPU (H', W' smaller with ``max_size``)."""
+    def stylize(self, rgb: Tensor, choice: StyleChoice, settings: ApplySettings = ApplySettings(),
+                stats: NormStats | None = None) -> Tensor:
+        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') on the CPU (H', W' smaller with ``max_size``).
+
+        ``stats``, a fresh recording :class:`~stylize.norm.NormStats`, receives the norm
+        statistics the image was rendered with; a :class:`~stylize.norm.BlendedStats` also
+        pulls them toward a prior (video frames toward the previous frame's).
+        """
         rgb = rgb.detach().float().cpu()
         if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
             rgb = resize_long_side(rgb, settings.max_size)
         if settings.strength == 0:
             return rgb
         weights = torch.tensor([choice.weights], dtype=torch.float32, device=self.device)
-        out = self._render(rgb, weights, settings)
+        out = self._render(rgb, weights, settings, stats)
         if settings.preserve_color:
             out = keep_chroma(rgb, out)
         return torch.lerp(rgb, out, settings.strength)
@@ -187,14 +193,14 @@ class Stylizer:
                                f"overlap by {2 * tile_margin(self.net.config)} px; use at least {self.min_tile}")
         return settings.tile_size
 
-    def _render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings) -> Tensor:
+    def _render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings, stats: NormStats | None) -> Tensor:
         """Run the network whole or tiled; on CUDA out-of-memory, retry with smaller tiles."""
         tile = self.tile_size_for(settings)
         while True:
             try:
                 if not tile or max(rgb.shape[-2:]) <= tile:
-                    return self._forward(rgb[None], weights)[0].cpu()
-                return self._tiled(rgb, weights, tile, settings)
+                    return self._forward(rgb[None], weights, stats)[0].cpu()
+                return self._tiled(rgb, weights, tile, settings, stats or NormStats())
             except torch.OutOfMemoryError:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
@@ -205,13 +211,12 @@ class Stylizer:
                                        "use smaller tiles (--tile-size) or --max-size") from None
                 tile = max(current // 2, self.min_tile)
 
-    def _tiled(self, rgb: Tensor, weights: Tensor, tile: int, settings: ApplySettings) -> Tensor:
-        """Record norm statistics on the whole (or downscaled) image, then render tile by tile."""
+    def _tiled(self, rgb: Tensor, weights: Tensor, tile: int, settings: ApplySettings, stats: NormStats) -> Tensor:
+        """Record norm statistics into ``stats`` on the whole (or downscaled) image, then render tile by tile."""
         _, height, width = rgb.shape
         stats_size = tile if settings.stats_size is None else settings.stats_size
         probe = rgb if not stats_size or max(height, width) <= stats_size else resize_long_side(rgb, stats_size)
-        stats = NormStats()
-        self._forward(probe[None], weights, stats)
+        self._forward(probe[None], weights, stats.reset())
         stats.replay()
         margin = tile_margin(self.net.config)
         out = torch.empty(3, height, width)

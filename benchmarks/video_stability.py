@@ -1,0 +1,121 @@
+"""How steady is a stylized video? Output flicker relative to the input's own change.
+
+stability = mean |frame[t+1] - frame[t]| of the output / the same of the input, over all
+consecutive frame pairs and pixels (8-bit RGB). 1 would mean the output changes from
+frame to frame as much as the input does; per-frame instance norm makes a style network
+amplify small input changes (noise, motion) into large colour changes, so it is well
+above 1 without smoothing. Lag: where the input moved (pixels whose change exceeds 25
+levels), the mean difference from the unsmoothed output, in 8-bit levels; smoothing that
+trailed motion would show there. The clip is synthesized: a photo panned slowly (or
+still, ``--still``), a disc moving across it, and sensor noise, with an audio track. Run:
+
+    python -m benchmarks.video_stability --photo examples/photos/chelsea.jpg --style starry \
+        --smoothing 0,0.5,0.9 [--still]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stylize.inference import Stylizer
+from stylize.video import VideoSettings, stylize_video
+
+
+def make_clip(path: Path, photo: Image.Image | None = None, size: tuple[int, int] = (96, 64), frames: int = 12,
+              fps: int = 12, noise: float = 3.0, audio: bool = True, pan: bool = True, seed: int = 0) -> Path:
+    """Write a synthetic clip: a picture (a colour field if none), panned or still, a disc moving across
+    it, sensor noise, and a 440 Hz tone."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    width, height = size
+    if photo is None:
+        yy, xx = np.mgrid[0:height, 0:2 * width] / width
+        field = np.stack([np.sin(5 * xx + 2 * c) * np.cos(3 * yy + c) * 0.4 + 0.5 for c in range(3)], -1)
+        photo = Image.fromarray((field * 255).astype(np.uint8))
+    scale = height / photo.height
+    backdrop = np.asarray(photo.convert("RGB").resize((max(2 * width, round(photo.width * scale)), height)),
+                          np.float32)
+    yy, xx = np.mgrid[0:height, 0:width]
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps, options={"crf": "12"})
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=16000) if audio else None
+        for t in range(frames):
+            shift = round(t * (backdrop.shape[1] - width) / max(1, frames - 1) / 4) if pan else 0
+            frame = backdrop[:, shift:shift + width].copy()
+            cx, cy = width * (0.2 + 0.6 * t / max(1, frames - 1)), height / 2
+            frame[(xx - cx) ** 2 + (yy - cy) ** 2 < (height / 6) ** 2] = (230, 40, 40)
+            frame += rng.normal(0, noise, frame.shape)
+            pixels = np.clip(frame, 0, 255).astype(np.uint8)
+            container.mux(video.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")))
+        container.mux(video.encode(None))
+        if sound is not None:
+            samples = 1024
+            for i in range(math.ceil(16000 * frames / fps / samples)):
+                tone = np.sin(2 * np.pi * 440 * (np.arange(samples) + i * samples) / 16000) * 0.3
+                chunk = av.AudioFrame.from_ndarray(tone.astype(np.float32)[None], format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = 16000, i * samples
+                container.mux(sound.encode(chunk))
+            container.mux(sound.encode(None))
+    return path
+
+
+def read_frames(path: Path) -> np.ndarray:
+    """Every frame of a video as (T, H, W, 3) uint8."""
+    import av
+
+    with av.open(str(path)) as container:
+        return np.stack([f.to_ndarray(format="rgb24") for f in container.decode(video=0)])
+
+
+def mean_change(frames: np.ndarray) -> float:
+    """Mean absolute difference between consecutive frames, in 8-bit levels."""
+    return float(np.abs(np.diff(frames.astype(np.int16), axis=0)).mean())
+
+
+def stability(source: Path, stylized: Path) -> float:
+    """Output frame-to-frame change over the input's (see the module docstring)."""
+    return mean_change(read_frames(stylized)) / mean_change(read_frames(source))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photo", type=Path, help="picture to pan across (default: a colour field)")
+    parser.add_argument("--model", type=Path, help="checkpoint (default: the shipped model)")
+    parser.add_argument("--style", default="starry")
+    parser.add_argument("--size", default="320x240", help="clip size WxH")
+    parser.add_argument("--frames", type=int, default=24)
+    parser.add_argument("--noise", type=float, default=3.0, help="sensor noise, standard deviation in 8-bit levels")
+    parser.add_argument("--smoothing", default="0,0.5,0.9", help="comma-separated values to compare (0 first)")
+    parser.add_argument("--still", action="store_true", help="a still camera: only the disc and the noise move")
+    args = parser.parse_args()
+    width, height = (int(v) for v in args.size.split("x"))
+    stylizer = Stylizer.load(args.model, device="cpu")
+    choice = stylizer.choose(args.style)[0]
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = make_clip(Path(tmp) / "clip.mp4", Image.open(args.photo) if args.photo else None, (width, height),
+                         args.frames, noise=args.noise, pan=not args.still)
+        source = read_frames(clip).astype(np.int16)
+        moved = np.abs(np.diff(source, axis=0)).mean(-1) > 25
+        print(f"clip {width}x{height}, {args.frames} frames, noise {args.noise}, "
+              f"{'still' if args.still else 'panning'}; style {choice.label}")
+        print("| smoothing | output change / input change | lag: difference where the input moved |\n|---|---|---|")
+        plain = None
+        for value in (float(v) for v in args.smoothing.split(",")):
+            out = Path(tmp) / f"out-{value}.mp4"
+            stylize_video(stylizer, clip, out, choice, video=VideoSettings(smoothing=value))
+            frames = read_frames(out).astype(np.int16)
+            plain = frames if plain is None else plain
+            lag = np.abs(frames - plain)[1:].mean(-1)[moved].mean()
+            print(f"| {value} | {stability(clip, out):.2f} | {lag:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

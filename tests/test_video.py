@@ -1,0 +1,105 @@
+"""`stylize apply clip.mp4`: frames, rate, size and sound kept; complete or absent; steadier with smoothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from stylize.cli import app
+from stylize.errors import StylizeError
+from stylize.inference import Stylizer
+from stylize.video import VideoSettings, output_size, stylize_video
+
+av = pytest.importorskip("av")
+from benchmarks.video_stability import make_clip, mean_change, read_frames, stability  # noqa: E402  (needs av)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_clip(tmp_path_factory.mktemp("video") / "clip.mp4", size=(96, 64), frames=8, fps=12)
+
+
+def streams(path: Path) -> dict:
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0] if container.streams.audio else None
+        return {"size": (video.codec_context.width, video.codec_context.height), "rate": video.average_rate,
+                "frames": sum(1 for _ in container.decode(video=0)),
+                "audio": None if audio is None else (audio.codec_context.name, audio.sample_rate)}
+
+
+def test_apply_writes_a_stylized_video_with_the_same_rate_size_and_sound(tiny_model: Path, clip: Path,
+                                                                         tmp_path: Path):
+    out = tmp_path / "styled.mp4"
+    result = CliRunner().invoke(app, ["apply", str(clip), "--model", str(tiny_model), "--style", "starry",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert streams(out) == streams(clip)
+    assert streams(out)["audio"] == ("aac", 16000)
+    styled, original = read_frames(out), read_frames(clip)
+    assert np.abs(styled.astype(int) - original).mean() > 20  # it is stylized, not copied
+    assert [p.name for p in tmp_path.iterdir()] == ["styled.mp4"]  # no temporary file left
+
+
+def test_video_is_named_beside_its_input_skipped_when_there_and_redone_with_overwrite(tiny_model: Path, clip: Path,
+                                                                                      tmp_path: Path):
+    source = tmp_path / "holiday.mov"
+    source.write_bytes(clip.read_bytes())
+    args = ["apply", str(source), "--model", str(tiny_model), "--style", "wave"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    out = tmp_path / "holiday-great_wave.mov"
+    assert streams(out)["frames"] == 8
+    before = out.stat().st_mtime_ns
+    again = CliRunner().invoke(app, args)
+    assert again.exit_code == 0 and "skipped" in again.output and out.stat().st_mtime_ns == before
+    assert CliRunner().invoke(app, args + ["--overwrite"]).exit_code == 0
+    assert out.stat().st_mtime_ns != before
+
+
+def test_an_interrupted_video_leaves_nothing(tiny_model: Path, clip: Path, tmp_path: Path):
+    stylizer = Stylizer.load(tiny_model, device="cpu")
+    out = tmp_path / "out.mp4"
+
+    def stop(done: int, total: int | None) -> None:
+        if done == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stylize_video(stylizer, clip, out, stylizer.choose("starry")[0], on_frame=stop)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_videos_are_one_line_errors(tiny_model: Path, clip: Path, tmp_path: Path):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video at all" * 100)
+    result = CliRunner().invoke(app, ["apply", str(broken), "--model", str(tiny_model), "--style", "starry"])
+    assert result.exit_code == 1 and "broken.mp4" in result.output
+    assert not (tmp_path / "broken-starry_night.mp4").exists()
+    as_photo = CliRunner().invoke(app, ["apply", str(clip), "--model", str(tiny_model), "--style", "starry",
+                                        "-o", str(tmp_path / "frame.jpg")])
+    assert as_photo.exit_code == 1 and "cannot be written as '.jpg'" in as_photo.output
+    with pytest.raises(StylizeError, match="smoothing"):
+        VideoSettings(smoothing=1.0)
+
+
+def test_smoothing_steadies_the_output(tiny_model: Path, tmp_path: Path):
+    """Sensor noise on still parts of the picture: steadied by smoothing, while the moving disc is not held back."""
+    still = make_clip(tmp_path / "still.mp4", size=(64, 48), frames=8, noise=8.0, audio=False, pan=False, seed=1)
+    stylizer = Stylizer.load(tiny_model, device="cpu")
+    choice = stylizer.choose("scream")[0]
+    figures = {}
+    for smoothing in (0.0, 0.9):
+        out = tmp_path / f"out-{smoothing}.mp4"
+        stylize_video(stylizer, still, out, choice, video=VideoSettings(smoothing=smoothing))
+        figures[smoothing] = stability(still, out)
+    assert figures[0.9] < figures[0.0]
+    assert mean_change(read_frames(still)) > 0
+
+
+def test_output_size_is_even_and_follows_max_size():
+    assert output_size(96, 64, None) == (96, 64)
+    assert output_size(1920, 1080, 640) == (640, 360)
+    assert output_size(101, 51, None) == (100, 50)
