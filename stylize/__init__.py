@@ -16,7 +16,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Stylizer": "stylize.inference",
-    "ApplySettings": "stylize.inference",
+    "ApplySettings": "stylize.render",
     "StylizeError": "stylize.errors",
 }
 

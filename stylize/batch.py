@@ -31,14 +31,18 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 
 from .errors import StylizeError
 from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, Photo, output_extension_ok, read_image, write_image,
                       write_image_to)
-from .inference import ApplySettings, Stylizer
+from .render import ApplySettings
 from .styles import StyleChoice
 from .video import VideoSettings, is_video, stylize_video
+
+if TYPE_CHECKING:
+    from .inference import Stylizer
+    from .onnx_engine import OnnxStylizer
 
 STDIO = "-"
 STDIN_LABEL = "<stdin>"
@@ -301,7 +305,7 @@ def _identity(path: Path) -> Path:
 # --------------------------------------------------------------------------- running
 
 
-def run(stylizer: Stylizer, tasks: Sequence[Task], settings: ApplySettings = ApplySettings(),
+def run(stylizer: Stylizer | OnnxStylizer, tasks: Sequence[Task], settings: ApplySettings = ApplySettings(),
         options: BatchOptions = BatchOptions(), *, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
         on_result: Callable[[Result], None] | None = None, video: VideoSettings = VideoSettings(),
         on_frame: Callable[[Result, int, int | None], None] | None = None) -> Summary:
@@ -319,7 +323,7 @@ def run(stylizer: Stylizer, tasks: Sequence[Task], settings: ApplySettings = App
     with ThreadPoolExecutor(options.workers, thread_name_prefix="stylize-io") as pool:
         writes: deque[tuple[Result, Future[float]]] = deque()
         try:
-            for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report):
+            for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report, stylizer.arrays):
                 if reading is None:
                     for out in todo:
                         report(_video(stylizer, task, out, settings, video, on_frame))
@@ -372,11 +376,12 @@ class _Reporter:
 
 
 def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchOptions, stdin: BinaryIO | None,
-                report: _Reporter) -> Iterator[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]]:
+                report: _Reporter, arrays: bool) -> Iterator[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]]:
     """Yield (task, outputs still to make, decoding future), keeping ``workers`` decodes in flight.
 
     Outputs that already exist are reported as skipped here, and a task with nothing
     left to make is never decoded. Videos, which stream their own frames, come with no future.
+    Photos are decoded to numpy arrays when ``arrays`` (for a stylizer that takes them).
     """
     pending: deque[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]] = deque()
     queue = iter(tasks)
@@ -393,20 +398,20 @@ def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchO
                     todo.append(out)
             if todo:
                 video = task.source is not None and is_video(task.source)
-                pending.append((task, todo, None if video else pool.submit(_read, task, options, stdin)))
+                pending.append((task, todo, None if video else pool.submit(_read, task, options, stdin, arrays)))
         if not pending:
             return
         yield pending.popleft()
 
 
-def _read(task: Task, options: BatchOptions, stdin: BinaryIO | None) -> tuple[Photo, float]:
+def _read(task: Task, options: BatchOptions, stdin: BinaryIO | None, arrays: bool) -> tuple[Photo, float]:
     tick = time.perf_counter()
     if task.source is None:
         if stdin is None:
             raise StylizeError("no stdin stream given for input '-'")
-        photo = read_image(stdin, max_pixels=options.max_pixels, name=STDIN_LABEL)
+        photo = read_image(stdin, max_pixels=options.max_pixels, name=STDIN_LABEL, arrays=arrays)
     else:
-        photo = read_image(task.source, max_pixels=options.max_pixels)
+        photo = read_image(task.source, max_pixels=options.max_pixels, arrays=arrays)
     return photo, time.perf_counter() - tick
 
 

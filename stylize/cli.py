@@ -319,6 +319,20 @@ def report_saved(path: Path, styles: list[str]) -> None:
     typer.echo(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
+def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
+                   inputs: list[str], style: str | None, save_style_to: Path | None) -> tuple[Stylizer, str | None]:
+    """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
+    from . import distributed
+    from .device import resolve_device
+    from .inference import Stylizer
+
+    torch_device = distributed.init_from_env(resolve_device(device), backend="gloo")
+    if style_image is None:
+        return Stylizer.load(model, device=torch_device, precision=precision), style
+    return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
+                                     torch_device, precision)
+
+
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,
                               save_to: Path | None, device: torch.device,
                               precision: str) -> tuple[Stylizer, str | None]:
@@ -465,6 +479,9 @@ def apply(
         None, "--content", help="With --style-image: folder of photos to learn on (default: the inputs)."),
     save_style_to: Optional[Path] = typer.Option(
         None, "--save-style-to", help="With --style-image: also save the model plus the new style as a checkpoint."),
+    backend: str = typer.Option(
+        "auto", help="auto (ONNX Runtime on a CPU when onnxruntime and onnx are installed: starts without "
+                     "PyTorch; else PyTorch), torch or onnx."),
     smoothing: float = typer.Option(
         0.9, help="Videos: weight of the previous frame's normalization statistics, 0 to below 1; "
                   "steadies colours from frame to frame (0: every frame on its own)."),
@@ -478,11 +495,10 @@ def apply(
     """
     from tqdm import tqdm
 
-    from . import batch, distributed
-    from .device import resolve_device
+    from . import batch, distributed, onnx_engine
     from .imageio import DEFAULT_MAX_PIXELS
-    from .inference import ApplySettings, Stylizer
-    from .video import VideoSettings
+    from .render import ApplySettings
+    from .video import VideoSettings, is_video
 
     stdout = typer.get_binary_stream("stdout")
     to_stdout = output == batch.STDIO or (output is None and inputs == [batch.STDIO])
@@ -497,14 +513,19 @@ def apply(
         options = batch.BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                      max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
         video = VideoSettings(smoothing=smoothing)
-        torch_device = distributed.init_from_env(resolve_device(device), backend="gloo")
-        if style_image is None:
-            if content is not None or save_style_to is not None:
-                raise StylizeError("--content and --save-style-to go with --style-image")
-            stylizer = Stylizer.load(model, device=torch_device, precision=precision)
+        if style_image is None and (content is not None or save_style_to is not None):
+            raise StylizeError("--content and --save-style-to go with --style-image")
+        use_onnx = onnx_engine.onnx_backend_applies(backend, device, precision)
+        if use_onnx and (style_image is not None or world_size > 1 or any(is_video(i) for i in inputs)):
+            if backend == "onnx":
+                raise StylizeError("--backend onnx renders photos in one process; videos, --style-image and "
+                                   "torchrun run on torch")
+            use_onnx = False
+        if use_onnx:
+            stylizer = onnx_engine.OnnxStylizer.load(model, threads=onnx_engine.default_threads())
         else:
-            stylizer, style = stylizer_with_style_image(model, style_image, [content] if content else inputs, style,
-                                                        save_style_to, torch_device, precision)
+            stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
+                                             save_style_to)
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
         batch.check_folders(mine)

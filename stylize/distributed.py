@@ -11,17 +11,29 @@ Python objects travel, and gloo works whether or not the ranks have GPUs.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence, TypeVar
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
-import torch
-import torch.distributed as dist
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
 
+def _joined() -> Any:
+    """``torch.distributed`` when this process is in a process group, else ``None``.
+
+    Without torch imported no group can exist, and importing it just to ask would cost
+    the torch-free ONNX Runtime path of ``apply`` its point.
+    """
+    dist = sys.modules.get("torch.distributed")
+    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
+
+
 def world() -> tuple[int, int]:
     """(rank, world size) of this process: from the process group, else torchrun's env, else (0, 1)."""
-    if dist.is_available() and dist.is_initialized():
+    dist = _joined()
+    if dist is not None:
         return dist.get_rank(), dist.get_world_size()
     return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -47,6 +59,9 @@ def init_from_env(device: torch.device, backend: str | None = None) -> torch.dev
     """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return device
+    import torch
+    import torch.distributed as dist
+
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)
@@ -57,7 +72,8 @@ def init_from_env(device: torch.device, backend: str | None = None) -> torch.dev
 
 def gather(obj: T) -> list[T]:
     """``obj`` from every rank, in rank order (just ``[obj]`` outside a distributed job)."""
-    if not (dist.is_available() and dist.is_initialized()):
+    dist = _joined()
+    if dist is None:
         return [obj]
     parts: list[T | None] = [None] * dist.get_world_size()
     dist.all_gather_object(parts, obj)
@@ -66,5 +82,6 @@ def gather(obj: T) -> list[T]:
 
 def close() -> None:
     """Leave the process group, if this process joined one."""
-    if dist.is_available() and dist.is_initialized():
+    dist = _joined()
+    if dist is not None:
         dist.destroy_process_group()

@@ -9,11 +9,15 @@ either left untouched or replaced by a complete new one.
 
 Pixels travel as float32 tensors in ``[0, 1]``: colour as ``(3, H, W)`` and, when the
 source has one, alpha as a separate ``(1, H, W)`` tensor, because the style network
-only ever sees colour while the alpha channel must survive to the output.
+only ever sees colour while the alpha channel must survive to the output. With
+``read_image(..., arrays=True)`` they are numpy arrays of the same shapes instead, and
+the writers take either: the ONNX Runtime path (:mod:`stylize.onnx_engine`) never
+imports PyTorch, which is imported here only when tensors are asked for.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import io
 import stat
@@ -23,12 +27,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylize.atomic import replace_atomically
 from stylize.errors import StylizeError
+
+if TYPE_CHECKING:
+    import torch
 
 try:
     from PIL import ImageCms
@@ -108,8 +116,8 @@ class Photo:
     is Pillow's name for the source format (``"JPEG"``, ``"PNG"``, ...).
     """
 
-    rgb: torch.Tensor
-    alpha: torch.Tensor | None = None
+    rgb: torch.Tensor | np.ndarray
+    alpha: torch.Tensor | np.ndarray | None = None
     icc_profile: bytes | None = None
     exif: bytes | None = None
     format: str | None = None
@@ -129,20 +137,27 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     Any mode is accepted and converted to 8-bit RGB first (alpha is discarded); use
     :func:`read_image` when 16-bit precision or alpha matter.
     """
+    import torch
+
+    return torch.from_numpy(_pil_to_array(img))
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    """:func:`pil_to_tensor` as a numpy array."""
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return _uint8_to_tensor(np.asarray(img))
+    return _uint8_to_array(np.asarray(img))
 
 
-def tensor_to_pil(t: torch.Tensor) -> Image.Image:
-    """Convert a float ``(3, H, W)`` tensor in ``[0, 1]`` to an 8-bit RGB Pillow image.
+def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
+    """Convert a float ``(3, H, W)`` tensor (or array) in ``[0, 1]`` to an 8-bit RGB Pillow image.
 
     Values are clamped (networks overshoot slightly) and NaNs become 0, then rounded
     rather than truncated so that a read/write round trip is lossless.
     """
     if t.ndim != 3 or t.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(t.shape)}")
-    return Image.fromarray(_tensor_to_uint8(t).permute(1, 2, 0).numpy())
+    return Image.fromarray(np.ascontiguousarray(_to_uint8(t).transpose(1, 2, 0)))
 
 
 def read_image(
@@ -150,6 +165,7 @@ def read_image(
     *,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
     name: str | None = None,
+    arrays: bool = False,
 ) -> Photo:
     """Decode a photo from a path or a binary stream into a :class:`Photo`.
 
@@ -159,7 +175,14 @@ def read_image(
     before the pixels are decoded, to stop decompression bombs cheaply.  ``name`` is
     how the source is called in error messages (default: the path, or the stream's
     ``name``, e.g. ``"<stdin>"``).  Every failure is a one-line StylizeError.
+    ``arrays=True`` returns numpy arrays instead of tensors (and never imports torch).
     """
+    photo = _read_source(source, max_pixels, name)
+    return photo if arrays else _as_tensors(photo)
+
+
+def _read_source(source: str | Path | BinaryIO, max_pixels: int | None, name: str | None) -> Photo:
+    """:func:`read_image` with numpy arrays."""
     if max_pixels is not None and max_pixels < 0:
         raise StylizeError(f"max_pixels must be 0 (no limit) or positive, got {max_pixels}")
     if isinstance(source, (str, Path)):
@@ -328,12 +351,20 @@ def photo_from_pil(img: Image.Image, name: str = "image") -> Photo:
     """An already opened PIL image as an upright :class:`Photo` (for the Python API)."""
     upright = ImageOps.exif_transpose(img)
     rgb, alpha, icc = _decode_pixels(upright, img.info.get("icc_profile"), name)
-    return Photo(rgb=rgb, alpha=alpha, icc_profile=icc)
+    return _as_tensors(Photo(rgb=rgb, alpha=alpha, icc_profile=icc))
+
+
+def _as_tensors(photo: Photo) -> Photo:
+    """``photo`` with its numpy pixels as torch tensors (sharing memory)."""
+    import torch
+
+    alpha = None if photo.alpha is None else torch.from_numpy(photo.alpha)
+    return dataclasses.replace(photo, rgb=torch.from_numpy(photo.rgb), alpha=alpha)
 
 
 def _decode_pixels(
     img: Image.Image, icc_profile: bytes | None, label: str
-) -> tuple[torch.Tensor, torch.Tensor | None, bytes | None]:
+) -> tuple[np.ndarray, np.ndarray | None, bytes | None]:
     """Turn a loaded image of any mode into (rgb, alpha, icc profile valid for rgb)."""
     mode = img.mode
     if mode in _SIXTEEN_BIT_MODES:
@@ -347,12 +378,12 @@ def _decode_pixels(
         return _grey_to_rgb(np.clip(grey, 0.0, 1.0)), None, _rgb_profile(icc_profile)
     if mode == "CMYK":
         rgb_img, rgb_icc = _cmyk_to_rgb(img, icc_profile)
-        return pil_to_tensor(rgb_img), None, rgb_icc
+        return _pil_to_array(rgb_img), None, rgb_icc
     try:
         if mode in _ALPHA_MODES or "transparency" in img.info:
-            rgba = _uint8_to_tensor(np.asarray(img.convert("RGBA")))
-            return rgba[:3].contiguous(), rgba[3:].contiguous(), _rgb_profile(icc_profile)
-        return pil_to_tensor(img), None, _rgb_profile(icc_profile)
+            rgba = _uint8_to_array(np.asarray(img.convert("RGBA")))
+            return np.ascontiguousarray(rgba[:3]), np.ascontiguousarray(rgba[3:]), _rgb_profile(icc_profile)
+        return _pil_to_array(img), None, _rgb_profile(icc_profile)
     except ValueError as exc:  # e.g. LAB or HSV, which Pillow cannot turn into RGB
         raise StylizeError(f"{label}: unsupported colour mode {mode}") from exc
 
@@ -408,14 +439,14 @@ def _upright_exif(raw: bytes | None) -> bytes | None:
     return exif.tobytes()
 
 
-def _grey_to_rgb(grey: np.ndarray) -> torch.Tensor:
-    """Replicate an (H, W) float32 array into a (3, H, W) tensor."""
-    return torch.from_numpy(np.ascontiguousarray(grey)).unsqueeze(0).expand(3, -1, -1).contiguous()
+def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
+    """Replicate an (H, W) float32 array into a (3, H, W) one."""
+    return np.repeat(grey[None].astype(np.float32, copy=False), 3, axis=0)
 
 
-def _uint8_to_tensor(arr: np.ndarray) -> torch.Tensor:
-    """(H, W, C) uint8 array -> float32 (C, H, W) tensor in [0, 1]."""
-    return torch.from_numpy(arr.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+def _uint8_to_array(arr: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 array -> float32 (C, H, W) array in [0, 1]."""
+    return np.ascontiguousarray((arr.astype(np.float32) / 255.0).transpose(2, 0, 1))
 
 
 # --------------------------------------------------------------------------- writing
@@ -440,9 +471,10 @@ def _resolve_format(path: Path | None, format: str | None) -> str:
     return fmt
 
 
-def _prepare(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str) -> Image.Image:
+def _prepare(rgb: torch.Tensor | np.ndarray, alpha: torch.Tensor | np.ndarray | None, fmt: str) -> Image.Image:
     """Build the Pillow image to encode, attaching alpha when ``fmt`` can hold it."""
-    if not rgb.is_floating_point():
+    rgb = _as_array(rgb)
+    if not np.issubdtype(rgb.dtype, np.floating):
         raise ValueError(f"expected a float tensor in [0, 1], got dtype {rgb.dtype}")
     img = tensor_to_pil(rgb)
     if alpha is not None and fmt in _ALPHA_FORMATS:
@@ -452,7 +484,7 @@ def _prepare(rgb: torch.Tensor, alpha: torch.Tensor | None, fmt: str) -> Image.I
             raise ValueError(
                 f"alpha of shape {tuple(alpha.shape)} does not match image {tuple(rgb.shape)}"
             )
-        img.putalpha(Image.fromarray(_tensor_to_uint8(alpha).numpy()))
+        img.putalpha(Image.fromarray(_to_uint8(alpha)))
     return img
 
 
@@ -496,10 +528,18 @@ def _directory_error(path: Path, exc: OSError) -> str:
     return f"cannot write {path} in directory {directory}: {_reason(exc)}"
 
 
-def _tensor_to_uint8(t: torch.Tensor) -> torch.Tensor:
-    """Float tensor in [0, 1] -> uint8 on the CPU, clamped, NaN-safe and rounded."""
-    t = torch.nan_to_num(t.detach().to("cpu", torch.float32), nan=0.0)
-    return t.clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
+def _as_array(pixels: Any) -> np.ndarray:
+    """A numpy array of ``pixels``: a torch tensor (any device) is copied to the CPU, floats as float32."""
+    if hasattr(pixels, "detach"):  # duck-typed: importing torch here would defeat the torch-free path
+        pixels = pixels.detach()
+        return (pixels.float() if pixels.is_floating_point() else pixels).cpu().numpy()
+    return np.asarray(pixels)
+
+
+def _to_uint8(pixels: Any) -> np.ndarray:
+    """Float pixels in [0, 1] -> uint8, clamped, NaN-safe and rounded (half to even)."""
+    a = np.nan_to_num(_as_array(pixels).astype(np.float32, copy=False), nan=0.0)
+    return np.round(np.clip(a, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- messages

@@ -36,7 +36,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from contextlib import nullcontext
-from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -50,57 +49,19 @@ from .data import resize_long_side
 from .device import resolve_device
 from .errors import StylizeError
 from .imageio import Photo, photo_from_pil, read_image, tensor_to_pil
-from .network import MIN_SIZE, NetConfig, StyleNet
+from .network import StyleNet
 from .norm import NormStats, shared_stats
+from .render import ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
 from .styles import StyleChoice, choose
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 _HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
-ALIGN = 4
-"""The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
-
-
-AUTO_TILE = {"cuda": 4096}
-"""Tile size by device type when none is asked for: an 80 GB GPU holds a 16 Mpx pass
-in fp16 comfortably; CPUs and Apple GPUs stay at :data:`AUTO_TILE_OTHER`."""
-AUTO_TILE_OTHER = 2048
-
-LUMA = (0.299, 0.587, 0.114)
-"""ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
-
-
-@dataclass(frozen=True)
-class ApplySettings:
-    """How to render a photo, besides the style; checked on creation.
-
-    ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
-    back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
-    photo first so its long side is at most that many pixels. ``tile_size``: tile
-    images whose long side exceeds it (``None``: by device, 2048 px on CPU; 0: never).
-    ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
-    tile size; 0: the full image, exact but as memory-hungry as not tiling).
-    """
-
-    strength: float = 1.0
-    preserve_color: bool = False
-    max_size: int | None = None
-    tile_size: int | None = None
-    stats_size: int | None = None
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
-            raise StylizeError(f"strength must be between 0 and 1, got {self.strength}")
-        if self.max_size is not None and self.max_size < 8:
-            raise StylizeError(f"max size must be at least 8 px, got {self.max_size}")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
-        if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
-            raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
-
-
 class Stylizer:
     """A loaded style network on a device, ready to render photos in any of its styles."""
+
+    arrays = False
+    """Takes photos as torch tensors (:class:`~stylize.onnx_engine.OnnxStylizer` takes numpy arrays)."""
 
     def __init__(self, net: StyleNet, styles: Sequence[str], *, device: str | torch.device = "auto",
                  precision: str = "auto") -> None:
@@ -182,16 +143,11 @@ class Stylizer:
     @property
     def min_tile(self) -> int:
         """The smallest useful tile: twice the overlap, so at least half of each tile is kept."""
-        return 4 * tile_margin(self.net.config)
+        return min_tile(self.net.config)
 
     def tile_size_for(self, settings: ApplySettings) -> int:
         """The tile size in effect (0: never tile), checked against :attr:`min_tile`."""
-        if settings.tile_size is None:
-            return max(AUTO_TILE.get(self.device.type, AUTO_TILE_OTHER), self.min_tile)
-        if 0 < settings.tile_size < self.min_tile:
-            raise StylizeError(f"tile size {settings.tile_size} is too small for this network, whose tiles "
-                               f"overlap by {2 * tile_margin(self.net.config)} px; use at least {self.min_tile}")
-        return settings.tile_size
+        return tile_size_for(settings, self.device.type, self.net.config)
 
     def _render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings, stats: NormStats | None) -> Tensor:
         """Run the network whole or tiled; on CUDA out-of-memory, retry with smaller tiles."""
@@ -239,49 +195,6 @@ class Stylizer:
             if bool(torch.isfinite(out).all()):
                 break
         return out
-
-
-def tile_margin(config: NetConfig) -> int:
-    """How far (px, rounded up to a multiple of 4) an output pixel sees into the input.
-
-    The sum over the layers of :class:`~stylize.network.StyleNet` of each kernel's
-    radius times the stride of its input: 9x9 at 1, 3x3 at 1 and 2 going down, two 3x3
-    at 4 per residual block, 3x3 at 2 and 1 going up, 9x9 at 1; plus 4 px for the
-    rounding of the nearest-neighbour upsampling. Pixels farther than this from a tile's
-    edges do not depend on how the edges were padded.
-    """
-    radius = 4 + 1 + 2 + 2 * 4 * config.n_residual + 2 + 1 + 4 + ALIGN
-    return -(-radius // ALIGN) * ALIGN
-
-
-def tile_spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
-    """Tiles along one axis: (start, end) to render and (keep_start, keep_end) to use.
-
-    Starts are multiples of 4 and neighbours overlap by at least ``2 * margin``; the
-    kept parts meet in the middle of each overlap, so they tile ``[0, length)`` exactly
-    and stay ``margin`` px clear of every edge between tiles. The last tile ends at
-    ``length`` and may be up to 3 px longer than ``tile`` to keep its start aligned.
-    """
-    if length <= tile:
-        return [(0, length, 0, length)]
-    step = (tile - 2 * margin) // ALIGN * ALIGN
-    starts = sorted(set(range(0, length - tile, step)) | {(length - tile) // ALIGN * ALIGN})
-    ends = [start + tile for start in starts[:-1]] + [length]
-    cuts = [0] + [(start + end) // 2 for start, end in zip(starts[1:], ends[:-1], strict=True)] + [length]
-    spans = zip(starts, ends, cuts[:-1], cuts[1:], strict=True)
-    return [(start, end, keep, stop) for start, end, keep, stop in spans if keep < stop]
-
-
-def keep_chroma(photo: Tensor, stylized: Tensor) -> Tensor:
-    """The photo's colours with the stylized image's luminance.
-
-    Swapping Y in YCbCr while keeping Cb and Cr is, because YCbCr is a linear transform
-    of RGB, the same as adding the change in luma to each RGB channel; values pushed
-    outside [0, 1] are clipped.
-    """
-    luma = torch.tensor(LUMA).view(3, 1, 1)
-    change = ((stylized - photo) * luma).sum(0, keepdim=True)
-    return (photo + change).clamp(0, 1)
 
 
 def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:

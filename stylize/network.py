@@ -51,9 +51,8 @@ from torch import Tensor, nn
 
 from .errors import StylizeError
 from .norm import ConditionalInstanceNorm2d
+from .render import MIN_SIZE
 
-MIN_SIZE = 8
-"""Smallest input side: the network sees it at 1/4 scale, where a 3x3 reflection pad needs 2 px."""
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ downscaled copy) once, then every tile with its ``mean`` and ``var`` as the prio
 a weight in between, an exponential moving average (:class:`~stylize.norm.BlendedStats`).
 
 The optional inputs are graph inputs with initializers (ONNX's overridable defaults).
-The style names travel in the model's metadata (``styles``, a JSON list), so one file
-is all an application needs.
+The style names travel in the model's metadata (``styles``, a JSON list; ``config`` has
+the architecture), so one file is all an application needs.
 """
 
 from __future__ import annotations
@@ -116,7 +116,8 @@ def export_onnx(ckpt: Checkpoint, output: str | Path) -> None:
                               dynamic_axes=dynamic, opset_version=OPSET, dynamo=False, do_constant_folding=True)
     model = onnx.load_from_string(buffer.getvalue())
     _make_optional(model, {"prior_mean": example[2], "prior_var": example[3], "prior_weight": example[4]})
-    onnx.helper.set_model_props(model, {"styles": json.dumps(ckpt.styles), "norm_widths": json.dumps(graph.widths),
+    onnx.helper.set_model_props(model, {"styles": json.dumps(ckpt.styles), "config": json.dumps(net.config.to_dict()),
+                                        "norm_widths": json.dumps(graph.widths),
                                         "producer": f"stylize {__version__}"})
     onnx.checker.check_model(model)
     data = model.SerializeToString()

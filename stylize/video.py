@@ -30,16 +30,17 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, Callable
 
 from .atomic import replace_atomically
 from .errors import StylizeError
-from .inference import ApplySettings, Stylizer
-from .norm import BlendedStats
+from .render import ApplySettings
 from .styles import StyleChoice
+
+if TYPE_CHECKING:
+    import torch
+
+    from .inference import Stylizer
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 """Video file extensions and their FFmpeg container formats."""
@@ -120,6 +121,10 @@ def stylize_video(stylizer: Stylizer, source: Path, destination: Path, choice: S
 def _transcode(av: Any, src: Any, dst: Any, container: str, stylizer: Stylizer, choice: StyleChoice,
                settings: ApplySettings, video: VideoSettings,
                on_frame: Callable[[int, int | None], None] | None) -> int:
+    import torch
+
+    from .norm import BlendedStats
+
     if not src.streams.video:
         raise StylizeError("no video stream in the file")
     vin = src.streams.video[0]
@@ -165,6 +170,9 @@ class Steadier:
 
     def __call__(self, frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
         """``output``, the stylized ``frame`` (both (3, H, W) in [0, 1]; ``max_size`` may have shrunk it), steadied."""
+        import torch
+        import torch.nn.functional as F
+
         if frame.shape != output.shape:
             frame = F.interpolate(frame[None], size=output.shape[-2:], mode="area")[0]
         if self.smoothing and self.frame is not None:

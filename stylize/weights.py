@@ -1,7 +1,8 @@
-"""Where the shipped checkpoint lives, so ``stylize apply`` works without ``--model``."""
+"""Where model files live: the shipped checkpoint (so ``stylize apply`` works without ``--model``) and the cache."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -23,3 +24,22 @@ def default_model() -> Path:
         return shipped
     raise StylizeError(f"no --model given and no shipped model at {shipped}; "
                        "pass --model FILE or train one with 'stylize train'")
+
+
+def cache_dir() -> Path:
+    """Where converted and derived model files are cached: ``$STYLIZE_CACHE_DIR``, else the XDG cache."""
+    explicit = os.environ.get("STYLIZE_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "stylize"
+
+
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,207 @@
+"""Applying styles on a CPU with ONNX Runtime, in a process that never imports PyTorch.
+
+For one photo on a CPU, most of ``stylize apply``'s time and memory went to PyTorch
+itself: importing it takes longer than the small network needs for a 1024 px photo, and
+its libraries dominate the peak memory. ONNX Runtime, numpy and Pillow start in a
+fraction of that. So on a CPU ``apply`` runs the model's ONNX graph
+(:mod:`stylize.onnx_export`, the textbook network with its norm statistics as inputs
+and outputs) from a cache, ``cache_dir()/onnx/<sha256 of the checkpoint>.onnx``. The
+first run for a checkpoint exports the graph (with PyTorch and the ``onnx`` package);
+every later run loads only ONNX Runtime.
+
+Everything else is what :class:`~stylize.inference.Stylizer` does, on numpy arrays:
+``max_size``, ``strength``, ``preserve_color`` (:mod:`stylize.render`), and tiling with
+whole-image statistics: the graph runs once on the whole image (downscaled to the tile
+size) and outputs its statistics, then on every tile with those statistics as its prior
+at weight 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+from PIL import Image
+
+from .errors import StylizeError
+from .imageio import Photo
+from .render import ApplySettings, keep_chroma, tile_margin, tile_size_for, tile_spans
+from .styles import StyleChoice, choose
+from .weights import cache_dir, default_model, file_sha256
+
+GRAPH_VERSION = 1
+"""Part of the cache key: bump when the exported graph changes."""
+
+BACKENDS = ("auto", "torch", "onnx")
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """What tiling needs to know of the exported network (from the graph's metadata)."""
+
+    n_residual: int
+
+
+def graph_path(model: Path) -> Path:
+    """Where the ONNX graph of checkpoint ``model`` is cached (keyed by its bytes)."""
+    return cache_dir() / "onnx" / f"{file_sha256(model)[:32]}-v{GRAPH_VERSION}.onnx"
+
+
+def cached_graph(model: Path) -> Path:
+    """The cached graph of ``model``, exported first if missing (needs torch and onnx)."""
+    try:
+        path = graph_path(model)
+    except OSError as exc:
+        raise StylizeError(f"{model}: cannot read ({exc.strerror or exc})") from None
+    if not path.is_file():
+        from . import checkpoint
+        from .onnx_export import export_onnx
+
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StylizeError(f"cannot create the cache folder {path.parent}: {exc.strerror or exc}") from None
+        export_onnx(checkpoint.load(model), path)
+    return path
+
+
+def cpu_only() -> bool:
+    """Whether ``--device auto`` would pick the CPU, told without importing torch.
+
+    It picks CUDA where an NVIDIA driver is loaded and MPS on macOS; this errs toward
+    PyTorch (a driver without a usable GPU), which is slower but renders the same.
+    """
+    return sys.platform != "darwin" and not Path("/proc/driver/nvidia/version").exists()
+
+
+def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
+    """Whether ``apply --backend BACKEND --device DEVICE --precision PRECISION`` runs on ONNX Runtime.
+
+    ``auto`` does on a CPU in fp32 when onnxruntime and onnx (for the first export) are
+    installed; ``onnx`` insists (and fails clearly without them); ``torch`` never does.
+    """
+    if backend not in BACKENDS:
+        raise StylizeError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return False
+    on_cpu = device == "cpu" or (device == "auto" and cpu_only())
+    if backend == "onnx":
+        if not on_cpu or precision not in ("auto", "fp32"):
+            raise StylizeError("--backend onnx runs on the CPU in fp32 (--device cpu, --precision fp32)")
+        return True
+    if not on_cpu or precision not in ("auto", "fp32"):
+        return False
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+
+
+class OnnxStylizer:
+    """:class:`~stylize.inference.Stylizer`'s rendering on ONNX Runtime, on numpy arrays."""
+
+    arrays = True
+    """Takes photos as numpy arrays (``read_image(..., arrays=True)``)."""
+
+    def __init__(self, graph: Path, threads: int | None = None) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise StylizeError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # not the note that the optional inputs are overridable
+        if threads:
+            options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+            meta = self.session.get_modelmeta().custom_metadata_map
+            self._styles = [str(s) for s in json.loads(meta["styles"])]
+            self.config = GraphConfig(n_residual=int(json.loads(meta["config"])["n_residual"]))
+        except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # ORT raises its own RuntimeError kinds
+            raise StylizeError(f"{graph}: not a stylize ONNX graph ({str(exc).splitlines()[0]})") from None
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, threads: int | None = None) -> "OnnxStylizer":
+        """The stylizer for checkpoint ``model`` (default: the shipped one), from its cached graph."""
+        return cls(cached_graph(Path(model) if model is not None else default_model()), threads)
+
+    @property
+    def styles(self) -> list[str]:
+        return list(self._styles)
+
+    def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
+        """The renderings ``style`` asks for (see :func:`stylize.styles.choose`)."""
+        return choose(style, self._styles)
+
+    def stylize_photo(self, photo: Photo, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Photo:
+        """A decoded photo (numpy pixels) stylized, with its alpha (resized along), ICC profile and EXIF kept."""
+        rgb = self.stylize(np.asarray(photo.rgb, dtype=np.float32), choice, settings)
+        alpha = photo.alpha
+        if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
+            alpha = resize_long_side(np.asarray(alpha, dtype=np.float32), max(rgb.shape[-2:]))
+        return dataclasses.replace(photo, rgb=rgb, alpha=alpha)
+
+    def stylize(self, rgb: np.ndarray, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> np.ndarray:
+        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') (smaller with ``max_size``)."""
+        if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
+            rgb = resize_long_side(rgb, settings.max_size)
+        if settings.strength == 0:
+            return rgb
+        weights = np.asarray([choice.weights], dtype=np.float32)
+        tile = tile_size_for(settings, "cpu", self.config)
+        if not tile or max(rgb.shape[-2:]) <= tile:
+            out = self._run(rgb, weights)[0]
+        else:
+            out = self._tiled(rgb, weights, tile, settings)
+        if settings.preserve_color:
+            out = keep_chroma(rgb, out)
+        return rgb + (out - rgb) * np.float32(settings.strength)
+
+    def _run(self, rgb: np.ndarray, weights: np.ndarray,
+             prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass: (stylized (3, H, W), mean, var); with ``prior``, normalized by those statistics."""
+        feed = {"image": np.ascontiguousarray(rgb[None]), "style": weights}
+        if prior is not None:
+            feed.update(prior_mean=prior[0], prior_var=prior[1], prior_weight=np.array(1.0, np.float32))
+        stylized, mean, var = self.session.run(None, feed)
+        return stylized[0], mean, var
+
+    def _tiled(self, rgb: np.ndarray, weights: np.ndarray, tile: int, settings: ApplySettings) -> np.ndarray:
+        """Statistics from the whole (or downscaled) image, then tile by tile, as Stylizer does."""
+        _, height, width = rgb.shape
+        stats_size = tile if settings.stats_size is None else settings.stats_size
+        probe = rgb if not stats_size or max(height, width) <= stats_size else resize_long_side(rgb, stats_size)
+        _, mean, var = self._run(probe, weights)
+        margin = tile_margin(self.config)
+        out = np.empty((3, height, width), np.float32)
+        for (y0, y1, top, bottom), (x0, x1, left, right) in product(tile_spans(height, tile, margin),
+                                                                     tile_spans(width, tile, margin)):
+            piece = self._run(rgb[:, y0:y1, x0:x1], weights, (mean, var))[0]
+            out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+        return out
+
+
+def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
+    """(C, H, W) float32 resized so its long side is ``size`` (bilinear, antialiased by Pillow).
+
+    The same output size as :func:`stylize.data.resize_long_side`, and nearly the same
+    pixels (both filter with a widened triangle when shrinking).
+    """
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
+              for plane in image.astype(np.float32, copy=False)]
+    return np.clip(np.stack(planes), 0, 1)
+
+
+def default_threads() -> int | None:
+    """``OMP_NUM_THREADS`` if set (as PyTorch honours it), else ONNX Runtime's own choice."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None

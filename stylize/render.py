@@ -1,0 +1,122 @@
+"""What a rendering is asked for, and how an image is cut into tiles: the torch-free part.
+
+Shared by the PyTorch renderer (:mod:`stylize.inference`) and the ONNX Runtime one
+(:mod:`stylize.onnx_engine`), which must not import PyTorch: its point is to start fast.
+``keep_chroma`` works on torch tensors and numpy arrays alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+from .errors import StylizeError
+
+if TYPE_CHECKING:
+    from .network import NetConfig
+
+MIN_SIZE = 8
+"""Smallest input side: the network sees it at 1/4 scale, where a 3x3 reflection pad needs 2 px."""
+
+ALIGN = 4
+"""The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
+
+
+AUTO_TILE = {"cuda": 4096}
+"""Tile size by device type when none is asked for: an 80 GB GPU holds a 16 Mpx pass
+in fp16 comfortably; CPUs and Apple GPUs stay at :data:`AUTO_TILE_OTHER`."""
+AUTO_TILE_OTHER = 2048
+
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """How to render a photo, besides the style; checked on creation.
+
+    ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
+    back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
+    photo first so its long side is at most that many pixels. ``tile_size``: tile
+    images whose long side exceeds it (``None``: by device, 2048 px on CPU; 0: never).
+    ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
+    tile size; 0: the full image, exact but as memory-hungry as not tiling).
+    """
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None
+    tile_size: int | None = None
+    stats_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
+            raise StylizeError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.max_size is not None and self.max_size < 8:
+            raise StylizeError(f"max size must be at least 8 px, got {self.max_size}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
+        if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
+            raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
+
+
+def tile_margin(config: NetConfig) -> int:
+    """How far (px, rounded up to a multiple of 4) an output pixel sees into the input.
+
+    The sum over the layers of :class:`~stylize.network.StyleNet` of each kernel's
+    radius times the stride of its input: 9x9 at 1, 3x3 at 1 and 2 going down, two 3x3
+    at 4 per residual block, 3x3 at 2 and 1 going up, 9x9 at 1; plus 4 px for the
+    rounding of the nearest-neighbour upsampling. Pixels farther than this from a tile's
+    edges do not depend on how the edges were padded.
+    """
+    radius = 4 + 1 + 2 + 2 * 4 * config.n_residual + 2 + 1 + 4 + ALIGN
+    return -(-radius // ALIGN) * ALIGN
+
+
+def tile_spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis: (start, end) to render and (keep_start, keep_end) to use.
+
+    Starts are multiples of 4 and neighbours overlap by at least ``2 * margin``; the
+    kept parts meet in the middle of each overlap, so they tile ``[0, length)`` exactly
+    and stay ``margin`` px clear of every edge between tiles. The last tile ends at
+    ``length`` and may be up to 3 px longer than ``tile`` to keep its start aligned.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = (tile - 2 * margin) // ALIGN * ALIGN
+    starts = sorted(set(range(0, length - tile, step)) | {(length - tile) // ALIGN * ALIGN})
+    ends = [start + tile for start in starts[:-1]] + [length]
+    cuts = [0] + [(start + end) // 2 for start, end in zip(starts[1:], ends[:-1], strict=True)] + [length]
+    spans = zip(starts, ends, cuts[:-1], cuts[1:], strict=True)
+    return [(start, end, keep, stop) for start, end, keep, stop in spans if keep < stop]
+
+
+Pixels = TypeVar("Pixels")
+"""A (3, H, W) float image: a torch tensor or a numpy array."""
+
+
+def keep_chroma(photo: Pixels, stylized: Pixels) -> Pixels:
+    """The photo's colours with the stylized image's luminance.
+
+    Swapping Y in YCbCr while keeping Cb and Cr is, because YCbCr is a linear transform
+    of RGB, the same as adding the change in luma to each RGB channel; values pushed
+    outside [0, 1] are clipped.
+    """
+    change = sum((stylized[c:c + 1] - photo[c:c + 1]) * weight for c, weight in enumerate(LUMA))
+    return (photo + change).clip(0, 1)
+
+
+def min_tile(config: NetConfig) -> int:
+    """The smallest useful tile: twice the overlap, so at least half of each tile is kept."""
+    return 4 * tile_margin(config)
+
+
+def tile_size_for(settings: ApplySettings, device_type: str, config: NetConfig) -> int:
+    """The tile size in effect on a device of ``device_type`` (0: never tile), checked against :func:`min_tile`."""
+    smallest = min_tile(config)
+    if settings.tile_size is None:
+        return max(AUTO_TILE.get(device_type, AUTO_TILE_OTHER), smallest)
+    if 0 < settings.tile_size < smallest:
+        raise StylizeError(f"tile size {settings.tile_size} is too small for this network, whose tiles "
+                           f"overlap by {2 * tile_margin(config)} px; use at least {smallest}")
+    return settings.tile_size
