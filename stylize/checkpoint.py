@@ -25,6 +25,7 @@ from torch import Tensor
 from . import __version__
 from .atomic import replace_atomically
 from .errors import StylizeError
+from .weights import check_model_file
 from .network import NetConfig, StyleNet
 
 FORMAT = "stylize"
@@ -102,7 +103,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     from safetensors import safe_open
 
     path = Path(path)
-    _check_file(path)
+    check_model_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get(_META_KEY)
@@ -154,15 +155,6 @@ def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
         optimizer_state=optimizer_state,
         version=str(meta.get("stylize_version", "")),
     )
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise StylizeError(f"{path}: no such checkpoint")
-    if path.is_dir():
-        raise StylizeError(f"{path}: is a directory, not a checkpoint")
-    if path.stat().st_size == 0:
-        raise StylizeError(f"{path}: checkpoint is empty (0 bytes)")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -34,7 +34,7 @@ from .errors import StylizeError
 from .imageio import Photo
 from .render import ApplySettings, keep_chroma, tile_margin, tile_size_for, tile_spans
 from .styles import StyleChoice, choose
-from .weights import cache_dir, default_model, file_sha256
+from .weights import cache_dir, check_model_file, default_model, file_sha256
 
 GRAPH_VERSION = 1
 """Part of the cache key: bump when the exported graph changes."""
@@ -56,6 +56,7 @@ def graph_path(model: Path) -> Path:
 
 def cached_graph(model: Path) -> Path:
     """The cached graph of ``model``, exported first if missing (needs torch and onnx)."""
+    check_model_file(model)
     try:
         path = graph_path(model)
     except OSError as exc:

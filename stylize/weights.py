@@ -43,3 +43,13 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_model_file(path: Path) -> None:
+    """Refuse, in one line, a checkpoint path that is missing, a folder or empty."""
+    if not path.exists():
+        raise StylizeError(f"{path}: no such checkpoint")
+    if path.is_dir():
+        raise StylizeError(f"{path}: is a directory, not a checkpoint")
+    if path.stat().st_size == 0:
+        raise StylizeError(f"{path}: checkpoint is empty (0 bytes)")
