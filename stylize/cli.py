@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from .batch import Result
     from .checkpoint import Checkpoint
     from .inference import Stylizer
+    from .onnx_engine import OnnxStylizer
     from .train import StepReport, TrainResult
 
 app = typer.Typer(
@@ -319,6 +320,13 @@ def report_saved(path: Path, styles: list[str]) -> None:
     typer.echo(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
+def onnx_stylizer(model: Path | None) -> OnnxStylizer:
+    """The ONNX Runtime stylizer for ``model``, with the thread count PyTorch would use."""
+    from .onnx_engine import OnnxStylizer, default_threads
+
+    return OnnxStylizer.load(model, threads=default_threads())
+
+
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
                    inputs: list[str], style: str | None, save_style_to: Path | None) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
@@ -522,7 +530,7 @@ def apply(
                                    "torchrun run on torch")
             use_onnx = False
         if use_onnx:
-            stylizer = onnx_engine.OnnxStylizer.load(model, threads=onnx_engine.default_threads())
+            stylizer = onnx_stylizer(model)
         else:
             stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
                                              save_style_to)
@@ -556,6 +564,64 @@ def apply(
             typer.echo(outcome, err=True)
         if merged.failed:
             raise typer.Exit(1)
+
+
+@app.command()
+def sheet(
+    photo: Path = typer.Argument(..., metavar="PHOTO", help="The photo to show every style on."),
+    output: Path = typer.Option(..., "--output", "-o", help="Image file to write the sheet to."),
+    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint (default: the shipped model)."),
+    cell: int = typer.Option(256, min=32, help="Long side of each rendering, in pixels."),
+    columns: Optional[int] = typer.Option(None, min=1, help="Cells per row (default: a near-square grid)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    backend: str = typer.Option("auto", help="auto, torch or onnx (as for apply)."),
+) -> None:
+    """Render every style of a model on one photo, in a labelled grid, to choose one by eye.
+
+    Example: stylize sheet photo.jpg -o styles.jpg
+    """
+    from .imageio import output_extension_ok, read_image
+    from .onnx_engine import onnx_backend_applies
+    from .sheet import style_sheet
+
+    with user_errors():
+        if not output_extension_ok(output):
+            raise StylizeError(f"-o {output}: use an image extension (.jpg, .png, ...)")
+        if output.exists() and not overwrite:
+            raise StylizeError(f"{output} exists; pass --overwrite to replace it")
+        if output.resolve() == photo.resolve():
+            raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
+        if onnx_backend_applies(backend, device, "auto"):
+            stylizer = onnx_stylizer(model)
+        else:
+            stylizer = torch_stylizer(model, device, "auto", None, None, [], None, None)[0]
+        picture = style_sheet(stylizer, read_image(photo, arrays=stylizer.arrays), cell=cell, columns=columns)
+        write_pil(output, picture)
+    typer.echo(f"wrote {output} ({len(stylizer.styles)} styles)")
+
+
+def write_pil(path: Path, picture: object) -> None:
+    """Save a PIL image atomically, its format from the extension."""
+    import numpy as np
+
+    from .imageio import write_image
+
+    pixels = np.asarray(picture, dtype=np.float32).transpose(2, 0, 1) / 255
+    write_image(path, pixels)
+
+
+@app.command()
+def info(as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON.")) -> None:
+    """Show versions, devices, the backend apply uses on a CPU, and the model files stylize sees."""
+    from .info import describe, gather
+
+    facts = gather()
+    if as_json:
+        typer.echo(json.dumps(facts, indent=2))
+        return
+    for line in describe(facts):
+        typer.echo(line)
 
 
 def main() -> None:
