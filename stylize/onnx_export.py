@@ -90,7 +90,7 @@ class StatsGraph(nn.Module):
 def export_onnx(ckpt: Checkpoint, output: str | Path) -> None:
     """Write ``ckpt``'s network as an ONNX graph (see the module docstring), atomically.
 
-    Needs the ``onnx`` package (the ``train`` extra), which the exporter itself uses.
+    Needs the ``onnx`` package (a dependency of stylize), which the exporter itself uses.
     """
     try:
         import onnx
