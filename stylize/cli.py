@@ -320,11 +320,19 @@ def report_saved(path: Path, styles: list[str]) -> None:
     typer.echo(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
-def onnx_stylizer(model: Path | None) -> OnnxStylizer:
-    """The ONNX Runtime stylizer for ``model``, with the thread count PyTorch would use."""
-    from .onnx_engine import OnnxStylizer, default_threads
+def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
+    """The ONNX Runtime stylizer for ``model``, with the thread count PyTorch would use.
 
-    return OnnxStylizer.load(model, threads=default_threads())
+    ``None`` when the graph cannot be cached and ``backend`` is ``auto``: PyTorch renders then.
+    """
+    from .onnx_engine import GraphCacheError, OnnxStylizer, default_threads
+
+    try:
+        return OnnxStylizer.load(model, threads=default_threads())
+    except GraphCacheError:
+        if backend == "onnx":
+            raise
+        return None
 
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
@@ -529,9 +537,8 @@ def apply(
                 raise StylizeError("--backend onnx renders photos in one process; videos, --style-image and "
                                    "torchrun run on torch")
             use_onnx = False
-        if use_onnx:
-            stylizer = onnx_stylizer(model)
-        else:
+        stylizer = onnx_stylizer(model, backend) if use_onnx else None
+        if stylizer is None:
             stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
                                              save_style_to)
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
@@ -592,9 +599,8 @@ def sheet(
             raise StylizeError(f"{output} exists; pass --overwrite to replace it")
         if output.resolve() == photo.resolve():
             raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
-        if onnx_backend_applies(backend, device, "auto"):
-            stylizer = onnx_stylizer(model)
-        else:
+        stylizer = onnx_stylizer(model, backend) if onnx_backend_applies(backend, device, "auto") else None
+        if stylizer is None:
             stylizer = torch_stylizer(model, device, "auto", None, None, [], None, None)[0]
         picture = style_sheet(stylizer, read_image(photo, arrays=stylizer.arrays), cell=cell, columns=columns)
         write_pil(output, picture)

@@ -42,6 +42,10 @@ GRAPH_VERSION = 1
 BACKENDS = ("auto", "torch", "onnx")
 
 
+class GraphCacheError(StylizeError):
+    """The graph is not cached and cannot be: ``--backend auto`` then renders with PyTorch."""
+
+
 @dataclass(frozen=True)
 class GraphConfig:
     """What tiling needs to know of the exported network (from the graph's metadata)."""
@@ -68,7 +72,9 @@ def cached_graph(model: Path) -> Path:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StylizeError(f"cannot create the cache folder {path.parent}: {exc.strerror or exc}") from None
+            raise GraphCacheError(f"cannot create the cache folder {path.parent}: {exc.strerror or exc}") from None
+        if not os.access(path.parent, os.W_OK):
+            raise GraphCacheError(f"cannot write into the cache folder {path.parent}")
         export_onnx(checkpoint.load(model), path)
     return path
 

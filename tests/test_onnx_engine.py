@@ -128,3 +128,17 @@ def test_apply_on_a_cpu_does_not_import_torch_once_the_graph_is_cached(tiny_mode
     assert graph_path(tiny_model).is_file()
     meta = OnnxStylizer(graph_path(tiny_model)).session.get_modelmeta().custom_metadata_map
     assert json.loads(meta["config"])["n_residual"] == 1
+
+
+def test_auto_falls_back_to_torch_when_the_cache_cannot_be_written(tiny_model: Path, tmp_path: Path, monkeypatch):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(blocker / "cache"))
+    photo = make_photo(tmp_path / "p.png")
+    auto = CliRunner().invoke(app, ["apply", str(photo), "--model", str(tiny_model), "--style", "starry",
+                                    "-o", str(tmp_path / "auto.png")])
+    assert auto.exit_code == 0, auto.output
+    forced = CliRunner().invoke(app, ["apply", str(photo), "--model", str(tiny_model), "--style", "starry",
+                                      "--backend", "onnx", "-o", str(tmp_path / "forced.png")])
+    assert forced.exit_code == 1 and "cache folder" in forced.output
+    assert not (tmp_path / "forced.png").exists()
