@@ -6,10 +6,10 @@
 #
 #   DATA=../shared/data nohup bash models/stylize-22/chunk.sh > runs/chunk.out 2>&1 &
 #
-# The recipe (see models/README.md for the runs that chose it): content at relu3_3, which
-# keeps the layout and leaves texture to the style; relu4_3's Gram term, which carries the
-# largest motifs but is ~1000x smaller than the other layers' at equal weight, weighted up;
-# paintings at 384 px for larger strokes than the first release's 256.
+# The recipe (models/recipe-runs.md has the short controlled runs that chose it): the first
+# release's loss with 2.5x its style weight (5 instead of 2), which in those runs moved every
+# layer's Gram statistics closer to the painting's and put the painting's texture over the
+# whole photo, where the first release's weight gave a colour grade with a fine hatching.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/stylize-22}
@@ -22,7 +22,7 @@ else
   start=(--init-from "${INIT:-weights/stylize-22.safetensors}")
 fi
 stylize train "$DATA/styles" --content "$DATA/content/train" -o "$OUT" "${start[@]}" \
-  --preset johnson --steps "$STEPS" --batch-size 4 --image-size 128 --style-size 384 --lr 0.001 \
-  --warmup-steps 100 --content-weight 1 --content-layer relu3_3 --style-weight 2 \
-  --style-layer-weights 1,1,1,1000 --tv-weight 0 --seed 1 --workers 1 \
+  --preset johnson --steps "$STEPS" --batch-size 4 --image-size 128 --style-size 256 --lr 0.001 \
+  --warmup-steps 100 --content-weight 1 --content-layer relu2_2 --style-weight 5 \
+  --style-layer-weights 1,1,1,1 --tv-weight 0 --seed 1 --workers 1 \
   --checkpoint-every 100 --preview-every 500 --preview "$DATA/content/test/kodak_kodim05.jpg" "$@"

@@ -42,14 +42,14 @@ export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
 if [[ ${2:-} == --dry-run ]]; then
   size=(--batch-size 2 --image-size 32 --style-size 48 --device cpu --time-limit 0.1)
 else
-  size=(--batch-size 16 --image-size 256 --style-size 384 --device cuda --time-limit "${MINUTES:-7.5}")
+  size=(--batch-size 16 --image-size 256 --style-size 256 --device cuda --time-limit "${MINUTES:-7.5}")
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 fi
 step=$(python3 -c "import json,sys; from stylize.checkpoint import read_metadata; print(read_metadata('$GPU/init.safetensors')['step'])")
 # The chunk recipe of models/stylize-22/chunk.sh at GPU scale; --steps is the schedule's end.
 python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$OUT/work/stylize-22.safetensors" \
   --init-from "$GPU/init.safetensors" --steps "${STEPS:-$((step + 100000))}" --lr 0.001 --warmup-steps 100 \
-  --content-weight 1 --content-layer relu3_3 --style-weight 2 --style-layer-weights 1,1,1,1000 --tv-weight 0 \
+  --content-weight 1 --content-layer relu2_2 --style-weight 5 --style-layer-weights 1,1,1,1 --tv-weight 0 \
   --seed 2 --workers 8 --checkpoint-every 500 --preview-every 1000000 "${size[@]}"
 python3 -m stylize export "$OUT/work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full
 log=$OUT/work/stylize-22.log.jsonl
