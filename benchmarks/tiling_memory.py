@@ -3,7 +3,7 @@
     python -m benchmarks.tiling_memory --sizes 4096,8192 --tile-sizes 1024,2048,0
 
 Each (size, tile size) runs in a fresh process (so peaks do not mix) through
-:meth:`stylize.Stylizer.stylize`, the code behind ``stylize apply``, on a random
+:meth:`stylize.Stylizer.stylize`, the code behind ``stylize apply`` (set up as the CLI does), on a random
 photo with a random-weight network of the chosen preset (memory and time do not
 depend on the weights). Tile size 0 means untiled. Reported: the process's peak
 resident set (VmHWM, includes Python + torch, ~0.3 GB), how much of that the photo
@@ -40,12 +40,13 @@ def child(size: int, tile: int, preset: str, threads: int | None) -> dict:
 
     if threads:
         torch.set_num_threads(threads)
+    from stylize.cli import own_process
     from stylize.inference import ApplySettings, Stylizer
     from stylize.network import PRESETS, StyleNet
 
     torch.manual_seed(0)
     net = StyleNet(dataclasses.replace(PRESETS[preset], n_styles=1)).eval()
-    stylizer = Stylizer(net, ["random"], device="cpu", precision="fp32")
+    stylizer = Stylizer(net, ["random"], device="cpu", precision="fp32", engine=own_process())
     photo = torch.rand(3, size, size)
     before = _status("VmRSS")
     start = time.perf_counter()

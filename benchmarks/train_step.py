@@ -13,7 +13,10 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
+from stylize.cli import own_process
 from stylize.train import TrainSettings, train
+
+own_process()  # as `stylize train` does
 
 styles, photos, vgg, size, batch = sys.argv[1:6]
 steps = int(sys.argv[6]) if len(sys.argv) > 6 else 12

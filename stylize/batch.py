@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 
 from .errors import StylizeError
-from .imageio import (DEFAULT_MAX_PIXELS, SUPPORTED_EXTENSIONS, Photo, output_extension_ok, read_image, write_image,
-                      write_image_to)
+from .imageio import SUPPORTED_EXTENSIONS, Photo, output_extension_ok, read_image, write_image, write_image_to
 from .render import ApplySettings
+from .settings import BatchOptions
 from .styles import StyleChoice
 from .video import VideoSettings, is_video, stylize_video
 
@@ -74,28 +74,6 @@ class Task:
     @property
     def label(self) -> str:
         return STDIN_LABEL if self.source is None else str(self.source)
-
-
-@dataclass(frozen=True)
-class BatchOptions:
-    """File-level settings of a run; checked on creation, before any work."""
-
-    quality: int = 95
-    format: str | None = None
-    overwrite: bool = False
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.quality <= 100:
-            raise StylizeError(f"quality must be between 1 and 100, got {self.quality}")
-        if self.max_pixels < 0:
-            raise StylizeError(f"max pixels must be 0 (no limit) or positive, got {self.max_pixels}")
-        if self.workers < 1:
-            raise StylizeError(f"workers must be at least 1, got {self.workers}")
-        if self.format is not None and not output_extension_ok(f"x{_dotted(self.format)}"):
-            exts = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-            raise StylizeError(f"unknown output format {self.format!r}; use one of {exts}")
 
 
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import typer
 
 from .errors import StylizeError
+from .settings import ADD_STEPS, STYLE_LR, BatchOptions, LossWeights, TrainSettings
 
 if TYPE_CHECKING:
     import torch
@@ -22,9 +23,13 @@ if TYPE_CHECKING:
 
     from .batch import Result
     from .checkpoint import Checkpoint
+    from .engine import EngineOptions
     from .inference import Stylizer
     from .onnx_engine import OnnxStylizer
     from .train import StepReport, TrainResult
+
+TRAIN, LOSS, FILES = TrainSettings(), LossWeights(), BatchOptions()
+"""The defaults every option shows and starts from (:mod:`stylize.settings` holds them)."""
 
 app = typer.Typer(
     help="Fast neural style transfer: train styles in minutes, apply them to photos and whole folders.",
@@ -50,11 +55,36 @@ def user_errors() -> Iterator[None]:
         fail(str(exc))
 
 
-def is_main_process() -> bool:
-    """False on the non-zero ranks of a torchrun job, which must stay quiet."""
+def own_process() -> EngineOptions:
+    """Set what only the program that owns the process may set; returns the speed engine's options.
+
+    The library changes no global state; the CLI does, in every command that reads
+    photos or runs the network, through this one call:
+
+    * Pillow's own pixel limit is switched off: every open checks ``--max-pixels``
+      itself (:func:`stylize.imageio.check_pixels`), so that limit is the only one;
+    * glibc keeps freed memory for reuse (:func:`stylize.engine.keep_freed_memory`),
+      unless ``STYLIZE_MALLOC_TUNING=0``;
+    * ``STYLIZE_NNPACK=0`` and ``STYLIZE_CHANNELS_LAST=0|1`` choose the engine's paths,
+      for measuring (:meth:`stylize.engine.EngineOptions.from_env`).
+    """
     import os
 
-    return os.environ.get("RANK", "0") == "0"
+    from PIL import Image
+
+    from .engine import EngineOptions, keep_freed_memory
+
+    Image.MAX_IMAGE_PIXELS = None
+    if os.environ.get("STYLIZE_MALLOC_TUNING", "1") != "0":
+        keep_freed_memory()
+    return EngineOptions.from_env()
+
+
+def is_main_process() -> bool:
+    """False on the non-zero ranks of a torchrun job, which must stay quiet."""
+    from .distributed import world
+
+    return world()[0] == 0
 
 
 class StepBar:
@@ -134,35 +164,36 @@ def train(
     content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to train on (searched recursively)."),
     output: Path = typer.Option(Path("model.safetensors"), "--output", "-o",
                                 help="Checkpoint to write; its .log.jsonl and .previews/ go beside it."),
-    steps: int = typer.Option(40_000, min=1, help="Total optimizer steps (with --resume: the new total)."),
-    batch_size: int = typer.Option(16, min=1, help="Photos per step (split across torchrun processes)."),
-    image_size: int = typer.Option(256, min=32, help="Side of the square photo crops."),
-    style_size: int = typer.Option(512, min=32, help="Long side the paintings are resized to."),
-    lr: float = typer.Option(1e-3, min=0.0, help="Adam learning rate, cosine-decayed to 1% over the run."),
-    content_weight: float = typer.Option(1.0, min=0.0, help="Weight of the content loss (at --content-layer)."),
-    style_weight: float = typer.Option(2.0, min=0.0, help="Weight of the Gram style loss; higher paints more."),
-    tv_weight: float = typer.Option(0.0, min=0.0, help="Weight of the total-variation smoother."),
-    preset: str = typer.Option("johnson", help="Network size: 'johnson' (the paper's) or 'small' (fast on CPUs)."),
-    seed: int = typer.Option(0, help="Seed for the initial weights and the data sequence."),
-    checkpoint_every: int = typer.Option(1000, min=1, help="Write the checkpoint every N steps."),
-    preview_every: int = typer.Option(1000, min=1, help="Write a preview grid every N steps."),
+    steps: int = typer.Option(TRAIN.steps, min=1, help="Total optimizer steps (with --resume: the new total)."),
+    batch_size: int = typer.Option(TRAIN.batch_size, min=1, help="Photos per step (split across torchrun processes)."),
+    image_size: int = typer.Option(TRAIN.image_size, min=32, help="Side of the square photo crops."),
+    style_size: int = typer.Option(TRAIN.style_size, min=32, help="Long side the paintings are resized to."),
+    lr: float = typer.Option(TRAIN.lr, min=0.0, help=f"Adam learning rate, cosine-decayed to "
+                                                     f"{TRAIN.final_lr_fraction:.0%} over the run."),
+    content_weight: float = typer.Option(LOSS.content, min=0.0, help="Weight of the content loss (at --content-layer)."),
+    style_weight: float = typer.Option(LOSS.style, min=0.0, help="Weight of the Gram style loss; higher paints more."),
+    tv_weight: float = typer.Option(LOSS.tv, min=0.0, help="Weight of the total-variation smoother."),
+    preset: str = typer.Option(TRAIN.preset, help="Network size: 'johnson' (the paper's) or 'small' (fast on CPUs)."),
+    seed: int = typer.Option(TRAIN.seed, help="Seed for the initial weights and the data sequence."),
+    checkpoint_every: int = typer.Option(TRAIN.checkpoint_every, min=1, help="Write the checkpoint every N steps."),
+    preview_every: int = typer.Option(TRAIN.preview_every, min=1, help="Write a preview grid every N steps."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
-    workers: int = typer.Option(4, min=0, help="Data-loading worker processes."),
+    workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="Use a torchvision-format VGG16 state dict as the loss network."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (same settings, new --steps)."),
     init_from: Optional[Path] = typer.Option(
         None, "--init-from", help="Continue from a released model (e.g. weights/stylize-22.safetensors): its weights "
                                   "and step count, this command's settings, a fresh optimizer warmed up."),
-    warmup_steps: int = typer.Option(0, min=0, help="Linear learning-rate warm-up over the first N steps of a fresh "
+    warmup_steps: int = typer.Option(TRAIN.warmup_steps, min=0, help="Linear learning-rate warm-up over the first N steps of a fresh "
                                                     "optimizer (from scratch or --init-from)."),
-    content_layer: str = typer.Option("relu2_2", help="VGG layer of the content loss: relu1_2, relu2_2, relu3_3 or "
+    content_layer: str = typer.Option(LOSS.content_layer, help="VGG layer of the content loss: relu1_2, relu2_2, relu3_3 or "
                                                       "relu4_3 (deeper keeps only the layout, frees more texture)."),
     style_layer_weights: str = typer.Option(
-        "1,1,1,1", help="Weights of the style loss at relu1_2,relu2_2,relu3_3,relu4_3; more on the last two "
+        ",".join(f"{w:g}" for w in LOSS.style_layers), help="Weights of the style loss at relu1_2,relu2_2,relu3_3,relu4_3; more on the last two "
                         "paints larger motifs."),
     precision: str = typer.Option(
-        "auto", help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
+        TRAIN.precision, help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
                      "on older GPUs; else fp32), fp32, bf16 or fp16."),
     time_limit: Optional[float] = typer.Option(
         None, "--time-limit", min=0.0, help="Stop and save after this many minutes (train in chunks: "
@@ -175,9 +206,9 @@ def train(
     Continue a released model: stylize train paintings/ -c photos/ -o next.safetensors
     --init-from weights/stylize-22.safetensors --steps 30000 --warmup-steps 200
     """
-    from .loss import LossWeights
-    from .train import TrainSettings, train as run_training
+    from .train import train as run_training
 
+    own_process()
     with user_errors():
         weights = LossWeights(content=content_weight, style=style_weight, tv=tv_weight, content_layer=content_layer,
                               style_layers=parse_numbers(style_layer_weights, "--style-layer-weights"))
@@ -209,17 +240,17 @@ def add_style(
                                 help="New checkpoint to write; its .log.jsonl and .previews/ go beside it."),
     content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to learn on (searched recursively)."),
     name: Optional[str] = typer.Option(None, "--name", help="Name of the new style (only with one STYLE_IMAGE)."),
-    steps: Optional[int] = typer.Option(None, min=1, help="Optimizer steps (default: 2000; with --resume: "
+    steps: Optional[int] = typer.Option(None, min=1, help=f"Optimizer steps (default: {ADD_STEPS}; with --resume: "
                                                           "the run's own, or the new total)."),
     lr: Optional[float] = typer.Option(None, min=0.0,
-                                       help="Adam learning rate (default: 0.01, above a whole network's 0.001: "
-                                            "only the new styles' few thousand numbers move)."),
+                                       help=f"Adam learning rate (default: {STYLE_LR:g}, above a whole network's "
+                                            f"{TRAIN.lr:g}: only the new styles' few thousand numbers move)."),
     style_weight: Optional[float] = typer.Option(None, min=0.0, help="Style loss weight (default: the model's)."),
     image_size: Optional[int] = typer.Option(None, min=32, help="Side of the photo crops (default: the model's)."),
     batch_size: Optional[int] = typer.Option(None, min=1, help="Photos per step (default: the model's)."),
     style_size: Optional[int] = typer.Option(None, min=32, help="Long side of the paintings (default: the model's)."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
-    workers: int = typer.Option(4, min=0, help="Data-loading worker processes."),
+    workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if the model was not trained with "
                                                           "the default VGG16."),
@@ -236,6 +267,7 @@ def add_style(
     """
     from .finetune import Overrides, add_styles
 
+    own_process()
     overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
                           batch_size=batch_size, style_size=style_size, workers=workers, precision=precision)
     run_training_loop(lambda on_step: add_styles(model, style_images, content, output, name=name, overrides=overrides,
@@ -336,7 +368,8 @@ def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
 
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
-                   inputs: list[str], style: str | None, save_style_to: Path | None) -> tuple[Stylizer, str | None]:
+                   inputs: list[str], style: str | None, save_style_to: Path | None,
+                   engine: EngineOptions) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
     from . import distributed
     from .device import resolve_device
@@ -344,14 +377,14 @@ def torch_stylizer(model: Path | None, device: str, precision: str, style_image:
 
     torch_device = distributed.init_from_env(resolve_device(device), backend="gloo")
     if style_image is None:
-        return Stylizer.load(model, device=torch_device, precision=precision), style
+        return Stylizer.load(model, device=torch_device, precision=precision, engine=engine), style
     return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
-                                     torch_device, precision)
+                                     torch_device, precision, engine)
 
 
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,
                               save_to: Path | None, device: torch.device,
-                              precision: str) -> tuple[Stylizer, str | None]:
+                              precision: str, engine: EngineOptions) -> tuple[Stylizer, str | None]:
     """``apply --style-image``: the model plus the picture's style, learned on ``photos`` (or cached).
 
     Returns the stylizer and the ``--style`` to render: the given one (which may name or
@@ -380,7 +413,8 @@ def stylizer_with_style_image(model: Path | None, style_image: Path, photos: lis
         bar.close()
     if save_to is not None:
         checkpoint.save(save_to, learned)
-    return Stylizer(learned.net, learned.styles, device=device, precision=precision), style or learned.styles[-1]
+    return (Stylizer(learned.net, learned.styles, device=device, precision=precision, engine=engine),
+            style or learned.styles[-1])
 
 
 @app.command()
@@ -428,9 +462,9 @@ def evaluate(
     from .data import load_styles
     from .device import resolve_device
     from .evaluate import evaluate as run_evaluation, markdown_table
-    from .train import TrainSettings
     from .vgg import load_vgg
 
+    own_process()
     with user_errors():
         try:
             budgets = sorted({int(b) for b in iterations.split(",")})
@@ -473,7 +507,7 @@ def apply(
     preserve_color: bool = typer.Option(False, "--preserve-color",
                                         help="Keep the photo's colours; take only light and shade from the style."),
     max_size: Optional[int] = typer.Option(None, help="Downscale photos first so the long side is at most N px."),
-    quality: int = typer.Option(95, help="JPEG and WebP quality, 1 to 100."),
+    quality: int = typer.Option(FILES.quality, help="JPEG and WebP quality, 1 to 100."),
     fmt: Optional[str] = typer.Option(None, "--format",
                                       help="Output format (jpg, png, webp, bmp, tiff) for derived names and stdout; "
                                            "default: each input's own."),
@@ -485,9 +519,9 @@ def apply(
     tile_size: Optional[int] = typer.Option(
         None, help="Render images longer than N px in overlapping tiles (default 2048 on CPU, 4096 on CUDA; "
                    "0: never)."),
-    max_pixels: Optional[int] = typer.Option(
-        None, help="Refuse images with more pixels than this (default 89.5 M, a decompression-bomb guard; 0: no limit)."),
-    workers: int = typer.Option(2, help="Threads decoding and encoding photos while the network runs."),
+    max_pixels: int = typer.Option(
+        FILES.max_pixels, help="Refuse images with more pixels than this (a decompression-bomb guard; 0: no limit)."),
+    workers: int = typer.Option(FILES.workers, help="Threads decoding and encoding photos while the network runs."),
     style_image: Optional[Path] = typer.Option(
         None, "--style-image", help="Any picture as the style: its style is learned first (minutes on a CPU, "
                                     "cached: instant the next time), then applied."),
@@ -512,7 +546,6 @@ def apply(
     from tqdm import tqdm
 
     from . import batch, distributed, onnx_engine
-    from .imageio import DEFAULT_MAX_PIXELS
     from .render import ApplySettings
     from .video import VideoSettings, is_video
 
@@ -523,11 +556,12 @@ def apply(
     if batch.STDIO in inputs and sys.stdin.isatty():
         fail("'-' reads a photo from stdin, but stdin is a terminal; pipe one in (< photo.jpg)")
     rank, world_size = distributed.world()
+    engine = own_process()
     with user_errors():
         settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
                                  tile_size=tile_size)
-        options = batch.BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
-                                     max_pixels=DEFAULT_MAX_PIXELS if max_pixels is None else max_pixels)
+        options = BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
+                               max_pixels=max_pixels)
         video = VideoSettings(smoothing=smoothing)
         if style_image is None and (content is not None or save_style_to is not None):
             raise StylizeError("--content and --save-style-to go with --style-image")
@@ -540,7 +574,7 @@ def apply(
         stylizer = onnx_stylizer(model, backend) if use_onnx else None
         if stylizer is None:
             stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
-                                             save_style_to)
+                                             save_style_to, engine)
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
         batch.check_folders(mine)

@@ -23,21 +23,21 @@ from collections import OrderedDict
 from contextlib import nullcontext
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .network import StyleNet
 from .norm import ConditionalInstanceNorm2d
 
 
 class GraphedStyleNet:
     """Calls ``net(x, weights)`` through CUDA graphs captured per (shape, dtype) of the inputs.
 
+    ``net`` is a :class:`~stylize.network.StyleNet` or its :class:`~stylize.engine.FastStyleNet`;
     ``weights`` must be the float (N, n_styles) mixing weights (as :class:`stylize.Stylizer`
     passes them); ``dtype`` is the autocast dtype (``None``: fp32). Returns a fresh tensor
     (the graph's own output buffer is reused by the next replay).
     """
 
-    def __init__(self, net: StyleNet, dtype: torch.dtype | None = None, max_graphs: int = 4,
+    def __init__(self, net: nn.Module, dtype: torch.dtype | None = None, max_graphs: int = 4,
                  warmup: int = 2) -> None:
         self.net = net
         self.dtype = dtype

@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from .errors import StylizeError
-from .imageio import SUPPORTED_EXTENSIONS, read_image
+from .imageio import SUPPORTED_EXTENSIONS, check_pixels, read_image, resize_long_side
 
 
 def list_images(folder: Path, what: str) -> list[Path]:
@@ -57,14 +56,6 @@ def photo_files(photos: Path | Sequence[Path]) -> list[Path]:
         else:
             raise StylizeError(f"content photo {item}: no such file")
     return files
-
-
-def resize_long_side(image: Tensor, size: int) -> Tensor:
-    """Resize (3,H,W) so its long side is ``size``, keeping the aspect ratio (antialiased)."""
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(image[None], size=new, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
 def load_styles(folder: Path, size: int) -> tuple[list[str], list[Tensor]]:
@@ -136,9 +127,10 @@ class ContentPhotos(Dataset):
         path = self.files[index]
         try:
             with Image.open(path) as img:
+                check_pixels(img, f"content photo {path}")
                 img.draft("RGB", (self.image_size, self.image_size))
                 rgb = img.convert("RGB")
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
             raise StylizeError(f"content photo {path} cannot be read ({exc})") from None
         w, h = rgb.size
         scale = self.image_size / min(w, h)

@@ -9,8 +9,13 @@ from .errors import StylizeError
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error.
+
+    A ``torch.device`` is taken as already chosen and returned as is.
+    """
+    if isinstance(name, torch.device):
+        return name
     name = name.lower()
     if name == "auto":
         if torch.cuda.is_available():

@@ -17,8 +17,9 @@ import torch
 from torch import Tensor
 
 from .checkpoint import Checkpoint
-from .data import list_images, resize_long_side
-from .imageio import read_image
+from .data import list_images
+from .engine import FastStyleNet
+from .imageio import read_image, resize_long_side
 from .loss import LossWeights, PerceptualLoss
 
 
@@ -81,7 +82,7 @@ def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path
     Photos are resized to long side ``size``; ``limit`` caps their number (for quick runs).
     """
     photos = load_test_photos(photos_dir, size, limit)
-    net = ckpt.net.to(device).eval()
+    net = FastStyleNet(ckpt.net.to(device).eval())
     scores = []
     for name, painting in style_images.items():
         index = ckpt.styles.index(name)

@@ -26,27 +26,25 @@ import dataclasses
 import hashlib
 import json
 import tempfile
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from . import checkpoint as ckpt_io
-from .atomic import replace_atomically
+from .cache import content_digest, read_cached_tensors, write_cached_tensors
 from .checkpoint import Checkpoint
-from .data import photo_files, resize_long_side
+from .data import photo_files
 from .device import resolve_device
 from .distributed import init_from_env
 from .errors import StylizeError
-from .imageio import read_image
+from .imageio import read_image, resize_long_side
 from .network import StyleNet
 from .previews import preview_image
+from .settings import ADD_STEPS, STYLE_LR
 from .style_edit import (
     check_new_name,
     check_output,
@@ -57,17 +55,8 @@ from .style_edit import (
 )
 from .train import (Job, StepReport, TrainResult, TrainSettings, check_steps_left, fit, leaves_process_group,
                     load_resumable)
-from .vgg import _content_digest, _file_sha256, cache_dir, load_vgg, read_cached_tensors
-
-ADD_STEPS = 2000
-"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
-
-STYLE_LR = 1e-2
-"""Learning rate of new style rows (add-style and on the fly), not the model's own (1e-3 for a
-whole network): with Adam each number moves at most ~lr a step, and gamma/beta must travel
-O(1) from the mean row. Measured on a CPU (a painting outside stylize-22, 1000 steps,
-``benchmarks/new_style_quality.py``): 1e-2 came within 1.10x of the loss of a network trained
-on that painting alone; the model's 1e-3 stayed at 1.34x."""
+from .vgg import load_vgg
+from .weights import cache_dir, file_sha256
 
 QUICK_CPU = dict(steps=200, image_size=128, batch_size=4, lr=STYLE_LR, workers=0)
 """On-the-fly learning on a CPU: small crops and few steps. Still minutes: VGG16 dominates each step."""
@@ -94,11 +83,8 @@ class Overrides:
     precision: str | None = None
 
     def apply(self, base: TrainSettings) -> TrainSettings:
-        """``base`` with every given override; ``style_weight`` changes only the style loss weight."""
-        changes = {k: v for k, v in dataclasses.asdict(self).items() if v is not None and k != "style_weight"}
-        if self.style_weight is not None:
-            changes["weights"] = dataclasses.replace(base.weights, style=self.style_weight)
-        return dataclasses.replace(base, **changes)
+        """``base`` with every given override (see :meth:`TrainSettings.changed`)."""
+        return base.changed(**dataclasses.asdict(self))
 
 
 def _zero_rows(first_trainable: int, grad: Tensor) -> Tensor:
@@ -181,13 +167,11 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     if resume:
         previous = _resumable(output, source, styles, model)
         net, start = previous.net, {"start_step": previous.step, "optimizer_state": previous.optimizer_state}
-        settings = Overrides(steps=overrides.steps, workers=overrides.workers).apply(
-            TrainSettings.from_dict(previous.training))
+        settings = TrainSettings.from_dict(previous.training, steps=overrides.steps, workers=overrides.workers)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         net, start = with_new_styles(source, names).net, {}
-        settings = overrides.apply(dataclasses.replace(TrainSettings.from_dict(source.training), steps=ADD_STEPS,
-                                                       lr=STYLE_LR))
+        settings = overrides.apply(TrainSettings.from_dict(source.training, steps=ADD_STEPS, lr=STYLE_LR))
     torch_device = init_from_env(resolve_device(device))
     paintings = _paintings(style_images, settings.style_size)
     photos = photo_files(content)
@@ -211,7 +195,7 @@ def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path)
 def quick_settings(training: dict, device: torch.device) -> TrainSettings:
     """On-the-fly defaults: the model's own settings, with :data:`QUICK_CPU` or :data:`QUICK_GPU` sizes."""
     quick = QUICK_CPU if device.type == "cpu" else QUICK_GPU
-    return dataclasses.replace(TrainSettings.from_dict(training), **quick)
+    return TrainSettings.from_dict(training, **quick)
 
 
 def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequence[Path], *,
@@ -230,7 +214,7 @@ def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequ
     modified; the result's new style index is ``len(result.styles) - 1``.
     """
     source = model if isinstance(model, Checkpoint) else ckpt_io.load(Path(model))
-    torch_device = device if isinstance(device, torch.device) else resolve_device(device)
+    torch_device = resolve_device(device)
     settings = overrides.apply(quick_settings(source.training, torch_device))
     # One save at the end only: what is kept is the rows, in the cache, not this checkpoint.
     settings = dataclasses.replace(settings, checkpoint_every=settings.steps + 1, log_every=settings.steps)
@@ -265,15 +249,15 @@ def _learn_rows(source: Checkpoint, painting: Tensor, name: str, photos: list[Pa
 def _cache_key(source: Checkpoint, style_image: Path, settings: TrainSettings, vgg_weights: Path | None) -> str:
     """sha256 over everything the learned rows depend on."""
     try:
-        image_sha = _file_sha256(style_image)
+        image_sha = file_sha256(style_image)
     except OSError as exc:
         raise StylizeError(f"{style_image}: cannot read ({exc.strerror or exc})") from None
     material = {
         "format": _CACHE_FORMAT,
-        "model": _content_digest({k: v.detach().cpu() for k, v in source.net.state_dict().items()}),
+        "model": content_digest({k: v.detach().cpu() for k, v in source.net.state_dict().items()}),
         "image": image_sha,
         "settings": {k: v for k, v in settings.to_dict().items() if k not in _UNCACHED_SETTINGS},
-        "loss_network": "default" if vgg_weights is None else _file_sha256(Path(vgg_weights)),
+        "loss_network": "default" if vgg_weights is None else file_sha256(Path(vgg_weights)),
     }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
@@ -292,9 +276,5 @@ def _read_rows(path: Path, source: Checkpoint) -> dict[str, Tensor] | None:
 
 
 def _write_rows(path: Path, rows: dict[str, Tensor]) -> None:
-    """Cache the rows atomically; failing to (read-only home, full disk) only costs relearning next time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp: save_file(rows, str(tmp), metadata={"format": _CACHE_FORMAT}))
-    except (OSError, SafetensorError) as exc:
-        warnings.warn(f"could not cache the learned style in {path}: {exc}", RuntimeWarning, stacklevel=3)
+    """Cache the rows; failing to only costs relearning next time."""
+    write_cached_tensors(path, rows, {"format": _CACHE_FORMAT}, "the learned style")

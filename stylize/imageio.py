@@ -34,6 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylize.atomic import replace_atomically
 from stylize.errors import StylizeError
+from stylize.settings import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, check_max_pixels, check_quality
 
 if TYPE_CHECKING:
     import torch
@@ -47,28 +48,23 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "SUPPORTED_EXTENSIONS",
     "Photo",
+    "check_pixels",
     "output_extension_ok",
+    "output_format",
     "pil_to_tensor",
     "read_image",
+    "resize_long_side",
     "tensor_to_pil",
     "write_image",
     "write_image_to",
 ]
 
-# Pillow's own default (2**30 // 4 // 3, about 89.5 Mpx: a 1 GiB budget at 4 bytes per
-# pixel across 3 channels).  It is familiar to anyone who has met Pillow's warning, and
-# it is already far past what a style network can process on one accelerator (the
-# activations of a 90 Mpx photo need tens of GiB), so a legitimate photo never hits it
-# while a crafted 50 kB PNG claiming 100 000 x 100 000 pixels is refused before any
-# memory is allocated.  Callers lift it with ``max_pixels=0`` (``--max-pixels 0``).
-DEFAULT_MAX_PIXELS: int = 89_478_485
 
-# Pillow's guard is a process-wide global consulted by many plugins, so it cannot be
-# raised or lowered per call without racing other threads.  We switch it off once, at
-# import, and enforce ``max_pixels`` ourselves in ``read_image`` right after the header
-# is parsed and before any pixel is decoded; that makes our limit the only one, and
-# lets ``max_pixels=0`` really mean "no limit".
-Image.MAX_IMAGE_PIXELS = None
+# Pillow has its own guard, ``PIL.Image.MAX_IMAGE_PIXELS``: a process-wide global that
+# cannot be changed per call without racing other threads, so this library leaves it to
+# the program that owns the process.  Every open here checks ``max_pixels`` itself, from
+# the header, before any pixel is decoded (:func:`check_pixels`); the CLI, which enforces
+# ``--max-pixels`` that way, switches Pillow's guard off so that its limit is the only one.
 
 _FORMAT_BY_EXTENSION: dict[str, str] = {
     ".jpg": "JPEG",
@@ -160,6 +156,16 @@ def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(_to_uint8(t).transpose(1, 2, 0)))
 
 
+def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (C,H,W) so its long side is ``size``, keeping the aspect ratio (antialiased)."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(image[None], size=new, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
 def read_image(
     source: str | Path | BinaryIO,
     *,
@@ -183,8 +189,7 @@ def read_image(
 
 def _read_source(source: str | Path | BinaryIO, max_pixels: int | None, name: str | None) -> Photo:
     """:func:`read_image` with numpy arrays."""
-    if max_pixels is not None and max_pixels < 0:
-        raise StylizeError(f"max_pixels must be 0 (no limit) or positive, got {max_pixels}")
+    check_max_pixels(max_pixels)
     if isinstance(source, (str, Path)):
         label = name or str(source)
         with _open_for_reading(Path(source), label) as fp:
@@ -207,7 +212,7 @@ def write_image(
     alpha: torch.Tensor | None = None,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
-    quality: int = 95,
+    quality: int = DEFAULT_QUALITY,
     format: str | None = None,
 ) -> None:
     """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``) to ``path``, atomically.
@@ -247,7 +252,7 @@ def write_image_to(
     alpha: torch.Tensor | None = None,
     icc_profile: bytes | None = None,
     exif: bytes | None = None,
-    quality: int = 95,
+    quality: int = DEFAULT_QUALITY,
     format: str,
     name: str = "<stdout>",
 ) -> None:
@@ -299,6 +304,17 @@ def _open_for_reading(path: Path, label: str) -> BinaryIO:
     return fp
 
 
+def check_pixels(img: Image.Image, label: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> None:
+    """Refuse an opened (not yet decoded) image over ``max_pixels`` (``None`` or 0: no limit)."""
+    width, height = img.size
+    if max_pixels and width * height > max_pixels:
+        raise StylizeError(
+            f"{label}: {width}x{height} = {_mpx(width * height)} is over the "
+            f"{_mpx(max_pixels)} safety limit (decompression-bomb guard); "
+            "pass --max-pixels 0 to lift it or a larger number"
+        )
+
+
 def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
     """Open, size-check, fully decode and convert one image from a seekable stream."""
     try:
@@ -314,13 +330,7 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
     except _CORRUPT_DATA_ERRORS as exc:
         raise StylizeError(f"{label}: image header is corrupt ({_one_line(exc)})") from exc
     with img:
-        width, height = img.size
-        if max_pixels and width * height > max_pixels:
-            raise StylizeError(
-                f"{label}: {width}x{height} = {_mpx(width * height)} is over the "
-                f"{_mpx(max_pixels)} safety limit (decompression-bomb guard); "
-                "pass --max-pixels 0 to lift it or a larger number"
-            )
+        check_pixels(img, label, max_pixels)
         source_format = img.format
         try:
             # Force the full decode here: Pillow is lazy, and a truncated file must fail
@@ -452,15 +462,18 @@ def _uint8_to_array(arr: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
+def output_format(format: str) -> str:
+    """Pillow's format name for a user's ``jpg``, ``.png``, ``TIFF``...; unknown ones are refused."""
+    key = "." + format.lower().lstrip(".")
+    if key not in _FORMAT_BY_EXTENSION:
+        raise StylizeError(f"unknown output format {format!r}; use one of {_EXTENSION_LIST}")
+    return _FORMAT_BY_EXTENSION[key]
+
+
 def _resolve_format(path: Path | None, format: str | None) -> str:
     """Pillow format name from an explicit ``format`` or else from the extension."""
     if format is not None:
-        key = "." + format.lower().lstrip(".")
-        if key not in _FORMAT_BY_EXTENSION:
-            raise StylizeError(
-                f"unknown output format {format!r}; use one of {_EXTENSION_LIST}"
-            )
-        return _FORMAT_BY_EXTENSION[key]
+        return output_format(format)
     assert path is not None
     fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
     if fmt is None:
@@ -492,8 +505,7 @@ def _save_options(
     fmt: str, quality: int, icc_profile: bytes | None, exif: bytes | None
 ) -> dict[str, object]:
     """Keyword arguments for ``Image.save``, limited to what ``fmt`` supports."""
-    if not 1 <= quality <= 100:
-        raise StylizeError(f"quality must be between 1 and 100, got {quality}")
+    check_quality(quality)
     options: dict[str, object] = {}
     if fmt in _QUALITY_FORMATS:
         options["quality"] = quality

@@ -45,10 +45,10 @@ from PIL import Image
 from torch import Tensor
 
 from . import checkpoint
-from .data import resize_long_side
 from .device import resolve_device
+from .engine import EngineOptions, FastStyleNet
 from .errors import StylizeError
-from .imageio import Photo, photo_from_pil, read_image, tensor_to_pil
+from .imageio import Photo, photo_from_pil, read_image, resize_long_side, tensor_to_pil
 from .network import StyleNet
 from .norm import NormStats, shared_stats
 from .render import ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
@@ -64,21 +64,24 @@ class Stylizer:
     """Takes photos as torch tensors (:class:`~stylize.onnx_engine.OnnxStylizer` takes numpy arrays)."""
 
     def __init__(self, net: StyleNet, styles: Sequence[str], *, device: str | torch.device = "auto",
-                 precision: str = "auto") -> None:
-        self.device = resolve_device(device) if isinstance(device, str) else device
+                 precision: str = "auto", engine: EngineOptions | None = EngineOptions()) -> None:
+        """``engine``: how :mod:`stylize.engine` runs the network (``None``: the plain
+        :meth:`StyleNet.forward`, slower, same result)."""
+        self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
+        self.model = FastStyleNet(self.net, engine) if engine is not None else self.net
         self._styles = list(styles)
         self.half_dtype = _resolve_precision(precision, self.device)
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
-             precision: str = "auto") -> "Stylizer":
+             precision: str = "auto", engine: EngineOptions | None = EngineOptions()) -> "Stylizer":
         """Load a checkpoint (default: :func:`stylize.weights.default_model`)."""
         from .weights import default_model
 
-        torch_device = resolve_device(device) if isinstance(device, str) else device
+        torch_device = resolve_device(device)
         ckpt = checkpoint.load(Path(path) if path is not None else default_model(), map_location=torch_device)
-        return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision)
+        return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision, engine=engine)
 
     @property
     def styles(self) -> list[str]:
@@ -191,7 +194,7 @@ class Stylizer:
                 stats.pairs.clear()  # a redone recording pass must not append a second set
             autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
             with autocast, shared_stats(self.net, stats) if stats is not None else nullcontext():
-                out = self.net(x, weights).float()
+                out = self.model(x, weights).float()
             if bool(torch.isfinite(out).all()):
                 break
         return out

@@ -17,47 +17,11 @@ torchvision's); the model cards under ``models/`` say which values each release 
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import StylizeError
-
-LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
-"""The loss network's taps, in order."""
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    """Relative weights of the loss terms, the content layer and each style layer's share."""
-
-    content: float = 1.0
-    style: float = 2.0
-    tv: float = 0.0
-    content_layer: str = "relu2_2"
-    style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
-
-    def __post_init__(self) -> None:
-        if self.content_layer not in LAYERS:
-            raise StylizeError(f"unknown content layer {self.content_layer!r}; choose one of {', '.join(LAYERS)}")
-        layers = tuple(float(w) for w in self.style_layers)
-        if len(layers) != len(LAYERS) or any(not math.isfinite(w) or w < 0 for w in layers):
-            raise StylizeError(f"style layer weights must be {len(LAYERS)} non-negative numbers "
-                               f"(one per {', '.join(LAYERS)}), got {list(self.style_layers)}")
-        object.__setattr__(self, "style_layers", layers)
-
-    @property
-    def content_index(self) -> int:
-        return LAYERS.index(self.content_layer)
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["style_layers"] = list(self.style_layers)
-        return data
-
+from .settings import LossWeights
 
 def gram(features: Tensor) -> Tensor:
     """Gram matrix per sample, normalized by C*H*W, in fp32 (sums of squares overflow fp16).

@@ -14,13 +14,12 @@ For tiled inference the statistics can be *recorded* on one pass and *reused* on
 another (see :class:`NormStats`), so that every tile is normalized with the statistics
 of the whole image instead of its own, which would give tiles different colours.
 
-Speed: :func:`instance_norm` is the plain reference formula. The network's layers use
-:func:`conditional_instance_norm`, which computes the same thing with PyTorch's batch
-norm kernel applied per image: statistics in two exact fp32 passes (mean, then the
-centred variance), and normalization, gamma and beta folded into one per-(sample,
-channel) ``x * scale + shift`` written in one pass, in whatever memory layout the input
-has (channels-last included). On a CPU this is ~10x faster than ``torch.var_mean`` plus
-separate elementwise ops, and it is autograd-aware, so training uses it too.
+The module's forward is the plain formula. :func:`conditional_instance_norm` computes
+the same thing with PyTorch's batch norm kernel applied per image: statistics in two
+exact fp32 passes (mean, then the centred variance), and normalization, gamma and beta
+folded into one per-(sample, channel) ``x * scale + shift`` written in one pass, in
+whatever memory layout the input has (channels-last included). It is autograd-aware;
+:mod:`stylize.engine` uses it for inference and training.
 """
 
 from __future__ import annotations
@@ -136,13 +135,8 @@ class ConditionalInstanceNorm2d(nn.Module):
         style = style.to(self.weight.dtype)
         return style @ self.weight, style @ self.bias
 
-    def forward(self, x: Tensor, style: Tensor, relu: bool = False) -> Tensor:
-        """Normalize ``x`` and apply each sample's style; ``relu=True`` fuses a ReLU after."""
-        gamma, beta = self.affine(style)
-        return conditional_instance_norm(x, gamma, beta, self.stats, relu=relu)
-
-    def reference(self, x: Tensor, style: Tensor) -> Tensor:
-        """The plain formula (:func:`instance_norm` then gamma, beta), for checking the fast one."""
+    def forward(self, x: Tensor, style: Tensor) -> Tensor:
+        """Normalize ``x`` by its own statistics (or the shared ones) and apply each sample's style."""
         stats = None if self.stats is None else self.stats.take(x)
         normalized = instance_norm(x, stats)
         gamma, beta = self.affine(style)

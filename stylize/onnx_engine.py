@@ -197,7 +197,7 @@ class OnnxStylizer:
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     """(C, H, W) float32 resized so its long side is ``size`` (bilinear, antialiased by Pillow).
 
-    The same output size as :func:`stylize.data.resize_long_side`, and nearly the same
+    The same output size as :func:`stylize.imageio.resize_long_side`, and nearly the same
     pixels (both filter with a widened triangle when shrinking).
     """
     h, w = image.shape[-2:]

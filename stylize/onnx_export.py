@@ -2,7 +2,7 @@
 
 ONNX Runtime runs the graph on CPUs, GPUs, in browsers (onnxruntime-web) and on phones,
 without PyTorch. The graph is traced from the textbook forward
-(:meth:`~stylize.network.StyleNet.forward_reference`): plain pad, conv, instance norm,
+(:meth:`~stylize.network.StyleNet.forward`): plain pad, conv, instance norm,
 upsample ops that every runtime has, rather than the CPU engine's NNPACK and layout tricks.
 
 Inputs and outputs (``N`` images, ``S`` styles, ``C`` = the channels of all norm layers
@@ -79,7 +79,7 @@ class StatsGraph(nn.Module):
                           prior_var[:, start:start + width, None, None]))
             start += width
         with shared_stats(self.net, BlendedStats(prior, prior_weight)) as stats:
-            out = self.net.forward_reference(image, style)
+            out = self.net(image, style)
         if len(stats.pairs) != len(self.widths):
             raise StylizeError(f"the network ran {len(stats.pairs)} norm layers, expected {len(self.widths)}")
         mean = torch.cat([m.flatten(1) for m, _ in stats.pairs], 1)

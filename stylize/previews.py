@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data import photo_files, resize_long_side
-from .imageio import read_image, write_image
+from .data import photo_files
+from .imageio import read_image, resize_long_side, write_image
 from .network import StyleNet
 
 PREVIEW_SIZE = 384

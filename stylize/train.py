@@ -24,7 +24,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -33,64 +33,17 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from . import checkpoint as ckpt_io
+from . import checkpoint as ckpt_io, distributed
 from .data import ContentPhotos, load_styles
 from .device import resolve_device
 from .distributed import init_from_env
+from .engine import FastStyleNet
 from .errors import StylizeError
-from .loss import LossWeights, PerceptualLoss
+from .loss import PerceptualLoss
 from .network import PRESETS, StyleNet
 from .precision import training_precision
 from .previews import preview_image, write_preview
-
-
-@dataclass
-class TrainSettings:
-    """Everything that shapes a training run; stored in the checkpoint's metadata."""
-
-    steps: int = 40_000
-    batch_size: int = 16
-    image_size: int = 256
-    style_size: int = 512
-    lr: float = 1e-3
-    final_lr_fraction: float = 0.01
-    warmup_steps: int = 0
-    warmup_from: int = 0
-    weights: LossWeights = field(default_factory=LossWeights)
-    preset: str = "johnson"
-    seed: int = 0
-    checkpoint_every: int = 1000
-    preview_every: int = 1000
-    log_every: int = 10
-    workers: int = 4
-    precision: str = "auto"
-
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["weights"] = self.weights.to_dict()
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainSettings":
-        """Settings stored in a checkpoint (unknown keys from other versions are ignored)."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["weights"] = LossWeights(**values.get("weights", {}))
-        return cls(**values)
-
-    def lr_at(self, step: int) -> float:
-        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
-
-        A linear warm-up over ``warmup_steps`` steps from ``warmup_from`` (where the optimizer
-        started fresh: step 0, or the step of a released model training continues from)
-        keeps Adam's first, poorly estimated steps from undoing what the weights know.
-        """
-        progress = min(step / max(self.steps, 1), 1.0)
-        floor = self.lr * self.final_lr_fraction
-        lr = floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-        if self.warmup_steps > 0:
-            lr *= min(1.0, (step - self.warmup_from + 1) / self.warmup_steps)
-        return lr
+from .settings import TrainSettings
 
 
 @dataclass
@@ -140,12 +93,6 @@ class Job:
     optimizer_state: dict | None = None
     preview_photo: Tensor | None = None
     metadata: dict = field(default_factory=dict)
-
-
-def _rank() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
 
 
 class _StopRequest:
@@ -220,7 +167,7 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
     """
     s = job.settings
     deadline = time.monotonic() + time_limit if time_limit is not None else math.inf
-    rank, world = _rank()
+    rank, world = distributed.world()
     main = rank == 0
     net = job.net.to(device).train()
     loss_fn = PerceptualLoss(vgg, [img.to(device) for img in job.style_images], s.weights).to(device)
@@ -228,9 +175,9 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
     optimizer = torch.optim.Adam(job.params, lr=s.lr)
     if job.optimizer_state is not None:
         optimizer.load_state_dict(job.optimizer_state)
-    model: nn.Module = net
+    model: nn.Module = FastStyleNet(net)
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
                          style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
@@ -338,8 +285,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     elif resume:
         previous = load_resumable(output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
-        settings = TrainSettings.from_dict({**previous.training, "steps": settings.steps,
-                                            "workers": settings.workers})
+        settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:

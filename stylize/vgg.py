@@ -30,22 +30,20 @@ torchvision's normalization.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import pickle
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from stylize.atomic import replace_atomically
+from stylize.cache import content_digest, read_cached_tensors, write_cached_tensors
 from stylize.errors import StylizeError
-from stylize.weights import cache_dir, file_sha256 as _file_sha256
+from stylize.weights import cache_dir, file_sha256
 
 Convention = Literal["caffe", "torchvision"]
 
@@ -113,7 +111,7 @@ def convert_onnx(path: Path) -> dict[str, Tensor]:
     """
     path = Path(path)
     try:
-        actual = _file_sha256(path)
+        actual = file_sha256(path)
     except OSError as exc:
         raise StylizeError(f"cannot read VGG16 ONNX file {path}: {exc.strerror or exc}") from exc
     if actual != ONNX_SHA256:
@@ -141,28 +139,6 @@ def convert_onnx(path: Path) -> dict[str, Tensor]:
     return state
 
 
-def _content_digest(state: Mapping[str, Tensor]) -> str:
-    """sha256 over names and raw bytes of the tensors, independent of file layout."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def read_cached_tensors(path: Path) -> tuple[dict[str, str], dict[str, Tensor]] | None:
-    """A cache file's (metadata, tensors), or None if it is absent or unreadable.
-
-    Shared by the caches stylize keeps (this VGG16, learned styles); each checks the
-    content itself and treats a failed check like a missing file, then rebuilds it.
-    """
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return handle.metadata() or {}, {key: handle.get_tensor(key) for key in handle.keys()}
-    except (OSError, SafetensorError):
-        return None
-
-
 def _read_cache(path: Path) -> dict[str, Tensor] | None:
     """Return the cached fp16 state dict, or None if it is absent, stale or corrupt.
 
@@ -180,29 +156,20 @@ def _read_cache(path: Path) -> dict[str, Tensor] | None:
         and metadata.get("convention") == "caffe"
         and {key: tuple(value.shape) for key, value in state.items()} == _EXPECTED_SHAPES
         and all(value.dtype == torch.float16 for value in state.values())
-        and metadata.get("tensors_sha256") == _content_digest(state)
+        and metadata.get("tensors_sha256") == content_digest(state)
     )
     return state if valid else None
 
 
 def _write_cache(path: Path, state: Mapping[str, Tensor]) -> None:
-    """Write the fp16 cache atomically (temp file + ``os.replace``).
-
-    Concurrent trainers may race to create it; each writes its own temp file, so a
-    reader only ever sees a complete file. Failing to write (read-only home, full disk)
-    only costs a re-conversion next time, so it warns instead of failing.
-    """
+    """Write the fp16 cache with the digests :func:`_read_cache` checks; failing costs a re-conversion next time."""
     metadata = {
         "format": _CACHE_FORMAT,
         "source_sha256": ONNX_SHA256,
         "convention": "caffe",
-        "tensors_sha256": _content_digest(state),
+        "tensors_sha256": content_digest(state),
     }
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp: save_file(dict(state), str(tmp), metadata=metadata))
-    except (OSError, SafetensorError) as exc:
-        warnings.warn(f"could not write VGG16 cache {path}: {exc}", RuntimeWarning, stacklevel=3)
+    write_cached_tensors(path, state, metadata, "the VGG16 weights")
 
 
 def _caffe_state_dict() -> dict[str, Tensor]:
@@ -325,5 +292,5 @@ def load_vgg(weights: Path | None = None, device: torch.device | str | None = No
     else:
         path = Path(weights)
         state = _torchvision_state_dict(path)
-        model = VGGFeatures(state, "torchvision", f"vgg16-torchvision:{_file_sha256(path)[:12]}")
+        model = VGGFeatures(state, "torchvision", f"vgg16-torchvision:{file_sha256(path)[:12]}")
     return model.to(device) if device is not None else model

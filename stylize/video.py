@@ -188,7 +188,7 @@ class Steadier:
 def output_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
     """The stylized frame size, rounded down to even numbers (4:2:0 video needs them).
 
-    ``max_size`` shrinks it as :func:`stylize.data.resize_long_side` shrinks each frame.
+    ``max_size`` shrinks it as :func:`stylize.imageio.resize_long_side` shrinks each frame.
     """
     if max_size and max(width, height) > max_size:
         scale = max_size / max(width, height)

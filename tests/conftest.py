@@ -59,6 +59,12 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("STYLIZE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
 
 
+@pytest.fixture(autouse=True)
+def pillow_limit_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI switches Pillow's own pixel limit off for its process; a test's run must not leak it."""
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
+
+
 TINY_STYLES = ["starry_night", "great_wave", "the_scream"]
 """Style names of :func:`tiny_model`, chosen so prefixes and word prefixes can be tested."""
 

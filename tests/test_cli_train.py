@@ -61,3 +61,29 @@ def test_train_time_limit_says_how_to_continue(tmp_path, style_dir, photo_dir):
                                       "--preset", "small", "--workers", "0", "--time-limit", "0"])
     assert result.exit_code == 0, result.output
     assert "time limit reached at step 1" in result.output and "--resume" in result.output
+
+
+def test_option_defaults_are_the_settings_defaults():
+    """Every option named like a setting starts from that setting's default (one place for each)."""
+    import typer.main
+
+    from stylize.settings import BatchOptions, LossWeights, TrainSettings
+
+    sources = {"train": [TrainSettings(), LossWeights()], "apply": [BatchOptions()]}
+    aliases = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
+    group = typer.main.get_command(app)
+    for command, settings in sources.items():
+        checked = 0
+        for param in group.commands[command].params:
+            field = aliases.get(param.name, param.name)
+            for source in settings:
+                if hasattr(source, field) and param.default is not None:
+                    assert param.default == getattr(source, field), (command, param.name)
+                    checked += 1
+        assert checked >= (3 if command == "apply" else 14), (command, checked)
+
+
+def test_command_line_loads_without_torch():
+    """--help and --version stay fast: the defaults come from torch-free stylize.settings."""
+    code = "import sys, stylize.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

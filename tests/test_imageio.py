@@ -86,9 +86,8 @@ def test_supported_extensions_and_output_check():
     assert not output_extension_ok("noext")
 
 
-def test_default_max_pixels_is_pillows_and_pillow_guard_is_ours():
-    assert DEFAULT_MAX_PIXELS == 89_478_485
-    assert Image.MAX_IMAGE_PIXELS is None
+def test_default_max_pixels_is_pillows_own_default():
+    assert DEFAULT_MAX_PIXELS == 89_478_485 == Image.MAX_IMAGE_PIXELS  # the library leaves Pillow's alone
 
 
 def test_pil_tensor_conversions_round_trip():
@@ -592,14 +591,29 @@ def _png_header_only(width: int, height: int) -> bytes:
     )
 
 
-def test_decompression_bomb_default_limit_checked_before_decoding():
-    # 400 Mpx claimed by a ~60-byte file: refused by our guard, before any allocation,
-    # with our message rather than Pillow's (which would trigger above 179 Mpx).
-    bomb = io.BytesIO(_png_header_only(20_000, 20_000))
+def test_decompression_bomb_default_limit_checked_before_decoding(monkeypatch):
+    # 400 Mpx claimed by a ~60-byte file: refused by our guard, before any allocation.
+    # With Pillow's own guard off, as the CLI runs, the message is ours.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)
+    bomb = _png_header_only(20_000, 20_000)
     with raises_one_line(
         r"<stdin>: 20000x20000 = 400\.0 Mpx is over the 89\.5 Mpx safety limit"
     ):
-        read_image(bomb, name="<stdin>")
+        read_image(io.BytesIO(bomb), name="<stdin>")
+    # With Pillow's guard left as a library user's process has it, Pillow refuses it first.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", DEFAULT_MAX_PIXELS)
+    with raises_one_line(r"<stdin>: rejected as a decompression bomb"):
+        read_image(io.BytesIO(bomb), name="<stdin>")
+
+
+def test_training_loader_has_the_bomb_guard_too(tmp_path, monkeypatch):
+    from stylize.data import ContentPhotos
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # as under the CLI: our guard is the only one
+    (tmp_path / "bomb.png").write_bytes(_png_header_only(20_000, 20_000))
+    photos = ContentPhotos(tmp_path, image_size=32, batch_size=1, style_pool=1, seed=0)
+    with raises_one_line(r"bomb\.png: 20000x20000 = 400\.0 Mpx is over the 89\.5 Mpx safety limit"):
+        photos[0]
 
 
 def test_pillow_own_bomb_guard_cannot_traceback(tmp_path, monkeypatch):
@@ -612,7 +626,7 @@ def test_pillow_own_bomb_guard_cannot_traceback(tmp_path, monkeypatch):
 
 
 def test_negative_max_pixels(tmp_path):
-    with raises_one_line("max_pixels"):
+    with raises_one_line("max pixels must be 0"):
         read_image(tmp_path / "x.png", max_pixels=-1)
 
 

@@ -21,7 +21,8 @@ QUICK = Overrides(steps=3, image_size=32, batch_size=2, style_size=48)
 @pytest.fixture
 def styles_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty style cache for this test; the converted VGG16 is copied over from the session's cache."""
-    from stylize.vgg import CACHE_FILENAME, cache_dir, load_vgg
+    from stylize.weights import cache_dir
+    from stylize.vgg import CACHE_FILENAME, load_vgg
 
     load_vgg()
     fresh = tmp_path / "cache"

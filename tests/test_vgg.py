@@ -188,7 +188,7 @@ def test_unwritable_cache_warns_but_works(tmp_path: Path, onnx_source: Path, mon
     blocker = tmp_path / "a_file"
     blocker.write_bytes(b"")
     monkeypatch.setenv("STYLIZE_CACHE_DIR", str(blocker / "cache"))  # cannot mkdir under a file
-    with pytest.warns(RuntimeWarning, match="could not write VGG16 cache"):
+    with pytest.warns(RuntimeWarning, match="could not cache the VGG16 weights"):
         model = vgg.load_vgg()
     assert model.convention == "caffe"
 

@@ -1,0 +1,162 @@
+"""What a run can be asked to do, each default written once.
+
+Plain dataclasses and constants, without torch, so that the command line shows every
+default in its ``--help`` from here (and ``stylize --help`` stays fast); the library
+modules take them from here too. A checkpoint stores its :class:`TrainSettings`, and
+:meth:`TrainSettings.from_dict` is the one way back from that metadata, with changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import StylizeError
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+"""The loss network's taps, in order."""
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Relative weights of the loss terms, the content layer and each style layer's share."""
+
+    content: float = 1.0
+    style: float = 2.0
+    tv: float = 0.0
+    content_layer: str = "relu2_2"
+    style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.content_layer not in LAYERS:
+            raise StylizeError(f"unknown content layer {self.content_layer!r}; choose one of {', '.join(LAYERS)}")
+        layers = tuple(float(w) for w in self.style_layers)
+        if len(layers) != len(LAYERS) or any(not math.isfinite(w) or w < 0 for w in layers):
+            raise StylizeError(f"style layer weights must be {len(LAYERS)} non-negative numbers "
+                               f"(one per {', '.join(LAYERS)}), got {list(self.style_layers)}")
+        object.__setattr__(self, "style_layers", layers)
+
+    @property
+    def content_index(self) -> int:
+        return LAYERS.index(self.content_layer)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        return data
+
+
+@dataclass
+class TrainSettings:
+    """Everything that shapes a training run; stored in the checkpoint's metadata."""
+
+    steps: int = 40_000
+    batch_size: int = 16
+    image_size: int = 256
+    style_size: int = 512
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.01
+    warmup_steps: int = 0
+    warmup_from: int = 0
+    weights: LossWeights = field(default_factory=LossWeights)
+    preset: str = "johnson"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    preview_every: int = 1000
+    log_every: int = 10
+    workers: int = 4
+    precision: str = "auto"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["weights"] = self.weights.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, **changes: Any) -> "TrainSettings":
+        """Settings stored in a checkpoint's metadata, with ``changes`` (as :meth:`changed` takes them).
+
+        The one way from a checkpoint back to settings: keys that this version does not
+        know are ignored, keys it misses take the defaults.
+        """
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["weights"] = LossWeights(**values.get("weights", {}))
+        return cls(**values).changed(**changes)
+
+    def changed(self, style_weight: float | None = None, **changes: Any) -> "TrainSettings":
+        """A copy with ``changes``; ``None`` changes nothing, ``style_weight`` only the style loss's weight."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if style_weight is not None:
+            given["weights"] = dataclasses.replace(self.weights, style=style_weight)
+        return dataclasses.replace(self, **given)
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
+
+        A linear warm-up over ``warmup_steps`` steps from ``warmup_from`` (where the optimizer
+        started fresh: step 0, or the step of a released model training continues from)
+        keeps Adam's first, poorly estimated steps from undoing what the weights know.
+        """
+        progress = min(step / max(self.steps, 1), 1.0)
+        floor = self.lr * self.final_lr_fraction
+        lr = floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        if self.warmup_steps > 0:
+            lr *= min(1.0, (step - self.warmup_from + 1) / self.warmup_steps)
+        return lr
+
+
+ADD_STEPS = 2000
+"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
+
+STYLE_LR = 1e-2
+"""Learning rate of new style rows (add-style and on the fly), not the model's own (1e-3 for a
+whole network): with Adam each number moves at most ~lr a step, and gamma/beta must travel
+O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
+"Quality: as good as a network trained on the painting alone?")."""
+
+# Pillow's own default (2**30 // 4 // 3, about 89.5 Mpx: a 1 GiB budget at 4 bytes per
+# pixel across 3 channels).  It is familiar to anyone who has met Pillow's warning, and
+# it is already far past what a style network can process on one accelerator (the
+# activations of a 90 Mpx photo need tens of GiB), so a legitimate photo never hits it
+# while a crafted 50 kB PNG claiming 100 000 x 100 000 pixels is refused before any
+# memory is allocated.  Callers lift it with ``max_pixels=0`` (``--max-pixels 0``).
+DEFAULT_MAX_PIXELS: int = 89_478_485
+
+DEFAULT_QUALITY: int = 95
+"""JPEG and WebP quality (1-100) of the images stylize writes."""
+
+
+def check_quality(quality: int) -> None:
+    """Refuse a JPEG/WebP quality outside 1-100."""
+    if not 1 <= quality <= 100:
+        raise StylizeError(f"quality must be between 1 and 100, got {quality}")
+
+
+def check_max_pixels(max_pixels: int | None) -> None:
+    """Refuse a negative pixel limit (0 or ``None``: no limit)."""
+    if max_pixels is not None and max_pixels < 0:
+        raise StylizeError(f"max pixels must be 0 (no limit) or positive, got {max_pixels}")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """File-level settings of a run; checked on creation, before any work."""
+
+    quality: int = DEFAULT_QUALITY
+    format: str | None = None
+    overwrite: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        check_quality(self.quality)
+        check_max_pixels(self.max_pixels)
+        if self.workers < 1:
+            raise StylizeError(f"workers must be at least 1, got {self.workers}")
+        if self.format is not None:
+            from .imageio import output_format  # imageio loads torch, which the CLI's --help must not wait for
+
+            output_format(self.format)

@@ -1,0 +1,56 @@
+"""Importing and using the library changes no process-wide state; only the CLI's one call does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from stylize.cli import own_process
+
+LIBRARY_USER = textwrap.dedent("""
+    import ctypes, pkgutil, importlib
+    loaded = []
+    real_cdll = ctypes.CDLL
+    def spy(name, *args, **kwargs):
+        loaded.append(name)
+        return real_cdll(name, *args, **kwargs)
+    ctypes.CDLL = spy
+
+    from PIL import Image
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    import torch
+    torch_state = (torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled())
+
+    import stylize
+    for module in pkgutil.iter_modules(stylize.__path__):
+        if module.name != "__main__":  # that one runs the CLI
+            importlib.import_module(f"stylize.{module.name}")
+    from stylize import Stylizer
+    from stylize.network import NetConfig, StyleNet
+    stylizer = Stylizer(StyleNet(NetConfig(channels=(8, 8, 8), n_residual=1)), ["a"], device="cpu")
+    stylizer.apply(Image.new("RGB", (40, 32), "orange"))
+
+    assert Image.MAX_IMAGE_PIXELS == pillow_limit, Image.MAX_IMAGE_PIXELS
+    assert not [name for name in loaded if str(name).rsplit("/", 1)[-1].startswith("libc.so")], loaded
+    assert (torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled()) == torch_state
+    print("unchanged")
+""")
+
+
+def test_library_changes_no_global_state():
+    done = subprocess.run([sys.executable, "-c", LIBRARY_USER], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "unchanged"
+
+
+def test_cli_owns_the_process(monkeypatch):
+    from PIL import Image
+
+    from stylize.engine import EngineOptions
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    monkeypatch.setenv("STYLIZE_NNPACK", "0")
+    monkeypatch.setenv("STYLIZE_MALLOC_TUNING", "0")
+    assert own_process() == EngineOptions(nnpack=False)
+    assert Image.MAX_IMAGE_PIXELS is None
