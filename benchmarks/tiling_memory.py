@@ -40,7 +40,7 @@ def child(size: int, tile: int, preset: str, threads: int | None) -> dict:
 
     if threads:
         torch.set_num_threads(threads)
-    from stylize.cli import own_process
+    from stylize.process import own_process
     from stylize.inference import ApplySettings, Stylizer
     from stylize.network import PRESETS, StyleNet
 

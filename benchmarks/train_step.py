@@ -13,7 +13,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from stylize.cli import own_process
+from stylize.process import own_process
 from stylize.train import TrainSettings, train
 
 own_process()  # as `stylize train` does

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 import typer
 
 from .errors import StylizeError
-from .settings import ADD_STEPS, STYLE_LR, BatchOptions, LossWeights, TrainSettings
+from .process import own_process
+from .render import ApplySettings
+from .settings import ADD_STEPS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
 
 if TYPE_CHECKING:
     import torch
@@ -23,12 +25,11 @@ if TYPE_CHECKING:
 
     from .batch import Result
     from .checkpoint import Checkpoint
-    from .engine import EngineOptions
     from .inference import Stylizer
     from .onnx_engine import OnnxStylizer
     from .train import StepReport, TrainResult
 
-TRAIN, LOSS, FILES = TrainSettings(), LossWeights(), BatchOptions()
+TRAIN, LOSS, FILES, RENDER = TrainSettings(), LossWeights(), BatchOptions(), ApplySettings()
 """The defaults every option shows and starts from (:mod:`stylize.settings` holds them)."""
 
 app = typer.Typer(
@@ -53,31 +54,6 @@ def user_errors() -> Iterator[None]:
         yield
     except StylizeError as exc:
         fail(str(exc))
-
-
-def own_process() -> EngineOptions:
-    """Set what only the program that owns the process may set; returns the speed engine's options.
-
-    The library changes no global state; the CLI does, in every command that reads
-    photos or runs the network, through this one call:
-
-    * Pillow's own pixel limit is switched off: every open checks ``--max-pixels``
-      itself (:func:`stylize.imageio.check_pixels`), so that limit is the only one;
-    * glibc keeps freed memory for reuse (:func:`stylize.engine.keep_freed_memory`),
-      unless ``STYLIZE_MALLOC_TUNING=0``;
-    * ``STYLIZE_NNPACK=0`` and ``STYLIZE_CHANNELS_LAST=0|1`` choose the engine's paths,
-      for measuring (:meth:`stylize.engine.EngineOptions.from_env`).
-    """
-    import os
-
-    from PIL import Image
-
-    from .engine import EngineOptions, keep_freed_memory
-
-    Image.MAX_IMAGE_PIXELS = None
-    if os.environ.get("STYLIZE_MALLOC_TUNING", "1") != "0":
-        keep_freed_memory()
-    return EngineOptions.from_env()
 
 
 def is_main_process() -> bool:
@@ -503,7 +479,7 @@ def apply(
         None, "--style", "-s",
         help="A name or unique prefix (starry), a mix (starry:0.7,wave:0.3), or 'all' for one output per style."),
     model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint (default: the shipped model)."),
-    strength: float = typer.Option(1.0, help="0 to 1: how much of the style to blend over the photo."),
+    strength: float = typer.Option(RENDER.strength, help="0 to 1: how much of the style to blend over the photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color",
                                         help="Keep the photo's colours; take only light and shade from the style."),
     max_size: Optional[int] = typer.Option(None, help="Downscale photos first so the long side is at most N px."),
@@ -546,7 +522,6 @@ def apply(
     from tqdm import tqdm
 
     from . import batch, distributed, onnx_engine
-    from .render import ApplySettings
     from .video import VideoSettings, is_video
 
     stdout = typer.get_binary_stream("stdout")

@@ -21,18 +21,13 @@ the contract: they agree to float rounding; 8-bit output moves by at most one le
   sum of 9 row-shifted planes (:func:`conv_by_rows`).
 
 Importing this module changes nothing outside it. The one process-wide setting that
-helps, glibc keeping freed memory (:func:`keep_freed_memory`), is made only by the
-program that owns the process (the CLI), as are the environment switches
-(:meth:`EngineOptions.from_env`). Figures: ``benchmarks/README.md``.
+helps, glibc keeping freed memory (:func:`stylize.process.keep_freed_memory`), is made
+only by the program that owns the process (the CLI), as are the environment switches
+(:meth:`stylize.settings.EngineOptions.from_env`); both are torch-free, so the CLI sets
+them up before it knows whether PyTorch will run. Figures: ``benchmarks/README.md``.
 """
 
 from __future__ import annotations
-
-import ctypes
-import os
-import sys
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -40,38 +35,7 @@ from torch import Tensor, nn
 
 from .network import ConvNormAct, ResidualBlock, StyleNet
 from .norm import conditional_instance_norm
-
-_ON = ("1", "true", "yes", "on")
-_OFF = ("0", "false", "no", "off")
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Which rewrites :class:`FastStyleNet` may use; the defaults are the fastest measured.
-
-    ``channels_last``: ``None`` chooses (on for CPU inference: oneDNN's convolutions and
-    PyTorch's batch norm are fastest in NHWC there; off for training, where batch norm's
-    per-image split and oneDNN's backward prefer NCHW, and off on CUDA, pending a GPU
-    measurement); ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
-    inference convolutions where it wins (:func:`nnpack_wins`).
-    """
-
-    channels_last: bool | None = None
-    nnpack: bool = True
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "EngineOptions":
-        """The options ``STYLIZE_CHANNELS_LAST=0|1`` and ``STYLIZE_NNPACK=0`` ask for (for measuring)."""
-        layout = environ.get("STYLIZE_CHANNELS_LAST", "auto").lower()
-        channels_last = True if layout in _ON else False if layout in _OFF else None
-        return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)
-
-    def channels_last_on(self, device: torch.device) -> bool:
-        """Whether activations run channels-last on ``device`` now (autograd on or off)."""
-        if self.channels_last is not None:
-            return self.channels_last
-        return device.type == "cpu" and not torch.is_grad_enabled()
-
+from .settings import EngineOptions
 
 class FastStyleNet(nn.Module):
     """``FastStyleNet(net)(x, style)`` equals ``net(x, style)``, computed faster.
@@ -91,7 +55,7 @@ class FastStyleNet(nn.Module):
         net = self.net
         h, w = x.shape[-2:]
         x, weights = net.prepare(x, style)
-        channels_last = self.options.channels_last_on(x.device)
+        channels_last = self.channels_last(x.device)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         for layer in net.down:
@@ -114,6 +78,12 @@ class FastStyleNet(nn.Module):
             x = self.conv(x, net.out_conv)
         x = torch.sigmoid_(x) if not torch.is_grad_enabled() else torch.sigmoid(x)
         return x[..., :h, :w].contiguous()
+
+    def channels_last(self, device: torch.device) -> bool:
+        """Whether activations run channels-last now: as the options say, else for CPU inference."""
+        if self.options.channels_last is not None:
+            return self.options.channels_last
+        return device.type == "cpu" and not torch.is_grad_enabled()
 
     def layer(self, layer: ConvNormAct, x: Tensor, weights: Tensor) -> Tensor:
         """``layer(x, weights)``, with the upsampling folded into the kernels; ``x`` in any memory layout."""
@@ -312,27 +282,3 @@ def nnpack_conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
             out[i:i + 1, :, top:bottom] = torch._nnpack_spatial_convolution(
                 x[i:i + 1, :, top:bottom + k - 1], weight, bias, [0, 0], [1, 1])
     return out
-
-
-def keep_freed_memory() -> bool:
-    """Make glibc keep freed large blocks for reuse instead of returning them to the OS.
-
-    PyTorch's CPU allocator is plain ``malloc``; glibc serves every block over 32 MB
-    with a fresh ``mmap``, so each large activation is page-faulted in (and zeroed by
-    the kernel) again on every layer of every image, which costs more than the
-    arithmetic around it. Raising ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` makes
-    the heap hold on to them, like CUDA's caching allocator does; the cost is that the
-    process keeps its peak memory until it exits. Process-wide, so only a program that
-    owns its process calls it (the CLI does). Linux/glibc only; returns whether it took.
-    """
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, ...)
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    try:
-        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
-    except AttributeError:
-        return False

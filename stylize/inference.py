@@ -46,12 +46,13 @@ from torch import Tensor
 
 from . import checkpoint
 from .device import resolve_device
-from .engine import EngineOptions, FastStyleNet
+from .engine import FastStyleNet
 from .errors import StylizeError
 from .imageio import Photo, photo_from_pil, read_image, resize_long_side, tensor_to_pil
 from .network import StyleNet
 from .norm import NormStats, shared_stats
 from .render import ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
+from .settings import EngineOptions
 from .styles import StyleChoice, choose
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")

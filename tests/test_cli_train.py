@@ -67,9 +67,10 @@ def test_option_defaults_are_the_settings_defaults():
     """Every option named like a setting starts from that setting's default (one place for each)."""
     import typer.main
 
+    from stylize.render import ApplySettings
     from stylize.settings import BatchOptions, LossWeights, TrainSettings
 
-    sources = {"train": [TrainSettings(), LossWeights()], "apply": [BatchOptions()]}
+    sources = {"train": [TrainSettings(), LossWeights()], "apply": [BatchOptions(), ApplySettings()]}
     aliases = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
     group = typer.main.get_command(app)
     for command, settings in sources.items():
@@ -80,7 +81,7 @@ def test_option_defaults_are_the_settings_defaults():
                 if hasattr(source, field) and param.default is not None:
                     assert param.default == getattr(source, field), (command, param.name)
                     checked += 1
-        assert checked >= (3 if command == "apply" else 14), (command, checked)
+        assert checked >= (5 if command == "apply" else 14), (command, checked)
 
 
 def test_command_line_loads_without_torch():

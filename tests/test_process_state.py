@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from stylize.cli import own_process
+from stylize.process import own_process
 
 LIBRARY_USER = textwrap.dedent("""
     import ctypes, pkgutil, importlib
@@ -47,7 +47,7 @@ def test_library_changes_no_global_state():
 def test_cli_owns_the_process(monkeypatch):
     from PIL import Image
 
-    from stylize.engine import EngineOptions
+    from stylize.settings import EngineOptions
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     monkeypatch.setenv("STYLIZE_NNPACK", "0")

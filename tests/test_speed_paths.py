@@ -13,14 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylize.engine import (
-    EngineOptions,
-    FastStyleNet,
-    conv_by_rows,
-    pad2d,
-    subpixel_kernels,
-    upsample_conv,
-)
+from stylize.engine import FastStyleNet, conv_by_rows, pad2d, subpixel_kernels, upsample_conv
 from stylize.network import NetConfig, StyleNet
 from stylize.norm import (
     ConditionalInstanceNorm2d,
@@ -29,6 +22,7 @@ from stylize.norm import (
     instance_norm,
     shared_stats,
 )
+from stylize.settings import EngineOptions
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
