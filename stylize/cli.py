@@ -114,6 +114,16 @@ class FrameBar:
             self.bar = None
 
 
+def pick_device(name: str) -> "torch.device":
+    """``--device`` resolved; when ``auto`` passed over a GPU that is there but broken, say why."""
+    from .device import choose_device
+
+    choice = choose_device(name)
+    if choice.note and is_main_process():
+        typer.echo(f"warning: {choice.note}", err=True)
+    return choice.device
+
+
 def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
     """Run a training loop (``train``, ``add-style``) behind a progress bar; say where it saved.
 
@@ -155,7 +165,7 @@ def train(
     preview_every: int = typer.Option(TRAIN.preview_every, min=1, help="Write a preview grid every N steps."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
     workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="Use a torchvision-format VGG16 state dict as the loss network."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (same settings, new --steps)."),
     init_from: Optional[Path] = typer.Option(
@@ -193,8 +203,8 @@ def train(
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers, precision=precision,
     )
-    run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=device,
-                                                   vgg_weights=vgg_weights, resume=resume, init_from=init_from,
+    run_training_loop(lambda on_step: run_training(style_dir, content, output, settings,
+                                                   device=pick_device(device), vgg_weights=vgg_weights, resume=resume, init_from=init_from,
                                                    preview=preview, on_step=on_step,
                                                    time_limit=time_limit * 60 if time_limit is not None else None))
 
@@ -227,7 +237,7 @@ def add_style(
     style_size: Optional[int] = typer.Option(None, min=32, help="Long side of the paintings (default: the model's)."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
     workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if the model was not trained with "
                                                           "the default VGG16."),
     resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output."),
@@ -247,7 +257,7 @@ def add_style(
     overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
                           batch_size=batch_size, style_size=style_size, workers=workers, precision=precision)
     run_training_loop(lambda on_step: add_styles(model, style_images, content, output, name=name, overrides=overrides,
-                                                 device=device, vgg_weights=vgg_weights, resume=resume,
+                                                 device=pick_device(device), vgg_weights=vgg_weights, resume=resume,
                                                  preview=preview, on_step=on_step))
 
 
@@ -348,10 +358,9 @@ def torch_stylizer(model: Path | None, device: str, precision: str, style_image:
                    engine: EngineOptions) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
     from . import distributed
-    from .device import resolve_device
     from .inference import Stylizer
 
-    torch_device = distributed.init_from_env(resolve_device(device), backend="gloo")
+    torch_device = distributed.init_from_env(pick_device(device), backend="gloo")
     if style_image is None:
         return Stylizer.load(model, device=torch_device, precision=precision, engine=engine), style
     return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
@@ -424,7 +433,7 @@ def evaluate(
     iterations: str = typer.Option("50,100,300", help="L-BFGS budgets of the Gatys baseline, comma-separated."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N photos (quick runs)."),
     only: Optional[str] = typer.Option(None, help="Comma-separated style names (default: every style found)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if not the default VGG16."),
 ) -> None:
     """Compare the network's perceptual loss with Gatys et al.'s L-BFGS optimization, per style.
@@ -436,7 +445,6 @@ def evaluate(
 
     from . import checkpoint
     from .data import load_styles
-    from .device import resolve_device
     from .evaluate import evaluate as run_evaluation, markdown_table
     from .vgg import load_vgg
 
@@ -446,7 +454,7 @@ def evaluate(
             budgets = sorted({int(b) for b in iterations.split(",")})
         except ValueError:
             raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. 50,100,300")
-        torch_device = resolve_device(device)
+        torch_device = pick_device(device)
         ckpt = checkpoint.load(model)
         settings = TrainSettings.from_dict(ckpt.training)
         names, paintings = load_styles(styles_dir, settings.style_size)
@@ -490,7 +498,7 @@ def apply(
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Redo outputs that exist (default: skip them, so a rerun resumes)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line per output."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
     tile_size: Optional[int] = typer.Option(
         None, help="Render images longer than N px in overlapping tiles (default 2048 on CPU, 4096 on CUDA; "

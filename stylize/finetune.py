@@ -148,7 +148,7 @@ def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[s
 
 @leaves_process_group
 def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
-               name: str | None = None, overrides: Overrides = Overrides(), device: str = "auto",
+               name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
                vgg_weights: Path | None = None, resume: bool = False, preview: Path | None = None,
                on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
     """Write ``output``: ``model`` plus one style per image, learned with every shared weight frozen.

@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from . import checkpoint as ckpt_io, distributed
 from .data import ContentPhotos, load_styles
-from .device import resolve_device
+from .device import device_scope, resolve_device
 from .distributed import init_from_env
 from .engine import FastStyleNet
 from .errors import StylizeError
@@ -164,7 +164,15 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
 
     ``time_limit`` (seconds) stops the run after the first step that ends past it, saved
     like a Ctrl-C, so training can go in chunks of a fixed wall time that each resume the last.
+    ``device`` is the current CUDA device meanwhile, so that the data loader's
+    pin-memory thread works on it rather than opening a context on GPU 0.
     """
+    with device_scope(device):
+        return _fit(job, device=device, vgg=vgg, on_step=on_step, time_limit=time_limit)
+
+
+def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
+         on_step: Callable[[StepReport], None] | None, time_limit: float | None) -> TrainResult:
     s = job.settings
     deadline = time.monotonic() + time_limit if time_limit is not None else math.inf
     rank, world = distributed.world()
@@ -259,7 +267,7 @@ def fit(job: Job, *, device: torch.device, vgg: nn.Module,
 
 @leaves_process_group
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
-          device: str = "auto", vgg_weights: Path | None = None, resume: bool = False,
+          device: str | torch.device = "auto", vgg_weights: Path | None = None, resume: bool = False,
           init_from: Path | None = None, preview: Path | None = None,
           on_step: Callable[[StepReport], None] | None = None, time_limit: float | None = None) -> TrainResult:
     """Train one network on every painting in ``style_dir`` (a style per file stem).
