@@ -131,9 +131,13 @@ class ConditionalInstanceNorm2d(nn.Module):
         return self.weight.shape[0]
 
     def affine(self, style: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-sample (gamma, beta), each (N, C) fp32, for style weights (N, n_styles)."""
-        style = style.to(self.weight.dtype)
-        return style @ self.weight, style @ self.bias
+        """Per-sample (gamma, beta), each (N, C) fp32, for style weights (N, n_styles).
+
+        Outside autocast: under it these matmuls would come out in half precision.
+        """
+        with torch.autocast(style.device.type, enabled=False):
+            style = style.to(self.weight.dtype)
+            return style @ self.weight, style @ self.bias
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         """Normalize ``x`` by its own statistics (or the shared ones) and apply each sample's style."""
