@@ -25,8 +25,10 @@ Three things here go beyond calling the network:
   up with the whole image's), overlap by twice the network's receptive-field radius,
   and each contributes only the middle of its overlaps: a seam cannot show, and with
   statistics from the full image the tiled result equals the untiled one to float
-  precision. No blending is needed, since overlapping tiles agree exactly. On a CUDA
-  out-of-memory error the tiles are halved and the image retried.
+  precision. No blending is needed, since overlapping tiles agree exactly. On CUDA
+  the tile size is chosen from the free memory (:func:`stylize.memory.auto_tile`);
+  on any out-of-memory error (CUDA, cuDNN, MPS, CPU) the tiles are halved, the
+  failed pass's memory freed, and the image retried (:meth:`Stylizer._render`).
 * **Controls.** ``strength`` blends the result with the photo; ``preserve_color`` keeps
   the photo's colours and takes only the luminance from the stylized image.
 """
@@ -35,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import traceback
 from contextlib import nullcontext
 from itertools import product
 from pathlib import Path
@@ -49,9 +52,10 @@ from .device import resolve_device
 from .engine import FastStyleNet
 from .errors import StylizeError
 from .imageio import Photo, photo_from_pil, read_image, resize_long_side, tensor_to_pil
+from .memory import auto_tile, is_out_of_memory, release
 from .network import StyleNet
 from .norm import NormStats, shared_stats
-from .render import ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
+from .render import ALIGN, ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
 from .settings import EngineOptions
 from .styles import StyleChoice, choose
 
@@ -73,6 +77,8 @@ class Stylizer:
         self.model = FastStyleNet(self.net, engine) if engine is not None else self.net
         self._styles = list(styles)
         self.half_dtype = _resolve_precision(precision, self.device)
+        self.tile_cap: int | None = None
+        """The tile size that last recovered from running out of memory, kept for later images."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
@@ -150,26 +156,47 @@ class Stylizer:
         return min_tile(self.net.config)
 
     def tile_size_for(self, settings: ApplySettings) -> int:
-        """The tile size in effect (0: never tile), checked against :attr:`min_tile`."""
-        return tile_size_for(settings, self.device.type, self.net.config)
+        """The tile size to start with (0: never tile), checked against :attr:`min_tile`.
+
+        Unless ``settings`` ask for one: what fits the free memory (CUDA, see
+        :func:`stylize.memory.auto_tile`), else :data:`stylize.render.AUTO_TILE_OTHER`.
+        Never above :attr:`tile_cap`, the size that last had to be fallen back to.
+        """
+        free_tile = None
+        if settings.tile_size is None:
+            element_size = torch.finfo(self.half_dtype or torch.float32).bits // 8
+            free_tile = auto_tile(self.device, self.net.config, element_size)
+        tile = tile_size_for(settings, self.net.config, free_tile)
+        return max(min(tile, self.tile_cap), self.min_tile) if tile and self.tile_cap else tile
 
     def _render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings, stats: NormStats | None) -> Tensor:
-        """Run the network whole or tiled; on CUDA out-of-memory, retry with smaller tiles."""
+        """Run the network whole or tiled; out of memory, retry with tiles half the size.
+
+        Any allocation failure counts (:func:`stylize.memory.is_out_of_memory`), with or
+        without ``settings.tile_size``; only ``tile_size=0`` (never tile) gives up at once.
+        The failed pass's activations are referenced by the exception's traceback, so
+        that is dropped before the allocator's cache is released.
+        """
         tile = self.tile_size_for(settings)
+        height, width = rgb.shape[-2:]
         while True:
             try:
-                if not tile or max(rgb.shape[-2:]) <= tile:
+                if not tile or max(height, width) <= tile:
                     return self._forward(rgb[None], weights, stats)[0].cpu()
                 return self._tiled(rgb, weights, tile, settings, stats or NormStats())
-            except torch.OutOfMemoryError:
-                if self.device.type == "cuda":
-                    torch.cuda.empty_cache()
-                h, w = rgb.shape[-2:]
-                current = min(tile or max(h, w), max(h, w))
-                if settings.tile_size is not None or current <= self.min_tile:
-                    raise StylizeError(f"out of {self.device.type} memory for a {w}x{h} image; "
-                                       "use smaller tiles (--tile-size) or --max-size") from None
-                tile = max(current // 2, self.min_tile)
+            except RuntimeError as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                traceback.clear_frames(exc.__traceback__)
+            release(self.device)  # here, not in the except block: the traceback is gone now
+            current = min(tile or max(height, width), max(height, width))
+            if not tile:
+                raise StylizeError(f"out of {self.device.type} memory for a {width}x{height} image untiled "
+                                   "(--tile-size 0); let it tile, or use --max-size")
+            if current <= self.min_tile:
+                raise StylizeError(f"out of {self.device.type} memory for a {width}x{height} image even in "
+                                   f"tiles of {current} px; use --max-size or another --device")
+            tile = self.tile_cap = max(current // 2 // ALIGN * ALIGN, self.min_tile)
 
     def _tiled(self, rgb: Tensor, weights: Tensor, tile: int, settings: ApplySettings, stats: NormStats) -> Tensor:
         """Record norm statistics into ``stats`` on the whole (or downscaled) image, then render tile by tile."""
@@ -196,9 +223,14 @@ class Stylizer:
             autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
             with autocast, shared_stats(self.net, stats) if stats is not None else nullcontext():
                 out = self.model(x, weights).float()
-            if bool(torch.isfinite(out).all()):
+            if all_finite(out):
                 break
         return out
+
+
+def all_finite(x: Tensor) -> bool:
+    """Whether no value of ``x`` overflowed (a seam for shape-only tests, whose tensors hold no values)."""
+    return bool(torch.isfinite(x).all())
 
 
 def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
@@ -208,6 +240,8 @@ def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         raise StylizeError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
     if name == "auto":
         return torch.float16 if device.type == "cuda" else None
+    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise StylizeError("--precision bf16: this GPU has no bfloat16 support; use fp16 (the default on CUDA)")
     return _HALF.get(name)
 
 

@@ -161,7 +161,7 @@ class OnnxStylizer:
         if settings.strength == 0:
             return rgb
         weights = np.asarray([choice.weights], dtype=np.float32)
-        tile = tile_size_for(settings, "cpu", self.config)
+        tile = tile_size_for(settings, self.config)
         if not tile or max(rgb.shape[-2:]) <= tile:
             out = self._run(rgb, weights)[0]
         else:

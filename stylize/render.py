@@ -22,10 +22,9 @@ ALIGN = 4
 """The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
 
 
-AUTO_TILE = {"cuda": 4096}
-"""Tile size by device type when none is asked for: an 80 GB GPU holds a 16 Mpx pass
-in fp16 comfortably; CPUs and Apple GPUs stay at :data:`AUTO_TILE_OTHER`."""
 AUTO_TILE_OTHER = 2048
+"""Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs,
+ONNX Runtime); on CUDA it follows the free memory (``stylize.memory.auto_tile``)."""
 
 LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
@@ -38,7 +37,8 @@ class ApplySettings:
     ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
     back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
     photo first so its long side is at most that many pixels. ``tile_size``: tile
-    images whose long side exceeds it (``None``: by device, 2048 px on CPU; 0: never).
+    images whose long side exceeds it (``None``: from the free memory on CUDA, 2048 px
+    elsewhere; 0: never); smaller tiles are used if it runs out of memory.
     ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
     tile size; 0: the full image, exact but as memory-hungry as not tiling).
     """
@@ -111,11 +111,15 @@ def min_tile(config: NetConfig) -> int:
     return 4 * tile_margin(config)
 
 
-def tile_size_for(settings: ApplySettings, device_type: str, config: NetConfig) -> int:
-    """The tile size in effect on a device of ``device_type`` (0: never tile), checked against :func:`min_tile`."""
+def tile_size_for(settings: ApplySettings, config: NetConfig, free_tile: int | None = None) -> int:
+    """The tile size in effect (0: never tile), checked against :func:`min_tile`.
+
+    With no ``settings.tile_size``: ``free_tile`` (what the free memory holds, where it
+    can be told), else :data:`AUTO_TILE_OTHER`.
+    """
     smallest = min_tile(config)
     if settings.tile_size is None:
-        return max(AUTO_TILE.get(device_type, AUTO_TILE_OTHER), smallest)
+        return max(free_tile or AUTO_TILE_OTHER, smallest)
     if 0 < settings.tile_size < smallest:
         raise StylizeError(f"tile size {settings.tile_size} is too small for this network, whose tiles "
                            f"overlap by {2 * tile_margin(config)} px; use at least {smallest}")
