@@ -360,7 +360,7 @@ def torch_stylizer(model: Path | None, device: str, precision: str, style_image:
     from . import distributed
     from .inference import Stylizer
 
-    torch_device = distributed.init_from_env(pick_device(device), backend="gloo")
+    torch_device = distributed.init_from_env(pick_device(device))
     if style_image is None:
         return Stylizer.load(model, device=torch_device, precision=precision, engine=engine), style
     return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
@@ -501,8 +501,8 @@ def apply(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     precision: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
     tile_size: Optional[int] = typer.Option(
-        None, help="Render images longer than N px in overlapping tiles (default 2048 on CPU, 4096 on CUDA; "
-                   "0: never)."),
+        None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
+                   "CUDA, 2048 elsewhere; smaller if memory runs out; 0: never)."),
     max_pixels: int = typer.Option(
         FILES.max_pixels, help="Refuse images with more pixels than this (a decompression-bomb guard; 0: no limit)."),
     workers: int = typer.Option(FILES.workers, help="Threads decoding and encoding photos while the network runs."),

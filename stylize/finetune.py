@@ -39,7 +39,7 @@ from .cache import content_digest, read_cached_tensors, write_cached_tensors
 from .checkpoint import Checkpoint
 from .data import photo_files
 from .device import resolve_device
-from .distributed import init_from_env
+from .distributed import everyone, init_from_env
 from .errors import StylizeError
 from .imageio import read_image, resize_long_side
 from .network import StyleNet
@@ -224,7 +224,10 @@ def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequ
         style_image.stem, source.styles)
     cached = cache_dir() / "styles" / f"{_cache_key(source, style_image, settings, vgg_weights)}.safetensors"
     rows = _read_rows(cached, source)
-    if rows is None:
+    # Under torchrun the ranks learn together (DDP), so they must agree first: a rank
+    # that found the rows in its node's cache while another did not would otherwise skip
+    # the training collectives the others wait in.
+    if not everyone(rows is not None, torch_device):
         rows = _learn_rows(source, painting, label, photo_files(photos), settings, torch_device, vgg_weights, on_step)
         _write_rows(cached, rows)
     return edit_rows(source, [*source.styles, label], lambda key, old: torch.cat([old, rows[key].to(old)]))

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from . import checkpoint as ckpt_io, distributed
 from .data import ContentPhotos, load_styles
 from .device import device_scope, resolve_device
-from .distributed import init_from_env
+from .distributed import data_parallel, init_from_env
 from .engine import FastStyleNet
 from .errors import StylizeError
 from .loss import PerceptualLoss
@@ -185,7 +185,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
         optimizer.load_state_dict(job.optimizer_state)
     model: nn.Module = FastStyleNet(net)
     if world > 1:
-        model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        model = data_parallel(model, device)
     data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
                          style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,

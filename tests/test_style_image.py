@@ -165,3 +165,19 @@ def test_cli_apply_with_a_style_image(styles_cache, model, painting, photo, tmp_
     result = CliRunner().invoke(app, ["apply", str(photo), "--model", str(model), "--style", "a",
                                       "--save-style-to", str(saved)])
     assert result.exit_code == 1 and "go with --style-image" in result.output
+
+
+def test_ranks_learn_together_unless_every_rank_has_the_style_cached(styles_cache, model, painting, photo,
+                                                                      monkeypatch):
+    """Under torchrun a rank whose node has the cache must not skip the training the others start."""
+    learn_style(model, painting, [photo], overrides=QUICK, device="cpu")  # now cached here
+    asked = []
+
+    def another_rank_lacks_it(flag, device):
+        asked.append(flag)
+        return False
+
+    monkeypatch.setattr(finetune, "everyone", another_rank_lacks_it)
+    steps = []
+    learn_style(model, painting, [photo], overrides=QUICK, device="cpu", on_step=lambda r: steps.append(r.step))
+    assert asked == [True] and steps == [1, 2, 3]  # it had the rows, and learned with the others all the same
