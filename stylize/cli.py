@@ -204,8 +204,9 @@ def train(
         checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers, precision=precision,
     )
     run_training_loop(lambda on_step: run_training(style_dir, content, output, settings,
-                                                   device=pick_device(device), vgg_weights=vgg_weights, resume=resume, init_from=init_from,
-                                                   preview=preview, on_step=on_step,
+                                                   device=pick_device(device), vgg_weights=vgg_weights,
+                                                   resume=resume, init_from=init_from, preview=preview,
+                                                   on_step=on_step,
                                                    time_limit=time_limit * 60 if time_limit is not None else None))
 
 

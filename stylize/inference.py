@@ -55,6 +55,7 @@ from .imageio import Photo, photo_from_pil, read_image, resize_long_side, tensor
 from .memory import auto_tile, is_out_of_memory, release
 from .network import StyleNet
 from .norm import NormStats, shared_stats
+from .precision import cuda_has_bf16
 from .render import ALIGN, ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
 from .settings import EngineOptions
 from .styles import StyleChoice, choose
@@ -240,8 +241,9 @@ def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         raise StylizeError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
     if name == "auto":
         return torch.float16 if device.type == "cuda" else None
-    if name == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise StylizeError("--precision bf16: this GPU has no bfloat16 support; use fp16 (the default on CUDA)")
+    if name == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
+        raise StylizeError(f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no native bf16; "
+                           "use fp16 (the default on CUDA)")
     return _HALF.get(name)
 
 

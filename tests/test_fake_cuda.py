@@ -38,7 +38,7 @@ class Recorder(TorchDispatchMode):
 def fake_cuda(monkeypatch):
     """Fake CUDA tensors, CUDA autocast enabled, ``free`` bytes of GPU memory; yields a recorder."""
     monkeypatch.setattr(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
     monkeypatch.setattr(inference, "all_finite", lambda x: True)  # fake tensors hold no values to check
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
@@ -107,7 +107,9 @@ def test_cuda_tiles_follow_the_free_memory(fake_cuda, dtype):
 
 def test_bf16_on_a_gpu_without_it_is_a_one_line_error(fake_cuda, monkeypatch):
     """Pre-Ampere cards (T4, V100): autocast would raise a RuntimeError deep in the first pass."""
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: False)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-16GB")
     net = fresh_net()
-    with fake_cuda[3](), pytest.raises(StylizeError, match=r"^--precision bf16: this GPU has no bfloat16 support"):
+    message = r"^--precision bf16: this GPU \(Tesla V100-SXM2-16GB\) has no native bf16"
+    with fake_cuda[3](), pytest.raises(StylizeError, match=message):
         Stylizer(net, ["a", "b", "c"], device=torch.device("cuda"), precision="bf16")

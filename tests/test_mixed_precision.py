@@ -4,6 +4,9 @@ What the docstrings promise (Gram matrices, gamma/beta and norm statistics in fp
 must hold under autocast, where a matmul runs in half precision whatever its inputs.
 """
 
+import math
+
+import pytest
 import torch
 from torch import nn
 
@@ -75,3 +78,57 @@ def test_a_mixed_precision_training_step_on_the_cpu():
     with torch.no_grad():  # close to the fp32 step: half precision changes the loss by well under 5%
         reference = loss_fn(net(images, styles), images, styles)["total"]
     assert abs(terms["total"].item() / reference.item() - 1) < 0.05
+
+
+def _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir, precision="auto"):
+    """Run train() for 2 steps on the CPU; returns the (enabled, dtype) autocast state each loss call saw."""
+    from stylize import loss as loss_mod
+    from stylize.train import TrainSettings, train
+
+    seen = []
+    real_forward = loss_mod.PerceptualLoss.forward
+
+    def forward(self, output, photo, style):
+        seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
+        return real_forward(self, output, photo, style)
+
+    monkeypatch.setattr(loss_mod.PerceptualLoss, "forward", forward)
+    settings = TrainSettings(steps=2, batch_size=2, image_size=32, style_size=32, workers=0, preset="small",
+                             precision=precision)
+    result = train(style_dir, photo_dir, tmp_path / "m.safetensors", settings, device="cpu")
+    assert result.step == 2 and all(math.isfinite(v) for v in result.losses.values())
+    return seen
+
+
+@pytest.mark.parametrize("native, expected", [(True, (True, torch.bfloat16)), (False, (False, None))])
+def test_auto_trains_in_bf16_on_cpus_with_native_bf16_only(monkeypatch, tmp_path, style_dir, photo_dir, native,
+                                                           expected):
+    from stylize import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    seen = _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir)
+    assert len(seen) == 2 and all(enabled == expected[0] for enabled, _ in seen)
+    if expected[0]:
+        assert all(dtype == expected[1] for _, dtype in seen)
+
+
+def test_the_fp16_and_gradient_scaler_step_of_older_gpus_runs_on_the_cpu(monkeypatch, tmp_path, style_dir,
+                                                                         photo_dir):
+    """What auto picks on a pre-Ampere GPU (fp16 autocast + GradScaler), driven through fit() on the CPU."""
+    from stylize import precision, train as train_mod
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
+    on_gpu = precision.training_precision("auto", torch.device("cuda", 0))
+    assert (on_gpu.name, on_gpu.dtype, on_gpu.scale_gradients) == ("fp16", torch.float16, True)
+    scalers = []
+    real_scaler = precision.Precision.grad_scaler
+
+    def grad_scaler(self, device):
+        scalers.append(real_scaler(self, device))
+        return scalers[-1]
+
+    monkeypatch.setattr(precision.Precision, "grad_scaler", grad_scaler)
+    monkeypatch.setattr(train_mod, "training_precision", lambda name, device: on_gpu)
+    seen = _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir)
+    assert seen == [(True, torch.float16)] * 2
+    assert len(scalers) == 1 and scalers[0].is_enabled() and scalers[0].get_scale() > 0
