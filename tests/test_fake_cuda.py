@@ -39,6 +39,7 @@ def fake_cuda(monkeypatch):
     """Fake CUDA tensors, CUDA autocast enabled, ``free`` bytes of GPU memory; yields a recorder."""
     monkeypatch.setattr(torch.cuda.amp.common, "amp_definitely_not_available", lambda: False)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # autocast asks
     monkeypatch.setattr(inference, "all_finite", lambda x: True)  # fake tensors hold no values to check
     monkeypatch.setattr(torch.cuda, "memory_reserved", lambda device=None: 0)
     monkeypatch.setattr(torch.cuda, "memory_allocated", lambda device=None: 0)
