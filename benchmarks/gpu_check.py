@@ -243,8 +243,8 @@ def style_image(check: Check) -> dict:
     from benchmarks.synthetic_painting import synthetic_painting
     from stylize import Stylizer, checkpoint
     from stylize.finetune import Overrides, learn_style
-    from stylize.vgg import CACHE_FILENAME, cache_dir, load_vgg
-    from stylize.weights import default_model
+    from stylize.vgg import CACHE_FILENAME, load_vgg
+    from stylize.weights import cache_dir, default_model
 
     sizes = check.sizes
     painting = check.out / "swirls.png"

@@ -34,9 +34,12 @@ class DeviceChoice:
 
 
 def choose_device(name: str | torch.device = "auto") -> DeviceChoice:
-    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error."""
+    """``auto`` picks CUDA, then Apple's MPS, then the CPU; an unavailable choice is an error.
+
+    A ``torch.device`` is taken as already chosen and returned as is.
+    """
     if isinstance(name, torch.device):
-        name = str(name)
+        return DeviceChoice(name)
     name = name.strip().lower()
     if name == "auto":
         problem = cuda_problem()

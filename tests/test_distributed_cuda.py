@@ -76,7 +76,7 @@ def test_training_builds_ddp_through_data_parallel(monkeypatch, tmp_path, style_
     from stylize import train as train_mod
 
     wrapped = []
-    monkeypatch.setattr(train_mod, "_rank", lambda: (0, 2))
+    monkeypatch.setattr(distributed, "world", lambda: (0, 2))
     monkeypatch.setattr(train_mod, "data_parallel", lambda net, device: wrapped.append(device) or net)
     monkeypatch.setattr(train_mod, "_agree", lambda terms, stop, world: ({k: float(v.detach()) for k, v in terms.items()},
                                                                          stop))
