@@ -1,5 +1,7 @@
 """``python -m stylize`` (also what ``torchrun -m stylize`` runs)."""
 
+import sys
+
 from .cli import main
 
-main()
+sys.exit(main())

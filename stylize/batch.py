@@ -212,7 +212,7 @@ def _folder_tasks(folder: Path, out: Path | None, among_several: bool, choices: 
     name = folder.resolve().name
     several = len(choices) > 1
     if out is None:
-        roots = [folder.resolve().parent / f"{name}-{c.label}" for c in choices]
+        roots = [folder.resolve().parent / _component(f"{name}-{c.label}") for c in choices]
         suffixed = False
     else:
         root = out / name if among_several else out
@@ -230,7 +230,16 @@ def _folder_tasks(folder: Path, out: Path | None, among_several: bool, choices: 
 
 def _name(stem: str, choice: StyleChoice, ext: str, suffixed: bool) -> str:
     """``stem-<style>.ext`` when the style must be told apart in the name, else ``stem.ext``."""
-    return f"{stem}-{choice.label}{ext}" if suffixed else f"{stem}{ext}"
+    return _component(f"{stem}-{choice.label}{ext}" if suffixed else f"{stem}{ext}")
+
+
+def _component(name: str) -> str:
+    """``name`` if it is one file name: style names come from checkpoints, which are untrusted,
+    and no output may land outside the folder it was planned in."""
+    separators = {"/", os.sep, os.altsep or "/"}
+    if name in (".", "..") or any(s in name for s in separators) or "\0" in name:
+        raise StylizeError(f"refusing output name {name!r}: it is not a single file name")
+    return name
 
 
 def _images_under(folder: Path, exclude: Sequence[Path]) -> Iterator[Path]:

@@ -13,21 +13,25 @@ A checkpoint written during training also carries the optimizer state and step
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 from torch import Tensor
 
 from . import __version__
 from .atomic import write_atomically, write_failure
-from .errors import StylizeError
+from .errors import StylizeError, first_line
 from .weights import check_model_file
 from .network import NetConfig, StyleNet
+from .settings import is_int, is_number, shown
+from .styles import check_style_name, normalize_name
 
 FORMAT = "stylize"
 FORMAT_VERSION = 1
@@ -107,64 +111,184 @@ def save(path: Path, ckpt: Checkpoint, *, optimizer: torch.optim.Optimizer | Non
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint, checked, without loading its tensors."""
-    from safetensors import safe_open
-
+    """The JSON metadata of a checkpoint, checked (see :func:`check_metadata`), and its tensors'
+    names, shapes and types checked against it, without loading any tensor."""
     path = Path(path)
     check_model_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             raw = (handle.metadata() or {}).get(_META_KEY)
+            found = {k: (tuple(handle.get_slice(k).get_shape()), handle.get_slice(k).get_dtype())
+                     for k in handle.keys()}
     except (SafetensorError, OSError, ValueError) as exc:
-        raise StylizeError(f"{path}: not a readable safetensors checkpoint ({_first_line(exc)})") from None
+        raise StylizeError(f"{path}: not a readable safetensors checkpoint ({first_line(exc)})") from None
     if raw is None:
         raise StylizeError(f"{path}: a safetensors file, but not a stylize checkpoint (no '{_META_KEY}' metadata)")
     try:
         meta = json.loads(raw)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise StylizeError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise StylizeError(f"{path}: not a stylize checkpoint")
-    if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise StylizeError(f"{path}: written by a newer stylize (format {meta['format_version']}); upgrade stylize")
+    check_metadata(meta, path)
+    _check_tensors(path, found, meta)
+    return meta
+
+
+MAX_CHANNELS = 65_536
+MAX_RESIDUAL_BLOCKS = 1024
+MAX_STYLES = 1_000_000
+"""Far beyond any real network; a checkpoint claiming more is refused before anything is built."""
+
+
+def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``meta`` if every field a checkpoint needs is there with the right type and range.
+
+    Checkpoints are shared files: nothing in them is trusted. Style names follow the
+    rule of ``add-style`` (:func:`stylize.styles.check_style_name`), so a name can
+    neither leave an output folder (``/``) nor fake lines on a terminal (control
+    characters), and no two names match the same ``--style``.
+    """
+    def bad(what: str) -> StylizeError:
+        return StylizeError(f"{path}: bad checkpoint metadata: {what}")
+
+    version = meta.get("format_version", 0)
+    if not is_int(version):
+        raise bad(f"format_version is {shown(version)}, not an integer")
+    if version > FORMAT_VERSION:
+        raise StylizeError(f"{path}: written by a newer stylize (format {version}); upgrade stylize")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise bad("no architecture ('config')")
+    channels = config.get("channels")
+    if not (isinstance(channels, list) and len(channels) == 3
+            and all(is_int(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+        raise bad(f"channels is {shown(channels)}, not 3 integers from 1 to {MAX_CHANNELS}")
+    for key, top in (("n_residual", MAX_RESIDUAL_BLOCKS), ("n_styles", MAX_STYLES)):
+        value = config.get(key)
+        if not (is_int(value) and (key == "n_residual" or value >= 1) and 0 <= value <= top):
+            raise bad(f"{key} is {shown(value)}, not an integer up to {top}")
+    styles = meta.get("styles")
+    if not (isinstance(styles, list) and all(isinstance(name, str) for name in styles)):
+        raise bad("no list of style names")
+    if len(styles) != config["n_styles"]:
+        raise StylizeError(f"{path}: metadata names {len(styles)} styles but the network has {config['n_styles']}")
+    keys: dict[str, str] = {}
+    for name in styles:
+        try:
+            check_style_name(name)
+        except StylizeError as exc:
+            raise StylizeError(f"{path}: bad style name in the checkpoint: {exc}") from None
+        if normalize_name(name) in keys:
+            raise bad(f"styles {keys[normalize_name(name)]!r} and {name!r} would match the same --style")
+        keys[normalize_name(name)] = name
+    step = meta.get("step", 0)
+    if not (is_int(step) and step >= 0):
+        raise bad(f"step is {shown(step)}, not a count of steps")
+    for key, kind, default in (("training", dict, {}), ("loss_network", str, None), ("stylize_version", str, "")):
+        value = meta.get(key, default)
+        if value is not default and not isinstance(value, kind):
+            raise bad(f"{key} is {shown(value)}, not a {'mapping' if kind is dict else 'string'}")
+    groups = meta.get("optimizer_param_groups")
+    if groups is not None and not (isinstance(groups, list) and all(
+            isinstance(g, dict) and isinstance(g.get("params"), list) and all(is_int(i) for i in g["params"])
+            for g in groups)):
+        raise bad("optimizer_param_groups is not a list of parameter groups")
     return meta
 
 
 def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
-    """Load a checkpoint into a ready network (eval mode, fp32), or raise a one-line error."""
+    """Load a checkpoint into a ready network (eval mode, fp32), or raise a one-line error.
+
+    The tensors' names, shapes and types are checked against the architecture in the
+    metadata before any tensor or network is allocated.
+    """
     path = Path(path)
     meta = read_metadata(path)
     try:
         tensors = load_file(str(path), device=str(map_location))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise StylizeError(f"{path}: checkpoint is corrupt or truncated ({_first_line(exc)})") from None
-    try:
-        config = NetConfig.from_dict(meta["config"])
-        styles = [str(s) for s in meta["styles"]]
-    except (KeyError, TypeError, ValueError):
-        raise StylizeError(f"{path}: checkpoint metadata lacks a valid architecture or style list") from None
-    if len(styles) != config.n_styles:
-        raise StylizeError(f"{path}: metadata names {len(styles)} styles but the network has {config.n_styles}")
-    net = StyleNet(config)
+        raise StylizeError(f"{path}: checkpoint is corrupt or truncated ({first_line(exc)})") from None
+    net = StyleNet(NetConfig.from_dict(meta["config"]))
     weights = {k: v.float() for k, v in tensors.items() if not k.startswith(_TRAIN_PREFIX)}
-    try:
-        net.load_state_dict(weights)
-    except RuntimeError as exc:
-        raise StylizeError(f"{path}: weights do not match the architecture in its metadata ({_first_line(exc)})") from None
+    net.load_state_dict(weights)
+    if not all(torch.isfinite(v).all() for v in weights.values()):
+        raise StylizeError(f"{path}: the weights hold NaN or infinite values (a training run that diverged?)")
     net.to(map_location).eval()
     train = {k: v for k, v in tensors.items() if k.startswith(_TRAIN_PREFIX)}
-    optimizer_state = _unflatten_optimizer(train, meta["optimizer_param_groups"]) if train else None
     return Checkpoint(
         net=net,
-        styles=styles,
+        styles=list(meta["styles"]),
         training=meta.get("training", {}),
         loss_network=meta.get("loss_network"),
-        step=int(meta.get("step", 0)),
-        optimizer_state=optimizer_state,
-        version=str(meta.get("stylize_version", "")),
+        step=meta.get("step", 0),
+        optimizer_state=_unflatten_optimizer(train, meta["optimizer_param_groups"]) if train else None,
+        version=meta.get("stylize_version", ""),
     )
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+_FLOAT_TYPES = frozenset({"F16", "BF16", "F32", "F64"})
+_OPTIMIZER_KEY = re.compile(rf"{re.escape(_TRAIN_PREFIX)}(\d{{1,9}})\.([A-Za-z_]\w*)")
+
+
+def _check_tensors(path: Path, found: dict[str, tuple[tuple[int, ...], str]], meta: dict[str, Any]) -> None:
+    """Refuse tensors (``found``: name -> (shape, type) from the file's header) that do not fit
+    the architecture in ``meta``. The network is built on the meta device: no memory, whatever
+    sizes the file claims."""
+    def bad(what: str) -> StylizeError:
+        return StylizeError(f"{path}: weights do not match the architecture in its metadata ({what})")
+
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in StyleNet(NetConfig.from_dict(meta["config"])).state_dict().items()}
+    except (RuntimeError, ValueError) as exc:
+        raise bad(first_line(exc)) from None
+    weights = {k: v for k, v in found.items() if not k.startswith(_TRAIN_PREFIX)}
+    missing = sorted(expected.keys() - weights.keys())
+    unexpected = sorted(weights.keys() - expected.keys())
+    if missing or unexpected:
+        raise bad(f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}")
+    for key, (shape, dtype) in sorted(found.items()):
+        if dtype not in _FLOAT_TYPES:
+            raise bad(f"{key!r} holds {dtype}, not floating-point numbers")
+        if key in expected and shape != expected[key]:
+            raise bad(f"{key!r} has shape {list(shape)}, expected {list(expected[key])}")
+        if key.startswith(_TRAIN_PREFIX) and not _OPTIMIZER_KEY.fullmatch(key):
+            raise StylizeError(f"{path}: bad optimizer state name {key!r}")
+    if len(found) > len(weights) and meta.get("optimizer_param_groups") is None:
+        raise StylizeError(f"{path}: bad checkpoint metadata: optimizer state without optimizer_param_groups")
+
+
+def check_optimizer_state(state: dict[str, Any], optimizer: torch.optim.Optimizer, path: Path) -> None:
+    """Refuse saved optimizer state that does not fit ``optimizer`` (a one-line error now, rather
+    than a traceback from inside a training step later)."""
+    fresh = optimizer.param_groups
+    params = [p for group in fresh for p in group["params"]]
+    counts = [len(group["params"]) for group in state["param_groups"]]
+    if counts != [len(group["params"]) for group in fresh]:
+        raise StylizeError(f"{path}: its optimizer state is for {sum(counts)} tensors in {len(counts)} groups, "
+                           f"this run trains {len(params)} in {len(fresh)}; was it made by another command?")
+    for saved, group in zip(state["param_groups"], fresh):
+        for key, default in group.items():
+            value = saved.get(key, default)
+            if key != "params" and not _same_kind(value, default):
+                raise StylizeError(f"{path}: bad optimizer setting {key} = {shown(value)}")
+    for index, per_param in state["state"].items():
+        if index >= len(params):
+            raise StylizeError(f"{path}: optimizer state for tensor {index}, but this run trains {len(params)}")
+        for key, value in per_param.items():
+            if key != "step" and tuple(value.shape) != tuple(params[index].shape):
+                raise StylizeError(f"{path}: optimizer state {key} of tensor {index} has shape "
+                                   f"{list(value.shape)}, expected {list(params[index].shape)}")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """Whether a setting read from JSON can stand for ``default`` (JSON has no tuples, and
+    no distinction between 0 and 0.0)."""
+    if default is None or isinstance(default, bool):
+        return value is None or isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return is_number(value)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list)) and len(value) == len(default) and all(map(is_number, value))
+    return type(value) is type(default)

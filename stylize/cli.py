@@ -1,20 +1,24 @@
 """The ``stylize`` command line: parse, call the library, report.
 
-Every command turns a :class:`~stylize.errors.StylizeError` into one line on stderr
-and a non-zero exit, never a traceback.
+Every error is one line on stderr and a non-zero exit, never a traceback or a box:
+a :class:`~stylize.errors.StylizeError` from the library, a usage error (exit 2), and
+anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceback).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+import traceback
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import typer
 
-from .errors import StylizeError
+from .errors import StylizeError, first_line, printable
 from .process import own_process
 from .render import ApplySettings
 from .settings import ADD_STEPS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
@@ -41,9 +45,15 @@ app = typer.Typer(
 )
 
 
+def say(message: str, err: bool = True) -> None:
+    """Print one line made of words and file names; the file names are shown escaped
+    (:func:`stylize.errors.printable`), so a crafted one cannot fake or erase lines."""
+    typer.echo(printable(message), err=err)
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}")
     raise typer.Exit(code)
 
 
@@ -135,17 +145,28 @@ def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
     bar.close()
     if result.interrupted:  # every torchrun rank stops at the same step and exits 130; rank 0 says so
         if is_main_process():
-            typer.echo(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume",
-                       err=True)
+            say(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume")
         raise typer.Exit(130)
     if is_main_process() and result.out_of_time:
-        typer.echo(f"time limit reached at step {result.step}; saved {result.checkpoint}; continue with --resume")
+        say(f"time limit reached at step {result.step}; saved {result.checkpoint}; continue with --resume",
+            err=False)
     elif is_main_process():
-        typer.echo(f"saved {result.checkpoint} (step {result.step})")
+        say(f"saved {result.checkpoint} (step {result.step})", err=False)
+
+
+LR_MAX = 1.0
+"""Adam moves each weight by about the learning rate a step; far beyond 1 it overflows at once."""
+
+
+def given(ctx: typer.Context, name: str) -> bool:
+    """Whether the user set option ``name`` on the command line (not left it at its default)."""
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name != "DEFAULT"
 
 
 @app.command()
 def train(
+    ctx: typer.Context,
     style_dir: Path = typer.Argument(..., help="Folder of paintings; each file becomes a style named by its stem."),
     content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to train on (searched recursively)."),
     output: Path = typer.Option(Path("model.safetensors"), "--output", "-o",
@@ -154,8 +175,9 @@ def train(
     batch_size: int = typer.Option(TRAIN.batch_size, min=1, help="Photos per step (split across torchrun processes)."),
     image_size: int = typer.Option(TRAIN.image_size, min=32, help="Side of the square photo crops."),
     style_size: int = typer.Option(TRAIN.style_size, min=32, help="Long side the paintings are resized to."),
-    lr: float = typer.Option(TRAIN.lr, min=0.0, help=f"Adam learning rate, cosine-decayed to "
-                                                     f"{TRAIN.final_lr_fraction:.0%} over the run."),
+    lr: float = typer.Option(TRAIN.lr, min=0.0, max=LR_MAX,
+                             help=f"Adam learning rate, cosine-decayed to {TRAIN.final_lr_fraction:.0%} over the run "
+                                  "(with --resume: a new one)."),
     content_weight: float = typer.Option(LOSS.content, min=0.0, help="Weight of the content loss (at --content-layer)."),
     style_weight: float = typer.Option(LOSS.style, min=0.0, help="Weight of the Gram style loss; higher paints more."),
     tv_weight: float = typer.Option(LOSS.tv, min=0.0, help="Weight of the total-variation smoother."),
@@ -167,7 +189,9 @@ def train(
     workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="Use a torchvision-format VGG16 state dict as the loss network."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (same settings, new --steps)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (its settings; "
+                                                        "a new --steps or --lr)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
     init_from: Optional[Path] = typer.Option(
         None, "--init-from", help="Continue from a released model (e.g. weights/stylize-22.safetensors): its weights "
                                   "and step count, this command's settings, a fresh optimizer warmed up."),
@@ -203,9 +227,13 @@ def train(
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers, precision=precision,
     )
+    resume_lr = lr if resume and given(ctx, "lr") else None
+    if resume_lr is not None:
+        say(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
     run_training_loop(lambda on_step: run_training(style_dir, content, output, settings,
                                                    device=pick_device(device), vgg_weights=vgg_weights,
-                                                   resume=resume, init_from=init_from, preview=preview,
+                                                   resume=resume, overwrite=overwrite, resume_lr=resume_lr,
+                                                   init_from=init_from, preview=preview,
                                                    on_step=on_step,
                                                    time_limit=time_limit * 60 if time_limit is not None else None))
 
@@ -229,7 +257,7 @@ def add_style(
     name: Optional[str] = typer.Option(None, "--name", help="Name of the new style (only with one STYLE_IMAGE)."),
     steps: Optional[int] = typer.Option(None, min=1, help=f"Optimizer steps (default: {ADD_STEPS}; with --resume: "
                                                           "the run's own, or the new total)."),
-    lr: Optional[float] = typer.Option(None, min=0.0,
+    lr: Optional[float] = typer.Option(None, min=0.0, max=LR_MAX,
                                        help=f"Adam learning rate (default: {STYLE_LR:g}, above a whole network's "
                                             f"{TRAIN.lr:g}: only the new styles' few thousand numbers move)."),
     style_weight: Optional[float] = typer.Option(None, min=0.0, help="Style loss weight (default: the model's)."),
@@ -241,7 +269,9 @@ def add_style(
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if the model was not trained with "
                                                           "the default VGG16."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output "
+                                                        "(its settings; a new --steps or --lr)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
     precision: Optional[str] = typer.Option(None, help="auto, fp32, bf16 or fp16 (default: the model's, usually auto: "
                                                        "bf16 where the hardware runs it natively)."),
 ) -> None:
@@ -257,8 +287,11 @@ def add_style(
     own_process()
     overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
                           batch_size=batch_size, style_size=style_size, workers=workers, precision=precision)
+    if resume and lr is not None:
+        say(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
     run_training_loop(lambda on_step: add_styles(model, style_images, content, output, name=name, overrides=overrides,
                                                  device=pick_device(device), vgg_weights=vgg_weights, resume=resume,
+                                                 overwrite=overwrite,
                                                  preview=preview, on_step=on_step))
 
 
@@ -267,11 +300,12 @@ def remove_style(
     model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
     names: list[str] = typer.Argument(..., metavar="NAME...", help="Styles to remove, as 'stylize styles' lists them."),
     output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
 ) -> None:
     """Write a copy of MODEL without some styles (no training; the others are unchanged)."""
     from .style_edit import remove_styles
 
-    edit_checkpoint(model, output, lambda ckpt: remove_styles(ckpt, names))
+    edit_checkpoint(model, output, lambda ckpt: remove_styles(ckpt, names), overwrite=overwrite)
 
 
 @app.command("rename-style")
@@ -280,11 +314,12 @@ def rename_style(
     old: str = typer.Argument(..., metavar="OLD", help="Current name of the style."),
     new: str = typer.Argument(..., metavar="NEW", help="New name."),
     output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
 ) -> None:
     """Write a copy of MODEL with style OLD called NEW (the weights are unchanged)."""
     from .style_edit import rename_style as rename
 
-    edit_checkpoint(model, output, lambda ckpt: rename(ckpt, old, new, model))
+    edit_checkpoint(model, output, lambda ckpt: rename(ckpt, old, new, model), overwrite=overwrite)
 
 
 @app.command()
@@ -295,6 +330,7 @@ def export(
                                                              "graph instead (for ONNX Runtime; needs onnx)."),
     half: bool = typer.Option(True, "--half/--full",
                               help="Store the weights in fp16 (half the size, loaded as fp32) or in fp32."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
 ) -> None:
     """Write a lean copy of MODEL to share or ship, or (--onnx) its network as an ONNX graph.
 
@@ -313,30 +349,31 @@ def export(
         from .style_edit import check_output
 
         with user_errors():
-            check_output(model, onnx)
+            check_output(model, onnx, overwrite=overwrite)
             ckpt = checkpoint.load(model)
             export_onnx(ckpt, onnx)
         report_saved(onnx, ckpt.styles)
         return
-    edit_checkpoint(model, output, lambda ckpt: ckpt, half=half)
+    edit_checkpoint(model, output, lambda ckpt: ckpt, half=half, overwrite=overwrite)
 
 
 def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], *,
-                    half: bool = False) -> None:
-    """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file, list its styles."""
+                    half: bool = False, overwrite: bool = False) -> None:
+    """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file (an existing
+    one only with ``overwrite``), list its styles."""
     from . import checkpoint
     from .style_edit import check_output
 
     with user_errors():
-        check_output(model, output)
+        check_output(model, output, overwrite=overwrite)
         edited = edit(checkpoint.load(model))
-        checkpoint.save(output, edited, half=half)
+        checkpoint.save(output, edited, half=half, overwrite=overwrite)
     report_saved(output, edited.styles)
 
 
 def report_saved(path: Path, styles: list[str]) -> None:
     """Say which model file was written, its size and its styles."""
-    typer.echo(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
+    say(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}", err=False)
 
 
 def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
@@ -356,7 +393,7 @@ def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
                    inputs: list[str], style: str | None, save_style_to: Path | None,
-                   engine: EngineOptions) -> tuple[Stylizer, str | None]:
+                   engine: EngineOptions, overwrite: bool = False) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
     from . import distributed
     from .inference import Stylizer
@@ -365,16 +402,18 @@ def torch_stylizer(model: Path | None, device: str, precision: str, style_image:
     if style_image is None:
         return Stylizer.load(model, device=torch_device, precision=precision, engine=engine), style
     return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
-                                     torch_device, precision, engine)
+                                     torch_device, precision, engine, overwrite)
 
 
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,
                               save_to: Path | None, device: torch.device,
-                              precision: str, engine: EngineOptions) -> tuple[Stylizer, str | None]:
+                              precision: str, engine: EngineOptions,
+                              overwrite: bool = False) -> tuple[Stylizer, str | None]:
     """``apply --style-image``: the model plus the picture's style, learned on ``photos`` (or cached).
 
     Returns the stylizer and the ``--style`` to render: the given one (which may name or
-    mix in the new style), else the new style.
+    mix in the new style), else the new style. An existing ``save_to`` is replaced only with
+    ``overwrite``.
     """
     from . import checkpoint
     from .batch import STDIO
@@ -388,7 +427,7 @@ def stylizer_with_style_image(model: Path | None, style_image: Path, photos: lis
                            "pass --content FOLDER of photos to learn on")
     path = model or default_model()
     if save_to is not None:
-        check_output(path, save_to)
+        check_output(path, save_to, overwrite=overwrite)
     bar = StepBar()
     try:
         learned = learn_style(checkpoint.load(path, map_location=device), style_image, [Path(p) for p in photos],
@@ -398,7 +437,7 @@ def stylizer_with_style_image(model: Path | None, style_image: Path, photos: lis
     finally:
         bar.close()
     if save_to is not None:
-        checkpoint.save(save_to, learned)
+        checkpoint.save(save_to, learned, overwrite=overwrite)
     return (Stylizer(learned.net, learned.styles, device=device, precision=precision, engine=engine),
             style or learned.styles[-1])
 
@@ -419,10 +458,10 @@ def styles(
         typer.echo(json.dumps(meta, indent=2))
         return
     config = meta.get("config", {})
-    typer.echo(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
-               f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks")
+    say(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
+        f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks", err=False)
     for name in meta["styles"]:
-        typer.echo(f"  {name}")
+        say(f"  {name}", err=False)
 
 
 @app.command()
@@ -558,7 +597,7 @@ def apply(
         stylizer = onnx_stylizer(model, backend) if use_onnx else None
         if stylizer is None:
             stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
-                                             save_style_to, engine)
+                                             save_style_to, engine, overwrite)
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
         batch.check_folders(mine)
@@ -583,10 +622,10 @@ def apply(
     distributed.close()
     if rank == 0:  # the other ranks exit 0 so that torchrun does not stop rank 0 mid-report
         for result in merged.failed:
-            typer.echo(f"error: {result.error}", err=True)
+            say(f"error: {result.error}")
         outcome = merged.describe()
         if outcome is not None:
-            typer.echo(outcome, err=True)
+            say(outcome)
         if merged.failed:
             raise typer.Exit(1)
 
@@ -648,9 +687,45 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print the facts as 
         typer.echo(line)
 
 
-def main() -> None:
-    """Console-script entry point."""
-    app()
+@app.callback()
+def options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error "
+                                                              "(also: STYLIZE_DEBUG=1).")) -> None:
+    """Fast neural style transfer: train styles in minutes, apply them to photos and whole folders."""
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # for main(), which reports errors after the command has returned
+
+
+DEBUG_VARIABLE = "STYLIZE_DEBUG"
+
+
+def main(args: list[str] | None = None) -> int:
+    """Console-script entry point: run a command, report any error in one line, return the exit code."""
+    # Click's base of usage errors, found from typer's public BadParameter: newer typers carry
+    # their own copy of click, older ones use the click package.
+    usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+    warnings.showwarning = show_warning
+    try:
+        code = app(args=args, standalone_mode=False)
+    except usage_error as exc:  # usage errors: a bad option value, an unknown option, a missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":  # plain `stylize`: typer has printed the help
+            return exc.exit_code
+        command = getattr(getattr(exc, "ctx", None), "command_path", "stylize")
+        say(f"error: {' '.join(exc.format_message().split())} (see '{command} --help')")
+        return exc.exit_code
+    except typer.Abort:
+        return 130
+    except Exception as exc:  # a bug, or an error from a library underneath (torch...)
+        if os.environ.get(DEBUG_VARIABLE) == "1":
+            traceback.print_exc()
+        say(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
+                 line: str | None = None) -> None:
+    """Warnings as one ``warning:`` line, without the source line Python shows."""
+    say(f"warning: {message}")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from .errors import StylizeError
-from .imageio import SUPPORTED_EXTENSIONS, check_pixels, read_image, resize_long_side
+from .errors import StylizeError, first_line
+from .imageio import CORRUPT_DATA_ERRORS, SUPPORTED_EXTENSIONS, check_pixels, read_image, resize_long_side
 
 
 def list_images(folder: Path, what: str) -> list[Path]:
@@ -130,8 +130,8 @@ class ContentPhotos(Dataset):
                 check_pixels(img, f"content photo {path}")
                 img.draft("RGB", (self.image_size, self.image_size))
                 rgb = img.convert("RGB")
-        except (OSError, ValueError, Image.DecompressionBombError) as exc:
-            raise StylizeError(f"content photo {path} cannot be read ({exc})") from None
+        except (*CORRUPT_DATA_ERRORS, Image.DecompressionBombError) as exc:
+            raise StylizeError(f"content photo {path} cannot be read ({first_line(exc)})") from None
         w, h = rgb.size
         scale = self.image_size / min(w, h)
         size = (max(self.image_size, round(w * scale)), max(self.image_size, round(h * scale)))
@@ -143,9 +143,24 @@ class ContentPhotos(Dataset):
             rgb = rgb.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
         return torch.from_numpy(np.array(rgb)).permute(2, 0, 1)
 
-    def __getitem__(self, step: int) -> tuple[Tensor, Tensor]:
-        """(uint8 images (B_local,3,S,S), style indices (B_local,)) for this rank at ``step``."""
+    def __getitem__(self, step: int) -> tuple[Tensor | None, Tensor, list[str]]:
+        """(uint8 images (B_local,3,S,S), style indices (B_local,), why photos were skipped) for
+        this rank at ``step``; images are ``None`` when no photo at all can be read.
+
+        A photo that cannot be read is replaced by the next readable one, and the reason is
+        returned rather than raised: in a DataLoader worker an exception would end the run
+        with the worker's traceback, and the caller is the one to warn.
+        """
         plan = self.plan(step)
-        idx = range(self.batch_size)[self.local]
-        images = torch.stack([self.crop(int(plan.photos[i]), plan.crops[i], bool(plan.flips[i])) for i in idx])
-        return images, plan.styles[self.local]
+        images, skipped = [], []
+        for i in range(self.batch_size)[self.local]:
+            for offset in range(len(self.files)):
+                try:
+                    images.append(self.crop((int(plan.photos[i]) + offset) % len(self.files), plan.crops[i],
+                                            bool(plan.flips[i])))
+                    break
+                except StylizeError as exc:
+                    skipped.append(str(exc))
+            else:
+                return None, plan.styles[self.local], skipped
+        return torch.stack(images), plan.styles[self.local], skipped

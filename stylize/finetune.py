@@ -149,7 +149,8 @@ def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[s
 @leaves_process_group
 def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
                name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
-               vgg_weights: Path | None = None, resume: bool = False, preview: Path | None = None,
+               vgg_weights: Path | None = None, resume: bool = False, overwrite: bool = False,
+               preview: Path | None = None,
                on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
     """Write ``output``: ``model`` plus one style per image, learned with every shared weight frozen.
 
@@ -157,17 +158,19 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     default to those in ``model``'s metadata with :data:`ADD_STEPS` steps at :data:`STYLE_LR`; ``overrides``
     change them. Like :func:`stylize.train.train`, ``output`` gets a ``.log.jsonl`` and
     ``.previews/`` beside it, Ctrl-C saves and returns, and ``resume`` continues a run
-    saved in ``output``. ``model`` is only read.
+    saved in ``output``; otherwise an existing ``output`` is refused unless ``overwrite``.
+    ``model`` is only read.
     """
     model, output = Path(model), Path(output)
-    check_output(model, output)
+    check_output(model, output, overwrite=overwrite or resume)
     source = ckpt_io.load(model)
     names = _names_for(style_images, name, source.styles, model)
     styles = [*source.styles, *names]
     if resume:
         previous = _resumable(output, source, styles, model)
         net, start = previous.net, {"start_step": previous.step, "optimizer_state": previous.optimizer_state}
-        settings = TrainSettings.from_dict(previous.training, steps=overrides.steps, workers=overrides.workers)
+        settings = TrainSettings.from_dict(previous.training, steps=overrides.steps, lr=overrides.lr,
+                                           workers=overrides.workers)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         net, start = with_new_styles(source, names).net, {}

@@ -101,7 +101,7 @@ _CHUNK = 2**20
 # What Pillow's decoders raise on damaged data, besides OSError ("image file is
 # truncated"): broken PNG chunks are SyntaxError, short reads EOFError, bad zlib
 # streams zlib.error, inconsistent headers ValueError.
-_CORRUPT_DATA_ERRORS = (OSError, SyntaxError, EOFError, ValueError, zlib.error)
+CORRUPT_DATA_ERRORS = (OSError, SyntaxError, EOFError, ValueError, zlib.error)
 
 
 @dataclass
@@ -348,7 +348,7 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
         raise StylizeError(
             f"{label}: rejected as a decompression bomb ({_one_line(exc)})"
         ) from exc
-    except _CORRUPT_DATA_ERRORS as exc:
+    except CORRUPT_DATA_ERRORS as exc:
         raise StylizeError(f"{label}: image header is corrupt ({_one_line(exc)})") from exc
     with img:
         check_pixels(img, label, max_pixels)
@@ -361,7 +361,7 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
             raise StylizeError(
                 f"{label}: rejected as a decompression bomb ({_one_line(exc)})"
             ) from exc
-        except _CORRUPT_DATA_ERRORS as exc:
+        except CORRUPT_DATA_ERRORS as exc:
             raise StylizeError(
                 f"{label}: image data is truncated or corrupt ({_one_line(exc)})"
             ) from exc
@@ -462,7 +462,7 @@ def _upright_exif(raw: bytes | None) -> bytes | None:
     exif = Image.Exif()
     try:
         exif.load(raw)
-    except _CORRUPT_DATA_ERRORS:
+    except CORRUPT_DATA_ERRORS:
         return None
     if exif.get(_EXIF_ORIENTATION, 1) == 1:
         return raw

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__
-from .atomic import replace_atomically
+from .atomic import write_atomically, write_failure
 from .checkpoint import Checkpoint
 from .errors import StylizeError
 from .network import StyleNet
@@ -122,9 +122,9 @@ def export_onnx(ckpt: Checkpoint, output: str | Path) -> None:
     onnx.checker.check_model(model)
     data = model.SerializeToString()
     try:
-        replace_atomically(output, lambda tmp: Path(tmp).write_bytes(data))
+        write_atomically(output, data)
     except OSError as exc:
-        raise StylizeError(f"cannot write {output}: {exc.strerror or exc}") from None
+        raise StylizeError(f"cannot write {output}: {write_failure(exc, Path(output), len(data))}") from None
 
 
 def _make_optional(model, defaults: dict[str, Tensor]) -> None:

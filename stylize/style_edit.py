@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,10 +20,7 @@ from .checkpoint import Checkpoint
 from .errors import StylizeError
 from .network import StyleNet
 from .norm import ConditionalInstanceNorm2d
-from .styles import ALL, normalize_name
-
-_RESERVED_CHARACTERS = ":,/\\"
-"""``:`` and ``,`` separate a mix in ``--style a:0.7,b:0.3``; slashes would land in output file names."""
+from .styles import ALL, check_style_name, forbidden_character, normalize_name
 
 
 def style_row_keys(net: StyleNet) -> list[str]:
@@ -52,10 +48,6 @@ def name_key(name: str) -> str:
     return normalize_name(name)
 
 
-def _forbidden(character: str) -> bool:
-    return character in _RESERVED_CHARACTERS or unicodedata.category(character).startswith("C")
-
-
 def check_new_name(name: str, taken: Sequence[str], model: str | Path) -> str:
     """``name`` stripped, if it is usable as a new style of the model that has ``taken``.
 
@@ -63,14 +55,7 @@ def check_new_name(name: str, taken: Sequence[str], model: str | Path) -> str:
     that a new name can never make an existing one ambiguous.
     """
     name = name.strip()
-    if not name:
-        raise StylizeError("a style name cannot be empty")
-    bad = [c for c in name if _forbidden(c)]
-    if bad:
-        raise StylizeError(f"style name {name!r} contains {bad[0]!r}; names cannot contain {_RESERVED_CHARACTERS} "
-                           "or control characters")
-    if name_key(name) == ALL:
-        raise StylizeError(f"{name!r} is reserved (--style {ALL} renders every style); choose another name")
+    check_style_name(name)
     clash = [t for t in taken if name_key(t) == name_key(name)]
     if clash:
         raise StylizeError(f"style {clash[0]!r} is already in {model}; choose another name "
@@ -80,18 +65,20 @@ def check_new_name(name: str, taken: Sequence[str], model: str | Path) -> str:
 
 def free_name(stem: str, taken: Sequence[str]) -> str:
     """``stem`` made a valid, unused style name: bad characters become ``_``, clashes get ``_2``, ``_3``..."""
-    base = "".join("_" if _forbidden(c) else c for c in stem).strip() or "style"
+    base = "".join("_" if forbidden_character(c) else c for c in stem).strip() or "style"
     used = {name_key(t) for t in taken} | {ALL}
     candidates = (base if n == 1 else f"{base}_{n}" for n in range(1, len(used) + 2))
     return next(c for c in candidates if name_key(c) not in used)
 
 
-def check_output(model: Path, output: Path) -> None:
-    """Refuse to write over the input model: an edit always goes to a new file."""
+def check_output(model: Path, output: Path, *, overwrite: bool = False) -> None:
+    """Refuse to write over the input model, ever, or over any other file unless ``overwrite``."""
     model, output = Path(model), Path(output)
     linked = model.exists() and output.exists() and os.path.samefile(model, output)
     if linked or model.resolve() == output.resolve():
         raise StylizeError(f"-o {output} is the input model; write to a new file (the input is never modified)")
+    if not overwrite and (output.exists() or output.is_symlink()):
+        raise StylizeError(f"-o {output} already exists; choose a new file, or pass --overwrite to replace it")
     if not output.parent.is_dir():
         raise StylizeError(f"output folder {output.parent} does not exist")
 

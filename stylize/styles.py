@@ -21,12 +21,15 @@ import re
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .errors import StylizeError
+from .errors import StylizeError, unprintable
 
 ALL = "all"
 """The ``--style`` word that renders every style of the model, one output each."""
 
 MIX_EXAMPLE = "starry:0.7,wave:0.3"
+
+RESERVED_CHARACTERS = ":,/\\"
+"""``:`` and ``,`` separate a mix in ``--style a:0.7,b:0.3``; slashes would land in output file names."""
 
 _WORD_SEPARATORS = re.compile(r"[_\-\s]+")
 
@@ -94,6 +97,26 @@ def _head_of(hits: list[int], lowered: Sequence[str]) -> int | None:
         if all(j == i or lowered[j].startswith(lowered[i] + "_") for j in hits):
             return i
     return None
+
+
+def forbidden_character(character: str) -> bool:
+    """Characters no style name may hold: the reserved ones, and control, format and line
+    separator characters (which could fake lines or move the cursor when a name is printed)."""
+    return character in RESERVED_CHARACTERS or unprintable(character)
+
+
+def check_style_name(name: str) -> None:
+    """Refuse a name that could not be typed in ``--style``, would break output file names, or
+    could disturb a terminal; the one rule for names made by ``add-style`` and names loaded
+    from a checkpoint."""
+    if not name.strip():
+        raise StylizeError("a style name cannot be empty")
+    bad = [c for c in name if forbidden_character(c)]
+    if bad:
+        raise StylizeError(f"style name {name!r} contains {bad[0]!r}; names cannot contain {RESERVED_CHARACTERS} "
+                           "or control characters")
+    if normalize_name(name) == ALL:
+        raise StylizeError(f"{name!r} is reserved (--style {ALL} renders every style); choose another name")
 
 
 def normalize_name(name: str) -> str:

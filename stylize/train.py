@@ -17,6 +17,7 @@ every step, so a NaN or a Ctrl-C on any rank stops every rank at the same step.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -24,6 +25,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -38,7 +40,7 @@ from .data import ContentPhotos, load_styles
 from .device import device_scope, resolve_device
 from .distributed import data_parallel, init_from_env
 from .engine import FastStyleNet
-from .errors import StylizeError
+from .errors import StylizeError, StylizeWarning, first_line
 from .loss import PerceptualLoss
 from .network import PRESETS, StyleNet
 from .precision import training_precision
@@ -182,6 +184,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     style_ids = job.style_ids.to(device)
     optimizer = torch.optim.Adam(job.params, lr=s.lr)
     if job.optimizer_state is not None:
+        ckpt_io.check_optimizer_state(job.optimizer_state, optimizer, job.output)
         optimizer.load_state_dict(job.optimizer_state)
     model: nn.Module = FastStyleNet(net)
     if world > 1:
@@ -196,17 +199,36 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     log_path = job.output.with_suffix(".log.jsonl")
     preview_dir = job.output.with_suffix(".previews")
 
+    saved = job.start_step if job.start_step else None  # the step the checkpoint on disk holds
+
     def save(step: int) -> None:
-        if main:
-            meta = {**job.metadata, "training": {**job.metadata.get("training", {}), **s.to_dict()}}
+        """Write the checkpoint of ``step``, only if its weights are finite (on every rank: they
+        are the same weights, so all ranks agree); a failed write keeps the previous one."""
+        nonlocal saved
+        if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
+            raise TrainingDiverged(f"the weights became NaN or infinite at step {step}; {_kept(job.output, saved)}")
+        if not main or step == saved:
+            return
+        meta = {**job.metadata, "training": {**job.metadata.get("training", {}), **s.to_dict()}}
+        try:
             ckpt_io.save(job.output, ckpt_io.Checkpoint(net=net, styles=job.styles, step=step, **meta),
                          optimizer=optimizer)
+        except StylizeError as exc:
+            raise StylizeError(f"{exc}; {_kept(job.output, saved)}") from None
+        saved = step
 
     step, losses, interrupted, out_of_time = job.start_step, {}, False, False
     tick = time.perf_counter()
     stop = _StopRequest(world)
+    warned: set[str] = set()
     try:
-        for images, styles in loader:
+        for images, styles, skipped in loader:
+            for reason in skipped if main else ():
+                if reason not in warned:  # once per photo, though it is met again every epoch
+                    warned.add(reason)
+                    warnings.warn(f"{reason}; training on the other photos", StylizeWarning, stacklevel=2)
+            if images is None:
+                raise StylizeError(f"no content photo can be read ({skipped[0]})")
             images = images.to(device, non_blocking=True).float().div_(255)
             styles = styles.to(device, non_blocking=True)
             for group in optimizer.param_groups:
@@ -216,9 +238,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                 terms = loss_fn(output.float(), images, styles)
             current, stopping = _agree(terms, stop.requested, world)
             if not math.isfinite(current["total"]):
-                raise TrainingDiverged(
-                    f"loss became {current['total']} at step {step + 1}; kept the last good checkpoint "
-                    f"{job.output}; try a lower --lr or --style-weight, then --resume")
+                raise TrainingDiverged(f"loss became {current['total']} at step {step + 1}; {_kept(job.output, saved)}")
             if stopping:
                 raise KeyboardInterrupt
             optimizer.zero_grad(set_to_none=True)
@@ -234,8 +254,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
             report = StepReport(step, s.steps, s.batch_size / max(now - tick, 1e-9), s.lr_at(step - 1), losses)
             tick = now
             if step % s.log_every == 0 or step == s.steps:
-                with log_path.open("a") as log:
-                    log.write(json.dumps({"step": step, "lr": report.lr, **losses}) + "\n")
+                _append_line(log_path, json.dumps({"step": step, "lr": report.lr, **losses}))
             if step % s.checkpoint_every == 0:
                 save(step)
             if job.preview_photo is not None and (step % s.preview_every == 0 or step == s.steps):
@@ -249,6 +268,17 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                     stop.requested = True  # the other ranks hear of it at the next step
     except KeyboardInterrupt:
         interrupted = True
+    except TrainingDiverged:
+        stop.restore()
+        raise
+    except Exception as exc:
+        stop.restore()
+        with contextlib.suppress(Exception):  # keep the steps done; the error says what stopped the run
+            save(step)
+        if isinstance(exc, (RuntimeError, OSError)):  # from torch, the data loader, the log file
+            raise StylizeError(f"training stopped after step {step}: {first_line(exc)}; "
+                               f"{_kept(job.output, saved)}") from exc
+        raise
     except BaseException:
         stop.restore()
         raise
@@ -265,12 +295,33 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                        checkpoint=job.output, out_of_time=out_of_time)
 
 
+def _kept(output: Path, saved: int | None) -> str:
+    """What is left after a failure, and what to do next."""
+    if saved is None:
+        return "no checkpoint was written yet; start again (with a lower --lr if the loss diverged)"
+    return (f"{output} holds step {saved}; continue it with --resume (add a lower --lr if the loss diverged: "
+            "--resume takes a new --lr)")
+
+
+def _append_line(path: Path, line: str) -> None:
+    try:
+        with path.open("a") as log:
+            log.write(line + "\n")
+    except OSError as exc:
+        raise StylizeError(f"cannot write the training log {path}: {exc.strerror or exc}") from None
+
+
 @leaves_process_group
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str | torch.device = "auto", vgg_weights: Path | None = None, resume: bool = False,
-          init_from: Path | None = None, preview: Path | None = None,
+          overwrite: bool = False, resume_lr: float | None = None, init_from: Path | None = None,
+          preview: Path | None = None,
           on_step: Callable[[StepReport], None] | None = None, time_limit: float | None = None) -> TrainResult:
     """Train one network on every painting in ``style_dir`` (a style per file stem).
+
+    An existing ``output`` is continued with ``resume``, replaced with ``overwrite``, else refused.
+    A resumed run keeps its stored settings but takes ``settings.steps`` and ``settings.workers``,
+    and ``resume_lr`` if given (a lower rate after the loss diverged).
 
     ``init_from`` continues from a released model (a lean checkpoint: weights without
     optimizer state), with this call's settings: its weights and step count are carried
@@ -286,6 +337,9 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     start_step, optimizer_state = 0, None
     if resume and init_from is not None:
         raise StylizeError("--resume and --init-from exclude each other: --resume continues the run in --output")
+    if not (resume or overwrite) and (output.exists() or output.is_symlink()):
+        raise StylizeError(f"{output} already exists; continue that run with --resume, or pass --overwrite "
+                           "to start a new one in its place")
     if init_from is not None:
         net, start_step = load_initial(Path(init_from), names)
         settings = dataclasses.replace(settings, warmup_from=start_step)
@@ -293,7 +347,8 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     elif resume:
         previous = load_resumable(output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
-        settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers)
+        settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers,
+                                           lr=resume_lr)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:

@@ -32,7 +32,7 @@ def _fixed_batch_loss(model_path: Path, style_dir: Path, photo_dir: Path) -> flo
     _, paintings = load_styles(style_dir, 48)
     loss = PerceptualLoss(load_vgg(), paintings, TrainSettings().weights)
     data = ContentPhotos(photo_dir, image_size=32, batch_size=4, style_pool=2, seed=123)
-    images, styles = data[0]
+    images, styles, _ = data[0]
     images = images.float() / 255
     with torch.no_grad():
         return loss(ckpt.net(images, styles), images, styles)["total"].item()
