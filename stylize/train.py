@@ -199,7 +199,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     log_path = job.output.with_suffix(".log.jsonl")
     preview_dir = job.output.with_suffix(".previews")
 
-    saved = job.start_step if job.start_step else None  # the step the checkpoint on disk holds
+    saved = job.start_step if job.optimizer_state is not None else None  # the step the checkpoint on disk holds
 
     def save(step: int) -> None:
         """Write the checkpoint of ``step``, only if its weights are finite (on every rank: they
