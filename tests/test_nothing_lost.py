@@ -39,7 +39,7 @@ def run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProc
     """
     code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
             f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, resource.RLIM_INFINITY)); "
-            "from stylize.cli import main; sys.argv = ['stylize', *sys.argv[1:]]; main()")
+            "from stylize.cli import main; sys.exit(main(sys.argv[1:]))")
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT, env=env,
                           timeout=300)
@@ -52,7 +52,7 @@ def run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProc
 def test_full_disk_fails_the_output_and_a_rerun_writes_it(tiny_model, tmp_path):
     photo = noisy_photo(tmp_path / "photo.png")
     out = tmp_path / "out.jpg"
-    args = ["apply", str(photo), "-s", "starry", "-o", str(out), "-m", str(tiny_model)]
+    args = ["apply", str(photo), "-s", "starry", "-o", str(out), "-m", str(tiny_model), "--backend", "torch"]
     full = run_with_file_size_limit(8192, *args)
     assert full.returncode == 1, full.stderr
     assert "Traceback" not in full.stderr
@@ -539,7 +539,8 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tiny_mode
     code = ("import sys, stylize.inference as inference; "
             "inference.Stylizer.stylize_photo = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('boom\\nline 2')); "
             "from stylize.cli import main; sys.exit(main(sys.argv[1:]))")
-    args = ["apply", str(photo), "-s", "starry", "-m", str(tiny_model), "-o", str(tmp_path / "o.png")]
+    args = ["apply", str(photo), "-s", "starry", "-m", str(tiny_model), "-o", str(tmp_path / "o.png"), "--backend",
+            "torch"]
     quiet = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=ROOT)
     assert quiet.returncode == 1
     assert quiet.stderr.splitlines() == ["error: RuntimeError: boom (--debug or STYLIZE_DEBUG=1 shows where)"], \
