@@ -141,8 +141,10 @@ def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
     """
     bar = StepBar()
     with user_errors():
-        result = run(bar)
-    bar.close()
+        try:
+            result = run(bar)
+        finally:
+            bar.close()  # before any error line, which would otherwise share the bar's line
     if result.interrupted:  # every torchrun rank stops at the same step and exits 130; rank 0 says so
         if is_main_process():
             say(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume")

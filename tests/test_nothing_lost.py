@@ -449,7 +449,8 @@ def test_an_unreadable_training_photo_is_skipped_with_a_warning(tmp_path, style_
     (photo_dir / "p1.png").write_bytes((photo_dir / "p1.png").read_bytes()[:200])
     out = tmp_path / "m.safetensors"
     with pytest.warns(StylizeWarning) as caught:
-        result = train(style_dir, photo_dir, out, tiny_settings(steps=8, batch_size=4, workers=workers), device="cpu")
+        result = train(style_dir, photo_dir, out, tiny_settings(steps=8, batch_size=4, workers=workers), device="cpu",
+                       preview=photo_dir / "p0.png")
     assert result.step == 8 and checkpoint.load(out).step == 8
     messages = sorted(str(w.message) for w in caught)
     assert len(messages) == len(set(messages)) == 2, messages
@@ -462,9 +463,10 @@ def test_no_readable_training_photo_is_one_line(tmp_path, style_dir):
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "a.jpg").write_bytes(b"not a photo")
+    preview = make_photo(tmp_path / "preview.png")  # readable, so that the photos fail in the data loader
     with pytest.raises(StylizeError, match="no content photo can be read") as info:
         train(style_dir, tmp_path / "bad", tmp_path / "m.safetensors", tiny_settings(steps=2, workers=1),
-              device="cpu")
+              device="cpu", preview=preview)
     assert "\n" not in str(info.value)
 
 
