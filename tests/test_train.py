@@ -150,7 +150,7 @@ def test_batch_plan_is_deterministic_and_rank_slices_partition_it(photo_dir):
     one = ContentPhotos(photo_dir, image_size=32, batch_size=4, style_pool=3, seed=5)
     halves = [ContentPhotos(photo_dir, image_size=32, batch_size=4, style_pool=3, seed=5, rank=r, world_size=2)
               for r in range(2)]
-    images, styles = one[3]
+    images, styles, _ = one[3]
     parts = [h[3] for h in halves]
     assert torch.equal(torch.cat([p[0] for p in parts]), images)
     assert torch.equal(torch.cat([p[1] for p in parts]), styles)
