@@ -504,6 +504,10 @@ def apply(
     tile_size: Optional[int] = typer.Option(
         None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
                    "CUDA, 2048 elsewhere; smaller if memory runs out; 0: never)."),
+    work_size: int = typer.Option(
+        RENDER.work_size, help="Stroke size: photos longer than N px are painted at N px and their detail added "
+                               "back at full size, so strokes look as on a photo N px long (smaller: larger "
+                               "strokes; 0: paint at full resolution, the network's own stroke size)."),
     max_pixels: int = typer.Option(
         FILES.max_pixels, help="Refuse images with more pixels than this (a decompression-bomb guard; 0: no limit)."),
     workers: int = typer.Option(FILES.workers, help="Threads decoding and encoding photos while the network runs."),
@@ -543,7 +547,7 @@ def apply(
     engine = own_process()
     with user_errors():
         settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
-                                 tile_size=tile_size)
+                                 tile_size=tile_size, work_size=work_size)
         options = BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                max_pixels=max_pixels)
         video = VideoSettings(smoothing=smoothing)

@@ -32,7 +32,7 @@ from PIL import Image
 
 from .errors import StylizeError
 from .imageio import Photo
-from .render import ApplySettings, keep_chroma, tile_margin, tile_size_for, tile_spans
+from .render import ApplySettings, keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
 from .styles import StyleChoice, choose
 from .weights import cache_dir, check_model_file, default_model, file_sha256
 
@@ -161,14 +161,21 @@ class OnnxStylizer:
         if settings.strength == 0:
             return rgb
         weights = np.asarray([choice.weights], dtype=np.float32)
-        tile = tile_size_for(settings, self.config)
-        if not tile or max(rgb.shape[-2:]) <= tile:
-            out = self._run(rgb, weights)[0]
+        if settings.paints_smaller(rgb.shape[-2:]):
+            small = resize_long_side(rgb, settings.work_size)
+            out = restore_detail(rgb, small, self._render(small, weights, settings), upsample)
         else:
-            out = self._tiled(rgb, weights, tile, settings)
+            out = self._render(rgb, weights, settings)
         if settings.preserve_color:
             out = keep_chroma(rgb, out)
         return rgb + (out - rgb) * np.float32(settings.strength)
+
+    def _render(self, rgb: np.ndarray, weights: np.ndarray, settings: ApplySettings) -> np.ndarray:
+        """The network whole or tiled."""
+        tile = tile_size_for(settings, self.config)
+        if not tile or max(rgb.shape[-2:]) <= tile:
+            return self._run(rgb, weights)[0]
+        return self._tiled(rgb, weights, tile, settings)
 
     def _run(self, rgb: np.ndarray, weights: np.ndarray,
              prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -206,6 +213,13 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
               for plane in image.astype(np.float32, copy=False)]
     return np.clip(np.stack(planes), 0, 1)
+
+
+def upsample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) float32 -> (C, H, W), bicubic (Pillow)."""
+    height, width = size
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((width, height), Image.BICUBIC))
+                     for plane in image.astype(np.float32, copy=False)])
 
 
 def default_threads() -> int | None:
