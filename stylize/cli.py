@@ -430,23 +430,31 @@ def evaluate(
     model: Path = typer.Argument(..., help="Checkpoint to evaluate."),
     styles_dir: Path = typer.Option(..., "--styles", help="Folder of the paintings the model was trained on."),
     photos: Path = typer.Option(..., "--photos", help="Folder of test photos."),
-    size: int = typer.Option(512, min=32, help="Long side of the test photos."),
+    size: int = typer.Option(256, min=32, help="Long side of the test photos (256: as Johnson et al.; "
+                                                "128 for a quick check, where L-BFGS converges sooner)."),
     iterations: str = typer.Option("50,100,300", help="L-BFGS budgets of the Gatys baseline, comma-separated."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N photos (quick runs)."),
     only: Optional[str] = typer.Option(None, help="Comma-separated style names (default: every style found)."),
+    compare: Optional[Path] = typer.Option(None, help="A previous checkpoint to compare with, style by style, "
+                                                      "on the same photos under MODEL's loss."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Folder of cached L-BFGS baselines (default: baselines/ in "
+                                                        "stylize's cache, ~/.cache/stylize or $STYLIZE_CACHE_DIR)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the baselines; read and write no cache."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if not the default VGG16."),
 ) -> None:
     """Compare the network's perceptual loss with Gatys et al.'s L-BFGS optimization, per style.
 
     Prints a Markdown table: the network's mean content/style/total loss on the photos, and the
-    baseline's total after each iteration budget (same VGG16, same loss weights as training).
+    baseline's total after each iteration budget (same VGG16, same loss weights as training),
+    then the median and worst style. The baselines are cached (keyed by the photos, paintings,
+    size and loss), so evaluating another model on the same photos costs only its forward passes.
     """
     from tqdm import tqdm
 
     from . import checkpoint
     from .data import load_styles
-    from .evaluate import evaluate as run_evaluation, markdown_table
+    from .evaluate import default_cache, evaluate as run_evaluation, markdown_table, summary
     from .vgg import load_vgg
 
     own_process()
@@ -457,6 +465,7 @@ def evaluate(
             raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. 50,100,300")
         torch_device = pick_device(device)
         ckpt = checkpoint.load(model)
+        previous = checkpoint.load(compare) if compare is not None else None
         settings = TrainSettings.from_dict(ckpt.training)
         names, paintings = load_styles(styles_dir, settings.style_size)
         wanted = set(only.split(",")) if only else set(ckpt.styles)
@@ -471,9 +480,11 @@ def evaluate(
                 bar.update(1)
 
         scores = run_evaluation(ckpt, chosen, photos, weights=settings.weights, vgg=load_vgg(vgg_weights, torch_device),
-                                size=size, budgets=budgets, limit=limit, device=torch_device, on_progress=on_progress)
+                                size=size, budgets=budgets, limit=limit, device=torch_device,
+                                cache=None if no_cache else cache_dir or default_cache(), previous=previous,
+                                on_progress=on_progress)
         bar.close()
-    typer.echo(markdown_table(scores))
+    typer.echo("\n".join([markdown_table(scores), "", *summary(scores)]))
 
 
 @app.command()
