@@ -236,6 +236,12 @@ def test_out_of_memory_retries_with_smaller_tiles(stylizer, big, monkeypatch):
 # --------------------------------------------------------------------------- stroke size (working resolution)
 
 
+@pytest.fixture
+def fresh(tiny_model: Path) -> Stylizer:
+    """A stylizer of its own: the shared one remembers the tile size of earlier out-of-memory retries."""
+    return Stylizer.load(tiny_model, device="cpu")
+
+
 def record_network_inputs(stylizer, monkeypatch) -> list[tuple[int, int]]:
     """The (H, W) of every image the network is run on, from now on."""
     real = type(stylizer)._forward
@@ -249,7 +255,8 @@ def record_network_inputs(stylizer, monkeypatch) -> list[tuple[int, int]]:
     return sizes
 
 
-def test_large_photos_are_painted_at_the_working_size_and_keep_their_size(stylizer, big, monkeypatch):
+def test_large_photos_are_painted_at_the_working_size_and_keep_their_size(fresh, big, monkeypatch):
+    stylizer = fresh
     choice = stylizer.choose("starry")[0]
     sizes = record_network_inputs(stylizer, monkeypatch)
     out = stylizer.stylize(big, choice, ApplySettings(work_size=92))
@@ -263,7 +270,8 @@ def tensor_to_image(rgb: torch.Tensor) -> Image.Image:
     return Image.fromarray(rgb.mul(255).round().byte().permute(1, 2, 0).numpy())
 
 
-def test_working_size_zero_or_larger_than_the_photo_paints_at_full_resolution(stylizer, big, monkeypatch):
+def test_working_size_zero_or_larger_than_the_photo_paints_at_full_resolution(fresh, big, monkeypatch):
+    stylizer = fresh
     choice = stylizer.choose("starry")[0]
     sizes = record_network_inputs(stylizer, monkeypatch)
     native = stylizer.stylize(big, choice, ApplySettings(work_size=0))
@@ -275,7 +283,8 @@ def test_working_size_zero_or_larger_than_the_photo_paints_at_full_resolution(st
         ApplySettings(work_size=4)
 
 
-def test_tiling_still_works_at_the_working_size(stylizer, big, monkeypatch):
+def test_tiling_still_works_at_the_working_size(fresh, big, monkeypatch):
+    stylizer = fresh
     choice = stylizer.choose("starry")[0]
     whole = stylizer.stylize(big, choice, ApplySettings(work_size=160, tile_size=0))
     sizes = record_network_inputs(stylizer, monkeypatch)
