@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
 import typer
 
+from . import __version__
 from .errors import StylizeError
 from .process import own_process
 from .render import ApplySettings
@@ -39,6 +40,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+def show_version(value: bool) -> None:
+    """``--version``: print the version and exit before any command runs."""
+    if value:
+        typer.echo(f"stylize {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Fast neural style transfer: train styles in minutes, apply them to photos and whole folders."""
 
 
 def fail(message: str, code: int = 1) -> None:
