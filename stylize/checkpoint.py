@@ -122,6 +122,21 @@ def read_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
+def stores_half(path: Path) -> bool:
+    """Whether the network's weights are stored in fp16 (as ``export`` writes them by default).
+
+    Read from the file's tensor headers without loading them, so that an edit of a lean
+    model (``remove-style``, ``rename-style``) can keep its size instead of doubling it.
+    """
+    from safetensors import safe_open
+
+    path = Path(path)
+    read_metadata(path)
+    with safe_open(str(path), framework="pt") as handle:
+        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys() if not key.startswith(_TRAIN_PREFIX)}
+    return dtypes == {"F16"}
+
+
 def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Load a checkpoint into a ready network (eval mode, fp32), or raise a one-line error."""
     path = Path(path)

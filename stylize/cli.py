@@ -338,15 +338,18 @@ def export(
 
 
 def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], *,
-                    half: bool = False) -> None:
-    """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file, list its styles."""
+                    half: bool | None = None) -> None:
+    """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file, list its styles.
+
+    ``half``: store fp16 or fp32; ``None`` keeps MODEL's own storage (fp16 stays fp16).
+    """
     from . import checkpoint
     from .style_edit import check_output
 
     with user_errors():
         check_output(model, output)
         edited = edit(checkpoint.load(model))
-        checkpoint.save(output, edited, half=half)
+        checkpoint.save(output, edited, half=half if half is not None else checkpoint.stores_half(model))
     report_saved(output, edited.styles)
 
 
