@@ -49,7 +49,7 @@ import traceback
 from contextlib import nullcontext
 from itertools import product
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,8 @@ class Stylizer:
         self.half_dtype = _resolve_precision(precision, self.device)
         self.tile_cap: int | None = None
         """The tile size that last recovered from running out of memory, kept for later images."""
+        self.on_tile: Callable[[int, int], None] | None = None
+        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
@@ -100,6 +102,11 @@ class Stylizer:
         torch_device = resolve_device(device)
         ckpt = checkpoint.load(Path(path) if path is not None else default_model(), map_location=torch_device)
         return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision, engine=engine)
+
+    @property
+    def precision(self) -> str:
+        """The precision the network runs in: ``fp32``, or ``fp16`` / ``bf16`` autocast."""
+        return next((name for name, dtype in _HALF.items() if dtype == self.half_dtype), "fp32")
 
     @property
     def styles(self) -> list[str]:
@@ -223,10 +230,12 @@ class Stylizer:
         stats.replay()
         margin = tile_margin(self.net.config)
         out = torch.empty(3, height, width)
-        for (y0, y1, top, bottom), (x0, x1, left, right) in product(tile_spans(height, tile, margin),
-                                                                     tile_spans(width, tile, margin)):
+        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
+        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
             piece = self._forward(rgb[None, :, y0:y1, x0:x1], weights, stats)[0].cpu()
             out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
         return out
 
     @torch.inference_mode()

@@ -25,7 +25,7 @@ import sys
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -115,6 +115,9 @@ class OnnxStylizer:
 
     arrays = True
     """Takes photos as numpy arrays (``read_image(..., arrays=True)``)."""
+    precision = "fp32"
+    """The precision the graph runs in (as :attr:`Stylizer.precision <stylize.inference.Stylizer.precision>`)."""
+    device = "cpu"
 
     def __init__(self, graph: Path, threads: int | None = None) -> None:
         try:
@@ -132,6 +135,8 @@ class OnnxStylizer:
             self.config = GraphConfig(n_residual=int(json.loads(meta["config"])["n_residual"]))
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # ORT raises its own RuntimeError kinds
             raise StylizeError(f"{graph}: not a stylize ONNX graph ({str(exc).splitlines()[0]})") from None
+        self.on_tile: Callable[[int, int], None] | None = None
+        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None) -> "OnnxStylizer":
@@ -194,10 +199,12 @@ class OnnxStylizer:
         _, mean, var = self._run(probe, weights)
         margin = tile_margin(self.config)
         out = np.empty((3, height, width), np.float32)
-        for (y0, y1, top, bottom), (x0, x1, left, right) in product(tile_spans(height, tile, margin),
-                                                                     tile_spans(width, tile, margin)):
+        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
+        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
             piece = self._run(rgb[:, y0:y1, x0:x1], weights, (mean, var))[0]
             out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
         return out
 
 
