@@ -1,35 +1,145 @@
-"""Atomic file replacement: a file is either its old self or complete, never half-written.
+"""Complete-or-absent file writes: a file is either its old self or whole, never half-written.
 
-Used for every file stylize writes (stylized photos, checkpoints, the VGG cache): the
-content goes to a hidden temporary file beside the destination, is flushed to disk,
-and is moved over the destination with :func:`os.replace` only once complete. Any
-failure, Ctrl-C included, removes the temporary file and leaves the destination alone.
+Every file stylize writes (stylized photos, checkpoints, caches) is first made in
+memory, then written to a hidden temporary file beside the destination with a loop
+that checks every ``write()`` (a full disk gives short writes, which some encoders
+silently accept), flushed with ``fsync``, checked for its size, and only then put in
+place. Any failure, Ctrl-C included, removes the temporary file and leaves the
+destination alone.
+
+Putting in place either replaces the destination (:func:`os.replace`) or, with
+``replace=False``, creates it exclusively: the temporary file is hard-linked to the
+destination name, which fails if a file of that name appeared meanwhile (another run
+finished it first), so a finished file is never replaced without being asked to.
+
+Temporary files are named ``.NAME.PID.XXXXXXXX.tmp``. A process killed mid-write
+leaves one behind; the next write into that folder removes those whose process is
+gone (or that are older than :data:`STALE_AFTER_S`), once per folder per process.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import secrets
+import shutil
 import stat
+import threading
+import time
 from pathlib import Path
-from typing import Callable
+
+STALE_AFTER_S = 3600.0
+"""A temporary file of ours this old is stale even if its process id is in use (ids get reused,
+and a file on a shared folder may name a process of another machine)."""
+
+_TEMP_NAME = re.compile(r"\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.tmp")
+"""Our temporary files: ``.NAME.PID.XXXXXXXX.tmp``, and ``.NAME.XXXXXXXX.tmp`` from versions
+that did not record the process id."""
+
+_LEGACY_SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+"""The temporary files safetensors' ``save_file`` made for versions that used it; only removed
+when their header holds stylize metadata (see :func:`_ours`)."""
+
+_NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS,
+                            errno.EXDEV})
+"""What ``link()`` fails with on file systems without hard links (FAT, some network shares)."""
+
+_cleaned: set[Path] = set()
+_cleaned_lock = threading.Lock()
 
 
-def _create_temp(path: Path) -> Path:
-    """An empty, hidden, uniquely named file beside ``path``.
+def write_atomically(path: str | Path, data: bytes, *, replace: bool = True) -> bool:
+    """Write ``data`` to ``path`` completely or not at all; ``False`` if it was not written.
 
-    ``os.open`` with mode 0o666 lets the umask decide permissions as for a normal new
-    file (``tempfile`` would force 0o600 on the final output).
+    With ``replace`` an existing file is replaced (keeping its permission bits);
+    without, ``path`` is created only if absent at the very moment it is put in place,
+    and ``False`` means another file was there. Raises ``OSError`` (full disk, missing
+    or read-only folder) after removing the temporary file; callers word the message.
+    """
+    path = Path(path)
+    remove_stale_temps(path.parent)
+    tmp, fd = _create_temp(path)
+    try:
+        try:
+            _write_all(fd, data)
+            os.fsync(fd)
+            written = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if written != len(data):
+            raise OSError(errno.EIO, f"only {written} of {len(data)} bytes reached the disk")
+        if replace:
+            mode = _mode(path)
+            if mode is not None:
+                os.chmod(tmp, mode)
+            os.replace(tmp, path)
+            done = True
+        else:
+            done = _create_from(tmp, path)
+        _sync_folder(path.parent)
+        return done
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def write_failure(exc: OSError, path: Path, size: int) -> str:
+    """Why writing ``size`` bytes to ``path`` failed, in words; for a full disk, how much was free."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        try:
+            free = shutil.disk_usage(path.parent).free
+        except OSError:
+            return f"{reason} (needs {_megabytes(size)})"
+        return f"{reason} (needs {_megabytes(size)}, {_megabytes(free)} free in {path.parent})"
+    return reason
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def _create_temp(path: Path) -> tuple[Path, int]:
+    """A new hidden file beside ``path`` and its open descriptor.
+
+    Mode 0o666 lets the umask decide permissions as for any new file (``tempfile``
+    would force 0o600 on the final output).
     """
     while True:
-        candidate = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        candidate = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
         try:
-            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            return candidate, os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             continue
-        os.close(fd)
-        return candidate
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """``os.write`` until every byte is written; a write that makes no progress is a full disk."""
+    view = memoryview(data)
+    while view:
+        count = os.write(fd, view)
+        if count <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[count:]
+
+
+def _create_from(tmp: Path, path: Path) -> bool:
+    """Give ``tmp``'s content the name ``path`` only if nothing has it; whether it did."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_HARD_LINKS:
+            raise
+    # No hard links here: check, then rename. Another run can slip in between the two.
+    if path.exists():
+        return False
+    os.replace(tmp, path)
+    return True
 
 
 def _mode(path: Path) -> int | None:
@@ -40,25 +150,74 @@ def _mode(path: Path) -> int | None:
         return None
 
 
-def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` to fill a temporary file, then move it over ``path``.
-
-    Raises whatever ``write`` or the file system raises (``OSError`` for a missing or
-    read-only directory); callers turn that into a message that fits their file.
-    """
-    path = Path(path)
-    tmp = _create_temp(path)
-    new_file_mode = _mode(tmp)
+def _sync_folder(folder: Path) -> None:
+    """Make the new name itself durable (best effort: not every system can open a folder)."""
     try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        # The replaced file's bits if there is one, else the umask's. Re-applied after
-        # ``write`` because some writers (safetensors) recreate the file as 0o600.
-        mode = _mode(path)
-        os.chmod(tmp, mode if mode is not None else new_file_mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temps(folder: str | Path) -> list[Path]:
+    """Remove the temporary files killed runs left in ``folder``; the paths removed.
+
+    Scans a folder once per process: a run writing thousands of files into one
+    folder lists it once.
+    """
+    folder = Path(folder)
+    key = folder.resolve()
+    with _cleaned_lock:
+        if key in _cleaned:
+            return []
+        _cleaned.add(key)
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return []
+    now = time.time()
+    for entry in entries:
+        match = _TEMP_NAME.fullmatch(entry.name)
+        legacy = match is None and _LEGACY_SAFETENSORS_TEMP.fullmatch(entry.name) is not None
+        if not (match or legacy) or not entry.is_file(follow_symlinks=False):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        pid = match["pid"] if match else None
+        dead = pid is not None and not _running(int(pid))
+        if (dead or age > STALE_AFTER_S) and (not legacy or _ours(Path(entry.path))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+def _ours(path: Path) -> bool:
+    """Whether a safetensors file's header carries stylize's metadata (checkpoint or cache)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8 + 65536)
+    except OSError:
+        return False
+    return head[8:9] == b"{" and b'"__metadata__"' in head and b'stylize' in head
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (elsewhere than POSIX: assumed so)."""
+    if pid == os.getpid() or os.name != "posix":
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process, or cannot tell: keep the file
+    return True

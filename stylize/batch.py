@@ -6,7 +6,9 @@ make two outputs collide. :func:`run` renders them: a small thread pool decodes 
 next photos and encodes finished ones while the network works on the current one,
 with bounded queues so memory stays bounded however large the folder. A photo that
 fails is reported and skipped; an output that already exists is skipped (so an
-interrupted run resumes) unless ``overwrite``; every file is written atomically.
+interrupted run resumes) unless ``overwrite``; every file is written atomically, and
+without ``overwrite`` created exclusively, so two runs into one folder never replace
+each other's finished outputs (the later one reports it skipped).
 
 Naming rules (what a careful user expects):
 
@@ -302,7 +304,7 @@ def run(stylizer: Stylizer | OnnxStylizer, tasks: Sequence[Task], settings: Appl
     report = _Reporter(summary, on_result)
     start = time.perf_counter()
     with ThreadPoolExecutor(max(options.workers, 1), thread_name_prefix="stylize-io") as pool:
-        writes: deque[tuple[Result, Future[float]]] = deque()
+        writes: deque[tuple[Result, Future[tuple[float, bool]]]] = deque()
         try:
             for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report, stylizer.arrays):
                 if reading is None:
@@ -349,13 +351,18 @@ class _Reporter:
         if self.on_result is not None:
             self.on_result(result)
 
-    def written(self, result: Result, writing: Future[float]) -> None:
-        """Wait for an output's encoding and report it, failed if writing failed."""
+    def written(self, result: Result, writing: Future[tuple[float, bool]]) -> None:
+        """Wait for an output's encoding and report it: failed if writing failed, skipped if
+        another run created the file meanwhile."""
         try:
-            result.stages["write"] = writing.result()
-            result.seconds += result.stages["write"]
+            seconds, created = writing.result()
         except StylizeError as exc:
             result.status, result.error = "failed", str(exc)
+        else:
+            result.stages["write"] = seconds
+            result.seconds += seconds
+            if not created:
+                result.status = "skipped"
         self(result)
 
 
@@ -414,8 +421,10 @@ def _video(stylizer: Stylizer, task: Task, out: Output, settings: ApplySettings,
     return result
 
 
-def _write(out: Output, rendered: Photo, source: Photo, options: BatchOptions, stdout: BinaryIO | None) -> float:
-    """Encode one output (folders created as needed); returns the seconds it took."""
+def _write(out: Output, rendered: Photo, source: Photo, options: BatchOptions,
+           stdout: BinaryIO | None) -> tuple[float, bool]:
+    """Encode one output (folders created as needed): the seconds it took, and whether it was
+    written (``False``: without ``overwrite``, another run created the file first)."""
     tick = time.perf_counter()
     extras = {"alpha": rendered.alpha, "icc_profile": rendered.icc_profile, "exif": rendered.exif,
               "quality": options.quality}
@@ -423,10 +432,11 @@ def _write(out: Output, rendered: Photo, source: Photo, options: BatchOptions, s
         if stdout is None:
             raise StylizeError("no stdout stream given for output '-'")
         write_image_to(stdout, rendered.rgb, format=_stream_format(source, options), name=STDOUT_LABEL, **extras)
+        created = True
     else:
         _make_folder(out.destination.parent)
-        write_image(out.destination, rendered.rgb, **extras)
-    return time.perf_counter() - tick
+        created = write_image(out.destination, rendered.rgb, overwrite=options.overwrite, **extras)
+    return time.perf_counter() - tick, created
 
 
 def _stream_format(source: Photo, options: BatchOptions) -> str:

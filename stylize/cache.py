@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 from torch import Tensor
 
-from .atomic import replace_atomically
+from .atomic import write_atomically
 
 
 def content_digest(state: Mapping[str, Tensor]) -> str:
@@ -50,6 +50,6 @@ def write_cached_tensors(path: Path, tensors: Mapping[str, Tensor], metadata: di
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp: save_file(dict(tensors), str(tmp), metadata=metadata))
+        write_atomically(path, serialize(dict(tensors), metadata=metadata))
     except (OSError, SafetensorError) as exc:
         warnings.warn(f"could not cache {what} in {path}: {exc}", RuntimeWarning, stacklevel=3)

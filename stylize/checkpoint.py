@@ -19,11 +19,12 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 from torch import Tensor
 
 from . import __version__
-from .atomic import replace_atomically
+from .atomic import write_atomically, write_failure
 from .errors import StylizeError
 from .weights import check_model_file
 from .network import NetConfig, StyleNet
@@ -75,8 +76,12 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], groups: list[dict[str, Any]
 
 
 def save(path: Path, ckpt: Checkpoint, *, optimizer: torch.optim.Optimizer | None = None,
-         half: bool = False) -> None:
-    """Write ``ckpt`` atomically; with ``optimizer``, include its state for ``--resume``."""
+         half: bool = False, overwrite: bool = True) -> None:
+    """Write ``ckpt`` atomically; with ``optimizer``, include its state for ``--resume``.
+
+    Without ``overwrite`` an existing ``path`` is refused, even one created while this
+    one was being written. A failed write (a full disk) leaves the previous file as it was.
+    """
     path = Path(path)
     tensors = {k: v.detach().cpu().contiguous() for k, v in ckpt.net.state_dict().items()}
     if half:
@@ -91,11 +96,14 @@ def save(path: Path, ckpt: Checkpoint, *, optimizer: torch.optim.Optimizer | Non
         opt_tensors, groups = _flatten_optimizer(optimizer.state_dict())
         tensors.update(opt_tensors)
         meta["optimizer_param_groups"] = groups
+    data = serialize(tensors, metadata={_META_KEY: json.dumps(meta)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp: save_file(tensors, str(tmp), metadata={_META_KEY: json.dumps(meta)}))
+        created = write_atomically(path, data, replace=overwrite)
     except OSError as exc:
-        raise StylizeError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+        raise StylizeError(f"cannot write checkpoint {path}: {write_failure(exc, path, len(data))}") from None
+    if not created:
+        raise StylizeError(f"{path} already exists; pass --overwrite to replace it")
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 Everything a user can get wrong here (a missing file, a text file named ``.jpg``, a
 truncated download, a 1-gigapixel "bomb", an unwritable output folder) becomes a
 one-line :class:`~stylize.errors.StylizeError` that names the file.  Nothing is ever
-lost: inputs are only read, and outputs are written to a temporary file beside the
-destination and moved into place with :func:`os.replace`, so an existing file is
-either left untouched or replaced by a complete new one.
+lost: inputs are only read, and outputs are encoded in memory and written with
+:func:`stylize.atomic.write_atomically`, so an existing file is either left untouched
+or replaced by a complete new one, and a full disk is an error, not a short file.
 
 Pixels travel as float32 tensors in ``[0, 1]``: colour as ``(3, H, W)`` and, when the
 source has one, alpha as a separate ``(1, H, W)`` tensor, because the style network
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stylize.atomic import replace_atomically
+from stylize.atomic import write_atomically, write_failure
 from stylize.errors import StylizeError
 from stylize.settings import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, check_max_pixels, check_quality
 
@@ -93,6 +93,10 @@ _QUALITY_FORMATS = frozenset({"JPEG", "WEBP"})
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 _EXIF_ORIENTATION = 0x0112
+
+_MAX_BYTES_PER_PIXEL = 8
+_STREAM_MARGIN = 16 * 2**20
+_CHUNK = 2**20
 
 # What Pillow's decoders raise on damaged data, besides OSError ("image file is
 # truncated"): broken PNG chunks are SyntaxError, short reads EOFError, bad zlib
@@ -195,14 +199,41 @@ def _read_source(source: str | Path | BinaryIO, max_pixels: int | None, name: st
         with _open_for_reading(Path(source), label) as fp:
             return _read(fp, label, max_pixels)
     label = name or str(getattr(source, "name", None) or "<stream>")
-    try:
-        # Pillow needs to seek, and stdin or a pipe cannot: buffer the bytes.
-        data = source.read()
-    except OSError as exc:
-        raise StylizeError(f"{label}: cannot read: {_reason(exc)}") from exc
-    if not data:
+    # Pillow needs to seek, and stdin or a pipe cannot: buffer the bytes, but no more
+    # than an image within the pixel limit can take.
+    data = _read_stream(source, label, max_stream_bytes(max_pixels))
+    if not data.getbuffer().nbytes:
         raise StylizeError(f"{label}: input is empty (0 bytes), expected an image")
-    return _read(io.BytesIO(data), label, max_pixels)
+    return _read(data, label, max_pixels)
+
+
+def max_stream_bytes(max_pixels: int | None) -> int | None:
+    """The most bytes a file of at most ``max_pixels`` pixels can take (``None``: no limit).
+
+    No supported format stores more than 8 bytes a pixel (16-bit RGBA, uncompressed);
+    the margin is for headers and metadata (EXIF, ICC, XMP, thumbnails).
+    """
+    return max_pixels * _MAX_BYTES_PER_PIXEL + _STREAM_MARGIN if max_pixels else None
+
+
+def _read_stream(source: BinaryIO, label: str, limit: int | None) -> io.BytesIO:
+    """The stream's bytes, read in chunks; refused as soon as they pass ``limit``."""
+    buffer = io.BytesIO()
+    while True:
+        try:
+            chunk = source.read(_CHUNK)
+        except OSError as exc:
+            raise StylizeError(f"{label}: cannot read: {_reason(exc)}") from exc
+        if not chunk:
+            break
+        buffer.write(chunk)
+        if limit is not None and buffer.tell() > limit:
+            raise StylizeError(
+                f"{label}: more than {limit / 1e6:.0f} MB, more than any image within the "
+                "pixel limit takes (decompression-bomb guard); pass --max-pixels 0 to lift it"
+            )
+    buffer.seek(0)
+    return buffer
 
 
 def write_image(
@@ -214,35 +245,29 @@ def write_image(
     exif: bytes | None = None,
     quality: int = DEFAULT_QUALITY,
     format: str | None = None,
-) -> None:
-    """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``) to ``path``, atomically.
+    overwrite: bool = True,
+) -> bool:
+    """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``) to ``path``, atomically; whether it did.
 
     The format comes from the extension unless ``format`` is given (``"jpg"``,
     ``"png"``, ...).  ``alpha`` is kept for PNG, WebP and TIFF and dropped for JPEG and
     BMP, which cannot hold it (the colour is written as is, not composited).  ICC and
     EXIF are kept where the format can carry them.  ``quality`` (1-100) applies to JPEG
-    and WebP.  The file is encoded into a hidden temporary file in the same directory
-    and moved over ``path`` only once complete, so a crash or an encoder error never
-    leaves a half-written or truncated file; the temporary file is removed on failure.
+    and WebP.  The file is encoded in memory and put in place only once completely on
+    disk, so a crash, a full disk or an encoder error never leaves a half-written or
+    truncated file.  Without ``overwrite`` an existing ``path`` is kept, even one that
+    appears while encoding (another run finished it first), and ``False`` is returned.
     """
     path = Path(path)
-    fmt = _resolve_format(path, format)
-    img = _prepare(rgb, alpha, fmt)
-    options = _save_options(fmt, quality, icc_profile, exif)
-    directory = path.parent
-
-    def encode(tmp: Path) -> None:
-        with open(tmp, "wb") as fp:
-            _encode(img, fp, fmt, options, path)
-
+    data = _encode(rgb, alpha, _resolve_format(path, format), quality, icc_profile, exif, path)
     try:
-        replace_atomically(path, encode)
+        return write_atomically(path, data, replace=overwrite)
     except IsADirectoryError as exc:
         raise StylizeError(f"cannot write {path}: it is a directory") from exc
     except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
         raise StylizeError(_directory_error(path, exc)) from exc
     except OSError as exc:  # disk full, quota, I/O error...
-        raise StylizeError(f"cannot write {path} in {directory}: {_reason(exc)}") from exc
+        raise StylizeError(f"cannot write {path}: {write_failure(exc, path, len(data))}") from exc
 
 
 def write_image_to(
@@ -263,13 +288,9 @@ def write_image_to(
     whole file or, if the reader goes away, nothing more; ``name`` labels the stream in
     error messages.
     """
-    fmt = _resolve_format(None, format)
-    img = _prepare(rgb, alpha, fmt)
-    options = _save_options(fmt, quality, icc_profile, exif)
-    buffer = io.BytesIO()
-    _encode(img, buffer, fmt, options, name)
+    data = _encode(rgb, alpha, _resolve_format(None, format), quality, icc_profile, exif, name)
     try:
-        stream.write(buffer.getvalue())
+        stream.write(data)
         stream.flush()
     except OSError as exc:
         raise StylizeError(f"cannot write image to {name}: {_reason(exc)}") from exc
@@ -517,15 +538,27 @@ def _save_options(
 
 
 def _encode(
-    img: Image.Image, fp: BinaryIO, fmt: str, options: dict[str, object], label: str | Path
-) -> None:
-    """The one place images are encoded, shared by file and stream output."""
+    rgb: torch.Tensor,
+    alpha: torch.Tensor | None,
+    fmt: str,
+    quality: int,
+    icc_profile: bytes | None,
+    exif: bytes | None,
+    label: str | Path,
+) -> bytes:
+    """The one place images are encoded, in memory, shared by file and stream output.
+
+    In memory because Pillow's encoders write files with unchecked ``write()`` calls: on
+    a full disk they produce a short file without an error.
+    """
+    img = _prepare(rgb, alpha, fmt)
+    options = _save_options(fmt, quality, icc_profile, exif)
+    buffer = io.BytesIO()
     try:
-        img.save(fp, format=fmt, **options)
+        img.save(buffer, format=fmt, **options)
     except (ValueError, OSError) as exc:
-        if isinstance(exc, OSError) and exc.errno is not None:
-            raise  # a real I/O error (disk full...): the caller words it
         raise StylizeError(f"cannot encode {label} as {fmt}: {_one_line(exc)}") from exc
+    return buffer.getvalue()
 
 
 def _directory_error(path: Path, exc: OSError) -> str:

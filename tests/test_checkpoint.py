@@ -8,7 +8,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stylize import checkpoint
+from stylize import atomic, checkpoint
 from stylize.errors import StylizeError
 from stylize.network import NetConfig, StyleNet
 
@@ -115,10 +115,11 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch):
     checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"], step=1))
     before = path.read_bytes()
 
-    def boom(*args, **kwargs):
+    def boom(fd, data):
+        os.write(fd, data[:100])
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(checkpoint, "save_file", boom)
+    monkeypatch.setattr(atomic, "_write_all", boom)
     with pytest.raises(KeyboardInterrupt):
         checkpoint.save(path, checkpoint.Checkpoint(net=_two_style_net(), styles=["a", "b"], step=2))
     assert path.read_bytes() == before
