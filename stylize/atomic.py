@@ -29,6 +29,7 @@ import stat
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 STALE_AFTER_S = 3600.0
 """A temporary file of ours this old is stale even if its process id is in use (ids get reused,
@@ -70,19 +71,44 @@ def write_atomically(path: str | Path, data: bytes, *, replace: bool = True) -> 
             os.close(fd)
         if written != len(data):
             raise OSError(errno.EIO, f"only {written} of {len(data)} bytes reached the disk")
-        if replace:
-            mode = _mode(path)
-            if mode is not None:
-                os.chmod(tmp, mode)
-            os.replace(tmp, path)
-            done = True
-        else:
-            done = _create_from(tmp, path)
-        _sync_folder(path.parent)
-        return done
+        return _put_in_place(tmp, path, replace)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink()
+
+
+def replace_atomically(path: str | Path, write: Callable[[Path], None], *, replace: bool = True) -> bool:
+    """Like :func:`write_atomically`, for writers that need a file name (a video muxer streams
+    more than memory should hold): ``write(tmp)`` fills the temporary file, which is then
+    flushed to disk and put in place. The writer must raise on a failed write itself;
+    prefer :func:`write_atomically`, which checks every write."""
+    path = Path(path)
+    remove_stale_temps(path.parent)
+    tmp, fd = _create_temp(path)
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        return _put_in_place(tmp, path, replace)
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+
+
+def _put_in_place(tmp: Path, path: Path, replace: bool) -> bool:
+    """Give the complete ``tmp`` the name ``path``: replacing (keeping the replaced file's
+    permission bits), or only if the name is free; whether it did."""
+    if replace:
+        mode = _mode(path)
+        if mode is not None:
+            os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        done = True
+    else:
+        done = _create_from(tmp, path)
+    _sync_folder(path.parent)
+    return done
 
 
 def write_failure(exc: OSError, path: Path, size: int) -> str:

@@ -51,7 +51,7 @@ def run_with_file_size_limit(limit: int, *args: str) -> subprocess.CompletedProc
 def test_full_disk_fails_the_output_and_a_rerun_writes_it(tiny_model, tmp_path):
     photo = noisy_photo(tmp_path / "photo.png")
     out = tmp_path / "out.jpg"
-    args = ["apply", str(photo), "-s", "starry", "-o", str(out), "-m", str(tiny_model)]
+    args = ["apply", str(photo), "-s", "starry", "-o", str(out), "-m", str(tiny_model), "--backend", "torch"]
     full = run_with_file_size_limit(8192, *args)
     assert full.returncode == 1, full.stderr
     assert "Traceback" not in full.stderr
