@@ -10,7 +10,7 @@ method's mean content, style and total loss, and its total as a ratio to the
 ``--reference`` row (issue 6's targets: add-style within 1.15 of the single-style
 network, ``--style-image`` within 1.30).
 
-    python -m benchmarks.new_style_quality --painting swirls.png --photos ../shared/data/content/test \\
+    python -m benchmarks.new_style_quality --painting swirls.png --photos "$DATA"/content/test \\
         --size 128 --limit 2 --iterations 100 --lite \\
         --row single=runs/single.safetensors:swirls --row add-style=runs/added.safetensors:swirls \\
         --row style-image=runs/si.safetensors:swirls

@@ -50,7 +50,7 @@ def child(size: int, tile: int, preset: str, threads: int | None) -> dict:
     photo = torch.rand(3, size, size)
     before = _status("VmRSS")
     start = time.perf_counter()
-    out = stylizer.stylize(photo, stylizer.choose("random")[0], ApplySettings(tile_size=tile))
+    out = stylizer.stylize(photo, stylizer.choose("random")[0], ApplySettings(tile_size=tile, work_size=0))
     seconds = time.perf_counter() - start
     assert out.shape == photo.shape
     return {"size": size, "tile_size": tile, "preset": preset, "seconds": seconds, "peak_rss": _status("VmHWM"),

@@ -14,6 +14,11 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+DISTRIBUTION = "stylize-cin"
+"""The project's name on PyPI (``pip install stylize-cin``); the import name and the command
+stay ``stylize``, because PyPI's ``stylize`` is an unrelated code formatter. Install hints
+use this name; ``pyproject.toml`` must say the same (a test checks)."""
+
 _EXPORTS = {
     "Stylizer": "stylize.inference",
     "ApplySettings": "stylize.render",

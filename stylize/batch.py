@@ -88,6 +88,8 @@ class Result:
     status: str
     error: str | None = None
     seconds: float = 0.0
+    stages: dict[str, float] = field(default_factory=dict)
+    """Seconds of each stage of an output made: ``read`` (decode), ``render``, ``write`` (encode)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -301,7 +303,8 @@ def run(stylizer: Stylizer | OnnxStylizer, tasks: Sequence[Task], settings: Appl
     """Render every task; decoding and encoding overlap with the network.
 
     Up to ``options.workers`` photos are decoded ahead and at most ``2 * workers``
-    outputs wait to be encoded, so memory stays bounded. ``stdin`` / ``stdout`` are the
+    outputs wait to be encoded, so memory stays bounded; with 0 workers each photo is
+    read, rendered and written in turn, nothing overlapping. ``stdin`` / ``stdout`` are the
     streams for tasks reading ``-`` or writing to ``-``. Videos are streamed frame by
     frame, reporting ``on_frame(result so far, frames done, total or None)``. Ctrl-C
     stops after cancelling queued work; every file already written is complete.
@@ -309,7 +312,7 @@ def run(stylizer: Stylizer | OnnxStylizer, tasks: Sequence[Task], settings: Appl
     summary = Summary()
     report = _Reporter(summary, on_result)
     start = time.perf_counter()
-    with ThreadPoolExecutor(options.workers, thread_name_prefix="stylize-io") as pool:
+    with ThreadPoolExecutor(max(options.workers, 1), thread_name_prefix="stylize-io") as pool:
         writes: deque[tuple[Result, Future[tuple[float, bool]]]] = deque()
         try:
             for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report, stylizer.arrays):
@@ -330,7 +333,9 @@ def run(stylizer: Stylizer | OnnxStylizer, tasks: Sequence[Task], settings: Appl
                     except StylizeError as exc:
                         report(_result(task, out, "failed", f"{task.label}: {exc}", 0.0))
                         continue
-                    result = _result(task, out, "ok", None, read_seconds + time.perf_counter() - tick)
+                    render_seconds = time.perf_counter() - tick
+                    result = _result(task, out, "ok", None, read_seconds + render_seconds)
+                    result.stages = {"read": read_seconds, "render": render_seconds}
                     writes.append((result, pool.submit(_write, out, rendered, photo, options, stdout)))
                     while writes and (len(writes) > 2 * options.workers or writes[0][1].done()):
                         report.written(*writes.popleft())
@@ -363,6 +368,7 @@ class _Reporter:
         except StylizeError as exc:
             result.status, result.error = "failed", str(exc)
         else:
+            result.stages["write"] = seconds
             result.seconds += seconds
             if not created:
                 result.status = "skipped"
@@ -380,7 +386,7 @@ def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchO
     pending: deque[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]] = deque()
     queue = iter(tasks)
     while True:
-        while len(pending) < options.workers:
+        while len(pending) < max(options.workers, 1):
             task = next(queue, None)
             if task is None:
                 break

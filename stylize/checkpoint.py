@@ -13,7 +13,6 @@ A checkpoint written during training also carries the optimizer state and step
 from __future__ import annotations
 
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,6 +194,19 @@ def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
             for g in groups)):
         raise bad("optimizer_param_groups is not a list of parameter groups")
     return meta
+
+
+def stores_half(path: Path) -> bool:
+    """Whether the network's weights are stored in fp16 (as ``export`` writes them by default).
+
+    Read from the file's tensor headers without loading them, so that an edit of a lean
+    model (``remove-style``, ``rename-style``) can keep its size instead of doubling it.
+    """
+    path = Path(path)
+    read_metadata(path)
+    with safe_open(str(path), framework="pt") as handle:
+        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys() if not key.startswith(_TRAIN_PREFIX)}
+    return dtypes == {"F16"}
 
 
 def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:

@@ -10,22 +10,24 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import traceback
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 
 import typer
 
+from . import __version__
 from .errors import StylizeError, first_line, printable
 from .process import own_process
 from .render import ApplySettings
 from .settings import ADD_STEPS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
+from .progress import Progress, Verbosity
 
 if TYPE_CHECKING:
     import torch
-    from tqdm import tqdm
 
     from .batch import Result
     from .checkpoint import Checkpoint
@@ -45,15 +47,92 @@ app = typer.Typer(
 )
 
 
-def say(message: str, err: bool = True) -> None:
+def echo(message: str, err: bool = True) -> None:
     """Print one line made of words and file names; the file names are shown escaped
     (:func:`stylize.errors.printable`), so a crafted one cannot fake or erase lines."""
     typer.echo(printable(message), err=err)
 
 
+Quiet = Annotated[bool, typer.Option(
+    "--quiet", "-q", help="Print only errors and the command's result: no progress, no 'saved' lines or summaries.")]
+Verbose = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Also say on stderr which device and precision ran and how long each stage took.")]
+ModelOption = Annotated[Optional[Path], typer.Option(
+    "--model", "-m", help="Checkpoint (default: the shipped model, or $STYLIZE_MODEL).")]
+EditedModel = Annotated[Optional[Path], typer.Option(
+    "--model", "-m", help="Checkpoint to read, never modified (default: the shipped model). "
+                          "The old spelling, MODEL.safetensors as the first argument, works too.")]
+DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
+WORKERS_HELP = ("Background workers that read (and for apply, write) images while the network runs; "
+                "0: none, the main loop reads each image itself.")
+STYLE_HELP = ("A style name, case-insensitive: exact, else a unique prefix (starry), else a unique word prefix "
+              "(wave = great_wave). A name that heads every other match wins the tie: starry = starry_night, "
+              "not starry_night_over_the_rhone (type 'rhone' for that one). Also a mix (starry:0.7,wave:0.3) "
+              "or 'all' for one output per style.")
+
+
+def verbosity(quiet: bool, verbose: bool) -> Verbosity:
+    """The ``-q`` / ``-v`` of a command (they exclude each other)."""
+    if quiet and verbose:
+        fail("-q/--quiet and -v/--verbose exclude each other")
+    return Verbosity(quiet=quiet, verbose=verbose)
+
+
+def model_and_rest(model: Path | None, args: list[str]) -> tuple[Path | None, list[str]]:
+    """``--model``, else the old spelling's leading ``MODEL.safetensors`` argument; and the other arguments."""
+    if model is None and args and args[0].lower().endswith(".safetensors"):
+        return Path(args[0]), args[1:]
+    return model, args
+
+
+def chosen_model(model: Path | None) -> Path:
+    """``--model``, else ``$STYLIZE_MODEL``, else the shipped model (a one-line error if none)."""
+    from .weights import default_model
+
+    with user_errors():
+        return model or default_model()
+
+
+def pick_device(name: str, say: Verbosity) -> torch.device:
+    """``--device`` resolved; when ``auto`` passed over a GPU that is there but broken, say why.
+
+    ``-v`` says which device, and for ``auto`` on the CPU why (no GPU, or the broken one).
+    """
+    from .device import choose_device
+
+    choice = choose_device(name)
+    if choice.note and is_main_process():
+        typer.echo(f"warning: {choice.note}", err=True)
+    why = choice.note or ("auto: no usable GPU found" if name.strip().lower() == "auto" else None)
+    say.detail(f"device: {choice.device}" + (f" ({why})" if why and choice.device.type == "cpu" else ""))
+    return choice.device
+
+
+def show_version(value: bool) -> None:
+    """``--version``: print the version and exit before any command runs."""
+    if value:
+        typer.echo(f"stylize {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error "
+                                                      "(also: STYLIZE_DEBUG=1)."),
+) -> None:
+    """Fast neural style transfer: train styles in minutes, apply them to photos and whole folders."""
+    if debug:
+        os.environ[DEBUG_VARIABLE] = "1"  # for main(), which reports errors after the command has returned
+
+
+DEBUG_VARIABLE = "STYLIZE_DEBUG"
+
+
 def fail(message: str, code: int = 1) -> None:
     """Print ``error: message`` on stderr and exit with ``code``."""
-    say(f"error: {message}")
+    echo(f"error: {message}")
     raise typer.Exit(code)
 
 
@@ -74,49 +153,48 @@ def is_main_process() -> bool:
 
 
 class StepBar:
-    """A training loop's ``on_step`` callback that draws a progress bar (quiet off rank 0).
+    """A training loop's ``on_step`` callback that shows progress (quiet off rank 0 and with ``-q``).
 
     The bar opens at the first step, so an error before it (a bad file, a missing
     folder) is the only line printed, and its total is the run's, known only once a
-    checkpoint's settings are read.
+    checkpoint's settings are read. The time until then is the ``setup`` stage
+    (photos, paintings, loss network), the rest ``steps``.
     """
 
-    def __init__(self) -> None:
-        self.bar: tqdm | None = None
+    def __init__(self, say: Verbosity, desc: str) -> None:
+        self.say, self.desc = say, desc
+        self.bar: Progress | None = None
+        self.started = time.perf_counter()
 
     def __call__(self, report: StepReport) -> None:
-        from tqdm import tqdm
-
         if self.bar is None:
-            self.bar = tqdm(total=report.steps, initial=report.step - 1, unit="step", dynamic_ncols=True,
-                            disable=not is_main_process())
-        self.bar.n = report.step
-        self.bar.set_postfix({"img/s": f"{report.images_per_s:.3g}",
-                              **{k: f"{v:.3g}" for k, v in report.losses.items()}}, refresh=False)
-        self.bar.update(0)
+            self.say.record("setup", time.perf_counter() - self.started)
+            self.started = time.perf_counter()
+            self.bar = Progress(report.steps, "step", desc=self.desc, initial=report.step - 1,
+                                enabled=self.say.progress and is_main_process())
+        self.bar.update(report.step, {"img/s": f"{report.images_per_s:.3g}",
+                                      **{k: f"{v:.3g}" for k, v in report.losses.items()}})
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.say.record("steps", time.perf_counter() - self.started)
 
 
 class FrameBar:
-    """``apply``'s ``on_frame`` callback: a progress bar over the frames of each video in turn."""
+    """``apply``'s ``on_frame`` callback: progress over the frames of each video in turn."""
 
-    def __init__(self, disabled: bool) -> None:
-        self.disabled = disabled
-        self.bar: tqdm | None = None
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
         self.video: Result | None = None
 
     def __call__(self, result: Result, done: int, total: int | None) -> None:
-        from tqdm import tqdm
-
         if self.video is not result:
             self.close()
             self.video = result
-            self.bar = tqdm(total=total, unit="frame", desc=Path(result.input).name, dynamic_ncols=True,
-                            leave=False, disable=self.disabled)
-        self.bar.update(done - self.bar.n)
+            self.bar = Progress(total, "frame", desc=Path(result.input).name, enabled=self.enabled, leave=False)
+        self.bar.update(done)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -124,22 +202,36 @@ class FrameBar:
             self.bar = None
 
 
-def pick_device(name: str) -> "torch.device":
-    """``--device`` resolved; when ``auto`` passed over a GPU that is there but broken, say why."""
-    from .device import choose_device
+class TileProgress:
+    """``Stylizer.on_tile``: a progress count for each photo rendered in tiles (large photos).
 
-    choice = choose_device(name)
-    if choice.note and is_main_process():
-        typer.echo(f"warning: {choice.note}", err=True)
-    return choice.device
+    One bar per photo; a photo small enough for one pass reports nothing.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None or done <= self.bar.n:
+            self.close()
+            self.bar = Progress(total, "tile", desc="tiles", enabled=self.enabled, leave=False)
+        self.bar.update(done)
+        if done == total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
-def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
+def run_training_loop(run: Callable[[StepBar], TrainResult], say: Verbosity, desc: str) -> None:
     """Run a training loop (``train``, ``add-style``) behind a progress bar; say where it saved.
 
     ``run`` gets the ``on_step`` callback. Ctrl-C saves and exits 130 with how to resume.
     """
-    bar = StepBar()
+    bar = StepBar(say, desc)
     with user_errors():
         try:
             result = run(bar)
@@ -147,13 +239,12 @@ def run_training_loop(run: Callable[[StepBar], TrainResult]) -> None:
             bar.close()  # before any error line, which would otherwise share the bar's line
     if result.interrupted:  # every torchrun rank stops at the same step and exits 130; rank 0 says so
         if is_main_process():
-            say(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume")
+            echo(f"interrupted at step {result.step}; saved {result.checkpoint}; continue with --resume")
         raise typer.Exit(130)
     if is_main_process() and result.out_of_time:
-        say(f"time limit reached at step {result.step}; saved {result.checkpoint}; continue with --resume",
-            err=False)
+        say.say(f"time limit reached at step {result.step}; saved {result.checkpoint}; continue with --resume")
     elif is_main_process():
-        say(f"saved {result.checkpoint} (step {result.step})", err=False)
+        say.say(f"saved {result.checkpoint} (step {result.step})")
 
 
 LR_MAX = 1.0
@@ -188,8 +279,8 @@ def train(
     checkpoint_every: int = typer.Option(TRAIN.checkpoint_every, min=1, help="Write the checkpoint every N steps."),
     preview_every: int = typer.Option(TRAIN.preview_every, min=1, help="Write a preview grid every N steps."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
-    workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    workers: int = typer.Option(TRAIN.workers, min=0, help=f"{WORKERS_HELP} Processes here."),
+    device: DeviceOption = "auto",
     vgg_weights: Optional[Path] = typer.Option(None, help="Use a torchvision-format VGG16 state dict as the loss network."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (its settings; "
                                                         "a new --steps or --lr)."),
@@ -210,18 +301,27 @@ def train(
     time_limit: Optional[float] = typer.Option(
         None, "--time-limit", min=0.0, help="Stop and save after this many minutes (train in chunks: "
                                             "run again with --resume)."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Train one network that holds every painting in STYLE_DIR as a named style.
 
-    Example: stylize train paintings/ --content photos/ -o my-styles.safetensors --steps 20000
+    Examples:
 
-    Continue a released model: stylize train paintings/ -c photos/ -o next.safetensors
-    --init-from weights/stylize-22.safetensors --steps 30000 --warmup-steps 200
+      stylize train paintings/ -c photos/ -o my-styles.safetensors --steps 20000
+
+      stylize train paintings/ -c photos/ -o cpu.safetensors --preset small --image-size 128 --batch-size 4
+
+      stylize train paintings/ -c photos/ -o my-styles.safetensors --steps 40000 --resume
+
+      stylize train paintings/ -c photos/ -o next.safetensors --init-from weights/stylize-22.safetensors --steps 30000 --warmup-steps 200
     """
     from .train import train as run_training
 
     own_process()
+    say = verbosity(quiet, verbose)
     with user_errors():
+        torch_device = pick_device(device, say)
         weights = LossWeights(content=content_weight, style=style_weight, tv=tv_weight, content_layer=content_layer,
                               style_layers=parse_numbers(style_layer_weights, "--style-layer-weights"))
     settings = TrainSettings(
@@ -231,13 +331,13 @@ def train(
     )
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:
-        say(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
-    run_training_loop(lambda on_step: run_training(style_dir, content, output, settings,
-                                                   device=pick_device(device), vgg_weights=vgg_weights,
-                                                   resume=resume, overwrite=overwrite, resume_lr=resume_lr,
-                                                   init_from=init_from, preview=preview,
-                                                   on_step=on_step,
-                                                   time_limit=time_limit * 60 if time_limit is not None else None))
+        echo(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
+    run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=torch_device,
+                                                   vgg_weights=vgg_weights, resume=resume, overwrite=overwrite,
+                                                   resume_lr=resume_lr, init_from=init_from,
+                                                   preview=preview, on_step=on_step,
+                                                   time_limit=time_limit * 60 if time_limit is not None else None),
+                      say, "train")
 
 
 def parse_numbers(text: str, option: str) -> tuple[float, ...]:
@@ -250,9 +350,9 @@ def parse_numbers(text: str, option: str) -> tuple[float, ...]:
 
 @app.command("add-style")
 def add_style(
-    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to extend (only read, never modified)."),
-    style_images: list[Path] = typer.Argument(..., metavar="STYLE_IMAGE...",
-                                              help="Paintings; each becomes a new style named by its file stem."),
+    style_images: list[str] = typer.Argument(..., metavar="STYLE_IMAGE...",
+                                             help="Paintings; each becomes a new style named by its file stem."),
+    model: EditedModel = None,
     output: Path = typer.Option(..., "--output", "-o",
                                 help="New checkpoint to write; its .log.jsonl and .previews/ go beside it."),
     content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to learn on (searched recursively)."),
@@ -267,8 +367,8 @@ def add_style(
     batch_size: Optional[int] = typer.Option(None, min=1, help="Photos per step (default: the model's)."),
     style_size: Optional[int] = typer.Option(None, min=32, help="Long side of the paintings (default: the model's)."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
-    workers: int = typer.Option(TRAIN.workers, min=0, help="Data-loading worker processes."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    workers: int = typer.Option(TRAIN.workers, min=0, help=f"{WORKERS_HELP} Processes here."),
+    device: DeviceOption = "auto",
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if the model was not trained with "
                                                           "the default VGG16."),
     resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output "
@@ -276,73 +376,135 @@ def add_style(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
     precision: Optional[str] = typer.Option(None, help="auto, fp32, bf16 or fp16 (default: the model's, usually auto: "
                                                        "bf16 where the hardware runs it natively)."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Add styles to a trained model in minutes: only the new styles' norm parameters are learned.
 
     Every other weight is frozen, so the model's existing styles render exactly as before.
     Settings default to those the model was trained with.
 
-    Example: stylize add-style model.safetensors monet.jpg --content photos/ -o model-plus-monet.safetensors
+    Examples:
+
+      stylize add-style -m model.safetensors monet.jpg -c photos/ -o model-plus-monet.safetensors
+
+      stylize add-style IMG_0042.jpg --name sunset -c photos/ -o shipped-plus-sunset.safetensors
+
+      stylize add-style -m model.safetensors a.jpg b.jpg -c photos/ -o model-ab.safetensors --resume
     """
     from .finetune import Overrides, add_styles
 
     own_process()
+    say = verbosity(quiet, verbose)
+    model, paintings = model_and_rest(model, style_images)
+    model = chosen_model(model)
+    with user_errors():
+        torch_device = pick_device(device, say)
+    if not paintings:
+        fail("give at least one STYLE_IMAGE")
     overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
                           batch_size=batch_size, style_size=style_size, workers=workers, precision=precision)
     if resume and lr is not None:
-        say(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
-    run_training_loop(lambda on_step: add_styles(model, style_images, content, output, name=name, overrides=overrides,
-                                                 device=pick_device(device), vgg_weights=vgg_weights, resume=resume,
-                                                 overwrite=overwrite,
-                                                 preview=preview, on_step=on_step))
+        echo(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
+    run_training_loop(lambda on_step: add_styles(model, [Path(p) for p in paintings], content, output, name=name,
+                                                 overrides=overrides, device=torch_device, vgg_weights=vgg_weights,
+                                                 resume=resume, overwrite=overwrite, preview=preview,
+                                                 on_step=on_step), say, "add-style")
 
 
 @app.command("remove-style")
 def remove_style(
-    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
     names: list[str] = typer.Argument(..., metavar="NAME...", help="Styles to remove, as 'stylize styles' lists them."),
+    model: EditedModel = None,
     output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Write a copy of MODEL without some styles (no training; the others are unchanged)."""
+    """Write a copy of the model without some styles (no training; the others are unchanged).
+
+    Names are matched exactly (case, spaces, '-' and '_' aside), not by prefix. The copy
+    keeps the model's storage precision (fp16 stays fp16).
+
+    Examples:
+
+      stylize remove-style the_scream great_wave -o fewer.safetensors
+
+      stylize remove-style -m my-styles.safetensors old_try -o my-styles-v2.safetensors
+    """
     from .style_edit import remove_styles
 
-    edit_checkpoint(model, output, lambda ckpt: remove_styles(ckpt, names), overwrite=overwrite)
+    say = verbosity(quiet, verbose)
+    model, names = model_and_rest(model, names)
+    if not names:
+        fail("give at least one style NAME to remove")
+    edit_checkpoint(chosen_model(model), output, lambda ckpt: remove_styles(ckpt, names), say,
+                    overwrite=overwrite)
 
 
 @app.command("rename-style")
 def rename_style(
-    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
-    old: str = typer.Argument(..., metavar="OLD", help="Current name of the style."),
-    new: str = typer.Argument(..., metavar="NEW", help="New name."),
+    names: list[str] = typer.Argument(..., metavar="OLD NEW", help="The style's current name and its new name."),
+    model: EditedModel = None,
     output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Write a copy of MODEL with style OLD called NEW (the weights are unchanged)."""
+    """Write a copy of the model with style OLD called NEW (the weights are unchanged).
+
+    OLD is matched exactly (case, spaces, '-' and '_' aside). The copy keeps the model's
+    storage precision (fp16 stays fp16).
+
+    Examples:
+
+      stylize rename-style starry_night starry -o renamed.safetensors
+
+      stylize rename-style -m my-styles.safetensors IMG_0042 sunset -o my-styles-v2.safetensors
+    """
     from .style_edit import rename_style as rename
 
-    edit_checkpoint(model, output, lambda ckpt: rename(ckpt, old, new, model), overwrite=overwrite)
+    say = verbosity(quiet, verbose)
+    model, names = model_and_rest(model, names)
+    if len(names) != 2:
+        fail(f"give the style's OLD and NEW names (got {len(names)} names)")
+    old, new = names
+    path = chosen_model(model)
+    edit_checkpoint(path, output, lambda ckpt: rename(ckpt, old, new, path), say, overwrite=overwrite)
 
 
 @app.command()
 def export(
-    model: Path = typer.Argument(..., metavar="MODEL", help="Checkpoint to read (never modified)."),
+    model_arg: Optional[Path] = typer.Argument(None, metavar="[MODEL]", help="Same as --model (the old spelling)."),
+    model: EditedModel = None,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Lean checkpoint to write."),
     onnx: Optional[Path] = typer.Option(None, "--onnx", help="Write the network with all its styles as an ONNX "
                                                              "graph instead (for ONNX Runtime; needs onnx)."),
     half: bool = typer.Option(True, "--half/--full",
                               help="Store the weights in fp16 (half the size, loaded as fp32) or in fp32."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Write a lean copy of MODEL to share or ship, or (--onnx) its network as an ONNX graph.
+    """Write a lean copy of a model to share or ship, or (--onnx) its network as an ONNX graph.
 
     A training checkpoint also holds Adam's state for --resume, which triples its size
     and is of no use for applying styles; -o writes it without, fp16 weights by default.
     --onnx writes one graph for every style and mix, any image size, tiles and video
-    included (see the README). Examples:
-    stylize export runs/model.safetensors -o weights/my-styles.safetensors;
-    stylize export weights/stylize-22.safetensors --onnx stylize-22.onnx
+    included (see the README).
+
+    Examples:
+
+      stylize export -m runs/model.safetensors -o weights/my-styles.safetensors
+
+      stylize export -m runs/model.safetensors -o my-styles-fp32.safetensors --full
+
+      stylize export --onnx stylize-22.onnx
     """
+    say = verbosity(quiet, verbose)
+    if model is not None and model_arg is not None:
+        fail("give the model once: -m MODEL or MODEL")
+    path = chosen_model(model or model_arg)
     if (output is None) == (onnx is None):
         fail("give one of -o LEAN.safetensors or --onnx OUT.onnx")
     if onnx is not None:
@@ -351,31 +513,39 @@ def export(
         from .style_edit import check_output
 
         with user_errors():
-            check_output(model, onnx, overwrite=overwrite)
-            ckpt = checkpoint.load(model)
-            export_onnx(ckpt, onnx)
-        report_saved(onnx, ckpt.styles)
+            check_output(path, onnx, overwrite=overwrite)
+            with say.stage("load"):
+                ckpt = checkpoint.load(path)
+            with say.stage("export"):
+                export_onnx(ckpt, onnx)
+        report_saved(onnx, ckpt.styles, say)
         return
-    edit_checkpoint(model, output, lambda ckpt: ckpt, half=half, overwrite=overwrite)
+    edit_checkpoint(path, output, lambda ckpt: ckpt, say, half=half, overwrite=overwrite)
 
 
-def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], *,
-                    half: bool = False, overwrite: bool = False) -> None:
+def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], say: Verbosity, *,
+                    half: bool | None = None, overwrite: bool = False) -> None:
     """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file (an existing
-    one only with ``overwrite``), list its styles."""
+    one only with ``overwrite``), list its styles.
+
+    ``half``: store fp16 or fp32; ``None`` keeps MODEL's own storage (fp16 stays fp16).
+    """
     from . import checkpoint
     from .style_edit import check_output
 
     with user_errors():
         check_output(model, output, overwrite=overwrite)
-        edited = edit(checkpoint.load(model))
-        checkpoint.save(output, edited, half=half, overwrite=overwrite)
-    report_saved(output, edited.styles)
+        with say.stage("load"):
+            edited = edit(checkpoint.load(model))
+        with say.stage("save"):
+            checkpoint.save(output, edited, half=half if half is not None else checkpoint.stores_half(model),
+                            overwrite=overwrite)
+    report_saved(output, edited.styles, say)
 
 
-def report_saved(path: Path, styles: list[str]) -> None:
+def report_saved(path: Path, styles: list[str], say: Verbosity) -> None:
     """Say which model file was written, its size and its styles."""
-    say(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}", err=False)
+    say.say(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
 def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
@@ -395,21 +565,21 @@ def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
                    inputs: list[str], style: str | None, save_style_to: Path | None,
-                   engine: EngineOptions, overwrite: bool = False) -> tuple[Stylizer, str | None]:
+                   engine: EngineOptions, say: Verbosity, overwrite: bool = False) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
     from . import distributed
     from .inference import Stylizer
 
-    torch_device = distributed.init_from_env(pick_device(device))
+    torch_device = distributed.init_from_env(pick_device(device, say))
     if style_image is None:
         return Stylizer.load(model, device=torch_device, precision=precision, engine=engine), style
     return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
-                                     torch_device, precision, engine, overwrite)
+                                     torch_device, precision, engine, say, overwrite)
 
 
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,
                               save_to: Path | None, device: torch.device,
-                              precision: str, engine: EngineOptions,
+                              precision: str, engine: EngineOptions, say: Verbosity,
                               overwrite: bool = False) -> tuple[Stylizer, str | None]:
     """``apply --style-image``: the model plus the picture's style, learned on ``photos`` (or cached).
 
@@ -430,7 +600,7 @@ def stylizer_with_style_image(model: Path | None, style_image: Path, photos: lis
     path = model or default_model()
     if save_to is not None:
         check_output(path, save_to, overwrite=overwrite)
-    bar = StepBar()
+    bar = StepBar(say, "learning the style")
     try:
         learned = learn_style(checkpoint.load(path, map_location=device), style_image, [Path(p) for p in photos],
                               device=device, on_step=bar)
@@ -446,75 +616,108 @@ def stylizer_with_style_image(model: Path | None, style_image: Path, photos: lis
 
 @app.command()
 def styles(
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint (default: the shipped model)."),
+    model: ModelOption = None,
     as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """List the styles in a checkpoint, with its metadata."""
-    from . import checkpoint
-    from .weights import default_model
+    """List the styles in a checkpoint, in order, with its architecture and training step.
 
-    with user_errors():
-        path = model or default_model()
+    --style in apply takes these names, or less of them: a unique prefix (starry), a unique
+    word prefix (wave = great_wave), and where one match heads all the others word by
+    word it wins: starry = starry_night, not starry_night_over_the_rhone.
+
+    Examples:
+
+      stylize styles
+
+      stylize styles -m my-styles.safetensors --json
+    """
+    from . import checkpoint
+
+    say = verbosity(quiet, verbose)
+    path = chosen_model(model)
+    with user_errors(), say.stage("read"):
         meta = checkpoint.read_metadata(path)
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
         return
     config = meta.get("config", {})
-    say(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
-        f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks", err=False)
+    echo(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
+         f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks", err=False)
     for name in meta["styles"]:
-        say(f"  {name}", err=False)
+        echo(f"  {name}", err=False)
 
 
 @app.command()
 def evaluate(
-    model: Path = typer.Argument(..., help="Checkpoint to evaluate."),
+    model_arg: Optional[Path] = typer.Argument(None, metavar="[MODEL]", help="Same as --model (the old spelling)."),
+    model: ModelOption = None,
     styles_dir: Path = typer.Option(..., "--styles", help="Folder of the paintings the model was trained on."),
     photos: Path = typer.Option(..., "--photos", help="Folder of test photos."),
-    size: int = typer.Option(512, min=32, help="Long side of the test photos."),
+    size: int = typer.Option(256, min=32, help="Long side of the test photos (256: as Johnson et al.; "
+                                                "128 for a quick check, where L-BFGS converges sooner)."),
     iterations: str = typer.Option("50,100,300", help="L-BFGS budgets of the Gatys baseline, comma-separated."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N photos (quick runs)."),
     only: Optional[str] = typer.Option(None, help="Comma-separated style names (default: every style found)."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    compare: Optional[Path] = typer.Option(None, help="A previous checkpoint to compare with, style by style, "
+                                                      "on the same photos under MODEL's loss."),
+    cache_dir: Optional[Path] = typer.Option(None, help="Folder of cached L-BFGS baselines (default: baselines/ in "
+                                                        "stylize's cache, ~/.cache/stylize or $STYLIZE_CACHE_DIR)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Recompute the baselines; read and write no cache."),
+    device: DeviceOption = "auto",
     vgg_weights: Optional[Path] = typer.Option(None, help="The loss network, if not the default VGG16."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Compare the network's perceptual loss with Gatys et al.'s L-BFGS optimization, per style.
 
     Prints a Markdown table: the network's mean content/style/total loss on the photos, and the
-    baseline's total after each iteration budget (same VGG16, same loss weights as training).
-    """
-    from tqdm import tqdm
+    baseline's total after each iteration budget (same VGG16, same loss weights as training),
+    then the median and worst style. The baselines are cached (keyed by the photos, paintings,
+    size and loss), so evaluating another model on the same photos costs only its forward passes.
 
+    Examples:
+
+      stylize evaluate --styles paintings/ --photos test-photos/
+
+      stylize evaluate -m my-styles.safetensors --styles paintings/ --photos test-photos/ --size 128 --limit 1 --iterations 50,100
+    """
     from . import checkpoint
     from .data import load_styles
-    from .evaluate import evaluate as run_evaluation, markdown_table
+    from .evaluate import default_cache, evaluate as run_evaluation, markdown_table, summary
     from .vgg import load_vgg
 
     own_process()
+    say = verbosity(quiet, verbose)
     with user_errors():
         try:
             budgets = sorted({int(b) for b in iterations.split(",")})
         except ValueError:
             raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. 50,100,300")
-        torch_device = pick_device(device)
-        ckpt = checkpoint.load(model)
+        if model is not None and model_arg is not None:
+            raise StylizeError("give the model once: -m MODEL or MODEL")
+        torch_device = pick_device(device, say)
+        ckpt = checkpoint.load(chosen_model(model or model_arg))
+        previous = checkpoint.load(compare) if compare is not None else None
         settings = TrainSettings.from_dict(ckpt.training)
         names, paintings = load_styles(styles_dir, settings.style_size)
         wanted = set(only.split(",")) if only else set(ckpt.styles)
         chosen = {n: p for n, p in zip(names, paintings) if n in wanted and n in ckpt.styles}
         if not chosen:
             raise StylizeError(f"none of the model's styles has a painting in {styles_dir}")
-        bar = tqdm(total=len(chosen), unit="style", dynamic_ncols=True)
+        bar = Progress(len(chosen), "style", desc="evaluate", enabled=say.progress)
 
         def on_progress(name: str, done: int, total: int) -> None:
-            bar.set_postfix_str(f"{name} {done}/{total}")
-            if done == total:
-                bar.update(1)
+            bar.update(bar.n + (done == total), {"style": f"{name} {done}/{total}"})
 
-        scores = run_evaluation(ckpt, chosen, photos, weights=settings.weights, vgg=load_vgg(vgg_weights, torch_device),
-                                size=size, budgets=budgets, limit=limit, device=torch_device, on_progress=on_progress)
+        with say.stage("evaluate"):
+            scores = run_evaluation(ckpt, chosen, photos, weights=settings.weights,
+                                    vgg=load_vgg(vgg_weights, torch_device), size=size, budgets=budgets, limit=limit,
+                                    device=torch_device, cache=None if no_cache else cache_dir or default_cache(),
+                                    previous=previous, on_progress=on_progress)
         bar.close()
-    typer.echo(markdown_table(scores))
+    typer.echo("\n".join([markdown_table(scores), "", *summary(scores)]))
 
 
 @app.command()
@@ -525,10 +728,8 @@ def apply(
         None, "--output", "-o",
         help="A file (one photo), a folder, or '-' for stdout. Default: photo-STYLE.ext beside a photo, "
              "FOLDER-STYLE/ beside a folder."),
-    style: Optional[str] = typer.Option(
-        None, "--style", "-s",
-        help="A name or unique prefix (starry), a mix (starry:0.7,wave:0.3), or 'all' for one output per style."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint (default: the shipped model)."),
+    style: Optional[str] = typer.Option(None, "--style", "-s", help=STYLE_HELP),
+    model: ModelOption = None,
     strength: float = typer.Option(RENDER.strength, help="0 to 1: how much of the style to blend over the photo."),
     preserve_color: bool = typer.Option(False, "--preserve-color",
                                         help="Keep the photo's colours; take only light and shade from the style."),
@@ -539,20 +740,25 @@ def apply(
                                            "default: each input's own."),
     overwrite: bool = typer.Option(False, "--overwrite",
                                    help="Redo outputs that exist (default: skip them, so a rerun resumes)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON line per output."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:N or mps."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON line per output, with the device, precision "
+                                                       "and seconds per stage."),
+    device: DeviceOption = "auto",
     precision: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
     tile_size: Optional[int] = typer.Option(
         None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
                    "CUDA, 2048 elsewhere; smaller if memory runs out; 0: never)."),
+    work_size: int = typer.Option(
+        RENDER.work_size, help="Stroke size: photos longer than N px are painted at N px and their detail added "
+                               "back at full size, so strokes look as on a photo N px long (smaller: larger "
+                               "strokes; 0: paint at full resolution, the network's own stroke size)."),
     max_pixels: int = typer.Option(
         FILES.max_pixels, help="Refuse images with more pixels than this (a decompression-bomb guard; 0: no limit)."),
-    workers: int = typer.Option(FILES.workers, help="Threads decoding and encoding photos while the network runs."),
+    workers: int = typer.Option(FILES.workers, min=0, help=f"{WORKERS_HELP} Threads here."),
     style_image: Optional[Path] = typer.Option(
         None, "--style-image", help="Any picture as the style: its style is learned first (minutes on a CPU, "
                                     "cached: instant the next time), then applied."),
     content: Optional[Path] = typer.Option(
-        None, "--content", help="With --style-image: folder of photos to learn on (default: the inputs)."),
+        None, "--content", "-c", help="With --style-image: folder of photos to learn on (default: the inputs)."),
     save_style_to: Optional[Path] = typer.Option(
         None, "--save-style-to", help="With --style-image: also save the model plus the new style as a checkpoint."),
     backend: str = typer.Option(
@@ -561,16 +767,25 @@ def apply(
     smoothing: float = typer.Option(
         0.9, help="Videos: weight of the previous frame's normalization statistics, 0 to below 1; "
                   "steadies colours from frame to frame (0: every frame on its own)."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
-    """Stylize photos and folders; outputs that exist are skipped, inputs are never overwritten.
+    """Stylize photos, folders and videos; outputs that exist are skipped, inputs are never overwritten.
 
-    Examples: stylize apply photo.jpg --style starry;
-    stylize apply ~/Pictures/trip -o ~/Pictures/trip-starry --style starry;
-    stylize apply clip.mp4 --style starry -o clip-starry.mp4 (needs the video extra);
-    cat in.jpg | stylize apply - --style wave > out.jpg
+    Examples:
+
+      stylize apply photo.jpg --style starry
+
+      stylize apply ~/Pictures/trip -o ~/Pictures/trip-starry --style starry
+
+      stylize apply photo.jpg --style starry:0.7,wave:0.3 -o mix.png
+
+      stylize apply clip.mp4 --style starry -o clip-starry.mp4    (needs the video extra)
+
+      cat in.jpg | stylize apply - --style wave > out.jpg
+
+      stylize apply photo.jpg --style-image painting.jpg
     """
-    from tqdm import tqdm
-
     from . import batch, distributed, onnx_engine
     from .video import VideoSettings, is_video
 
@@ -582,9 +797,10 @@ def apply(
         fail("'-' reads a photo from stdin, but stdin is a terminal; pipe one in (< photo.jpg)")
     rank, world_size = distributed.world()
     engine = own_process()
+    say = verbosity(quiet, verbose)
     with user_errors():
         settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
-                                 tile_size=tile_size)
+                                 tile_size=tile_size, work_size=work_size)
         options = BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                max_pixels=max_pixels)
         video = VideoSettings(smoothing=smoothing)
@@ -596,38 +812,49 @@ def apply(
                 raise StylizeError("--backend onnx renders photos in one process; videos, --style-image and "
                                    "torchrun run on torch")
             use_onnx = False
-        stylizer = onnx_stylizer(model, backend) if use_onnx else None
-        if stylizer is None:
-            stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
-                                             save_style_to, engine, overwrite)
+        with say.stage("load"):
+            stylizer = onnx_stylizer(model, backend) if use_onnx else None
+            if stylizer is None:
+                stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
+                                                 save_style_to, engine, say, overwrite)
+            else:
+                say.detail("device: cpu (ONNX Runtime)")
+        say.detail(f"precision: {stylizer.precision}")
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
         batch.check_folders(mine)
     total = sum(len(task.outputs) for task in mine)
-    bar = tqdm(total=total, unit="img", dynamic_ncols=True, disable=True if rank or total < 2 else None)
+    show = say.progress and not rank
+    bar = Progress(total, "img", desc="apply", enabled=show and total > 1)
+    stylizer.on_tile = TileProgress(enabled=show)
 
     def on_result(result: batch.Result) -> None:
-        bar.update(1)
+        bar.advance()
         if as_json:
-            typer.echo(json.dumps(result.to_dict()), err=to_stdout)
+            record = {**result.to_dict(), "device": str(stylizer.device), "precision": stylizer.precision}
+            typer.echo(json.dumps(record), err=to_stdout)
+        if say.verbose and result.stages:
+            say.detail(f"{result.output}: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.stages.items()))
 
-    frames = FrameBar(disabled=bool(rank))
+    frames = FrameBar(enabled=show)
     try:
-        summary = batch.run(stylizer, mine, settings, options, stdin=typer.get_binary_stream("stdin"),
-                            stdout=stdout, on_result=on_result, video=video, on_frame=frames)
+        with say.stage("render"):
+            summary = batch.run(stylizer, mine, settings, options, stdin=typer.get_binary_stream("stdin"),
+                                stdout=stdout, on_result=on_result, video=video, on_frame=frames)
     except KeyboardInterrupt:
         fail("interrupted; every finished output is saved, run the same command again to resume", 130)
     finally:
         frames.close()
+        stylizer.on_tile.close()
         bar.close()
     merged = batch.Summary.merge(distributed.gather(summary))
     distributed.close()
     if rank == 0:  # the other ranks exit 0 so that torchrun does not stop rank 0 mid-report
         for result in merged.failed:
-            say(f"error: {result.error}")
+            echo(f"error: {result.error}")
         outcome = merged.describe()
         if outcome is not None:
-            say(outcome)
+            say.say(outcome, err=True)
         if merged.failed:
             raise typer.Exit(1)
 
@@ -636,21 +863,28 @@ def apply(
 def sheet(
     photo: Path = typer.Argument(..., metavar="PHOTO", help="The photo to show every style on."),
     output: Path = typer.Option(..., "--output", "-o", help="Image file to write the sheet to."),
-    model: Optional[Path] = typer.Option(None, "--model", "-m", help="Checkpoint (default: the shipped model)."),
+    model: ModelOption = None,
     cell: int = typer.Option(256, min=32, help="Long side of each rendering, in pixels."),
     columns: Optional[int] = typer.Option(None, min=1, help="Cells per row (default: a near-square grid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or mps."),
+    device: DeviceOption = "auto",
     backend: str = typer.Option("auto", help="auto, torch or onnx (as for apply)."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
 ) -> None:
     """Render every style of a model on one photo, in a labelled grid, to choose one by eye.
 
-    Example: stylize sheet photo.jpg -o styles.jpg
+    Examples:
+
+      stylize sheet photo.jpg -o styles.jpg
+
+      stylize sheet photo.jpg -o mine.png -m my-styles.safetensors --cell 192 --columns 6
     """
     from .imageio import output_extension_ok, read_image
     from .onnx_engine import onnx_backend_applies
     from .sheet import style_sheet
 
+    say = verbosity(quiet, verbose)
     with user_errors():
         if not output_extension_ok(output):
             raise StylizeError(f"-o {output}: use an image extension (.jpg, .png, ...)")
@@ -660,10 +894,10 @@ def sheet(
             raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
         stylizer = onnx_stylizer(model, backend) if onnx_backend_applies(backend, device, "auto") else None
         if stylizer is None:
-            stylizer = torch_stylizer(model, device, "auto", None, None, [], None, None)[0]
+            stylizer = torch_stylizer(model, device, "auto", None, None, [], None, None, own_process(), say)[0]
         picture = style_sheet(stylizer, read_image(photo, arrays=stylizer.arrays), cell=cell, columns=columns)
         write_pil(output, picture)
-    typer.echo(f"wrote {output} ({len(stylizer.styles)} styles)")
+    say.say(f"wrote {output} ({len(stylizer.styles)} styles)")
 
 
 def write_pil(path: Path, picture: object) -> None:
@@ -677,9 +911,22 @@ def write_pil(path: Path, picture: object) -> None:
 
 
 @app.command()
-def info(as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON.")) -> None:
-    """Show versions, devices, the backend apply uses on a CPU, and the model files stylize sees."""
+def info(
+    as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Show versions, devices, the backend apply uses on a CPU, and the model files stylize sees.
+
+    Examples:
+
+      stylize info
+
+      stylize info --json
+    """
     from .info import describe, gather
+
+    verbosity(quiet, verbose)  # the facts are the result: -q and -v change nothing here
 
     facts = gather()
     if as_json:
@@ -687,17 +934,6 @@ def info(as_json: bool = typer.Option(False, "--json", help="Print the facts as 
         return
     for line in describe(facts):
         typer.echo(line)
-
-
-@app.callback()
-def options(debug: bool = typer.Option(False, "--debug", help="Show the traceback of an unexpected error "
-                                                              "(also: STYLIZE_DEBUG=1).")) -> None:
-    """Fast neural style transfer: train styles in minutes, apply them to photos and whole folders."""
-    if debug:
-        os.environ[DEBUG_VARIABLE] = "1"  # for main(), which reports errors after the command has returned
-
-
-DEBUG_VARIABLE = "STYLIZE_DEBUG"
 
 
 def main(args: list[str] | None = None) -> int:
@@ -712,14 +948,14 @@ def main(args: list[str] | None = None) -> int:
         if type(exc).__name__ == "NoArgsIsHelpError":  # plain `stylize`: typer has printed the help
             return exc.exit_code
         command = getattr(getattr(exc, "ctx", None), "command_path", "stylize")
-        say(f"error: {' '.join(exc.format_message().split())} (see '{command} --help')")
+        echo(f"error: {' '.join(exc.format_message().split())} (see '{command} --help')")
         return exc.exit_code
     except typer.Abort:
         return 130
     except Exception as exc:  # a bug, or an error from a library underneath (torch...)
         if os.environ.get(DEBUG_VARIABLE) == "1":
             traceback.print_exc()
-        say(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
+        echo(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
         return 1
     return code if isinstance(code, int) else 0
 
@@ -727,7 +963,7 @@ def main(args: list[str] | None = None) -> int:
 def show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None,
                  line: str | None = None) -> None:
     """Warnings as one ``warning:`` line, without the source line Python shows."""
-    say(f"warning: {message}")
+    echo(f"warning: {message}")
 
 
 if __name__ == "__main__":

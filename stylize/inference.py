@@ -4,7 +4,7 @@
 >>> stylizer = Stylizer.load("styles.safetensors")
 >>> stylizer.apply("photo.jpg", style="starry").save("photo-starry.jpg")
 
-Three things here go beyond calling the network:
+Four things here go beyond calling the network:
 
 * **Precision.** On CUDA the network runs under fp16 autocast by default, about twice
   as fast as fp32. fp16 rather than bf16 because the output is quantized to 8 bits:
@@ -29,6 +29,14 @@ Three things here go beyond calling the network:
   the tile size is chosen from the free memory (:func:`stylize.memory.auto_tile`);
   on any out-of-memory error (CUDA, cuDNN, MPS, CPU) the tiles are halved, the
   failed pass's memory freed, and the image retried (:meth:`Stylizer._render`).
+* **Stroke size.** The network paints strokes of a fixed size in pixels: on a 4000 px
+  photo they shrink to an invisible hatching once the photo is seen whole. So photos
+  longer than the working size (:data:`~stylize.render.WORK_SIZE`, 1024 px) are painted
+  at that size and brought back to full resolution by
+  :func:`~stylize.render.restore_detail`: the painting is upsampled and the photo's own
+  fine luminance detail, which the downscaling took away, is added back. At screen size
+  a large photo then looks as its ~1000 px version does, sharp at full size, for the
+  cost of the small image's pass. Working size 0 paints at full resolution.
 * **Controls.** ``strength`` blends the result with the photo; ``preserve_color`` keeps
   the photo's colours and takes only the luminance from the stylized image.
 """
@@ -41,9 +49,10 @@ import traceback
 from contextlib import nullcontext
 from itertools import product
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
@@ -56,7 +65,8 @@ from .memory import auto_tile, is_out_of_memory, release
 from .network import StyleNet
 from .norm import NormStats, shared_stats
 from .precision import cuda_has_bf16
-from .render import ALIGN, ApplySettings, keep_chroma, min_tile, tile_margin, tile_size_for, tile_spans
+from .render import (ALIGN, WORK_SIZE, ApplySettings, keep_chroma, min_tile, restore_detail, tile_margin,
+                     tile_size_for, tile_spans)
 from .settings import EngineOptions
 from .styles import StyleChoice, choose
 
@@ -80,6 +90,8 @@ class Stylizer:
         self.half_dtype = _resolve_precision(precision, self.device)
         self.tile_cap: int | None = None
         """The tile size that last recovered from running out of memory, kept for later images."""
+        self.on_tile: Callable[[int, int], None] | None = None
+        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
@@ -92,6 +104,11 @@ class Stylizer:
         return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision, engine=engine)
 
     @property
+    def precision(self) -> str:
+        """The precision the network runs in: ``fp32``, or ``fp16`` / ``bf16`` autocast."""
+        return next((name for name, dtype in _HALF.items() if dtype == self.half_dtype), "fp32")
+
+    @property
     def styles(self) -> list[str]:
         """The style names, in the network's order."""
         return list(self._styles)
@@ -102,18 +119,19 @@ class Stylizer:
 
     def apply(self, image: Image.Image | str | Path | Tensor, style: str | Mapping[str, float] | None = None,
               strength: float = 1.0, preserve_color: bool = False, max_size: int | None = None,
-              tile_size: int | None = None) -> Image.Image:
+              tile_size: int | None = None, work_size: int = WORK_SIZE) -> Image.Image:
         """Stylize one image: a PIL image, a file path, or a float (3|4, H, W) tensor in [0, 1].
 
         ``style`` is a name, a unique prefix, a mix (``"starry:0.7,wave:0.3"`` or a
         dict) or ``None`` for a one-style model. Returns an RGB PIL image, RGBA when
-        the input had alpha, carrying the input's ICC profile.
+        the input had alpha, carrying the input's ICC profile. ``work_size`` sets the
+        stroke size (see :class:`~stylize.render.ApplySettings`).
         """
         choices = self.choose(style)
         if len(choices) != 1:
             raise StylizeError("apply() renders one style; call it once per style")
         settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
-                                 tile_size=tile_size)
+                                 tile_size=tile_size, work_size=work_size)
         result = self.stylize_photo(_as_photo(image), choices[0], settings)
         img = tensor_to_pil(result.rgb)
         if result.alpha is not None:
@@ -144,7 +162,11 @@ class Stylizer:
         if settings.strength == 0:
             return rgb
         weights = torch.tensor([choice.weights], dtype=torch.float32, device=self.device)
-        out = self._render(rgb, weights, settings, stats)
+        if settings.paints_smaller(rgb.shape[-2:]):
+            small = resize_long_side(rgb, settings.work_size)
+            out = restore_detail(rgb, small, self._render(small, weights, settings, stats), _upsample)
+        else:
+            out = self._render(rgb, weights, settings, stats)
         if settings.preserve_color:
             out = keep_chroma(rgb, out)
         return torch.lerp(rgb, out, settings.strength)
@@ -208,10 +230,12 @@ class Stylizer:
         stats.replay()
         margin = tile_margin(self.net.config)
         out = torch.empty(3, height, width)
-        for (y0, y1, top, bottom), (x0, x1, left, right) in product(tile_spans(height, tile, margin),
-                                                                     tile_spans(width, tile, margin)):
+        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
+        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
             piece = self._forward(rgb[None, :, y0:y1, x0:x1], weights, stats)[0].cpu()
             out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
         return out
 
     @torch.inference_mode()
@@ -232,6 +256,11 @@ class Stylizer:
 def all_finite(x: Tensor) -> bool:
     """Whether no value of ``x`` overflowed (a seam for shape-only tests, whose tensors hold no values)."""
     return bool(torch.isfinite(x).all())
+
+
+def _upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
+    """(C, h, w) -> (C, H, W), bicubic."""
+    return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[0]
 
 
 def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:

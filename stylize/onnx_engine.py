@@ -25,14 +25,14 @@ import sys
 from dataclasses import dataclass
 from itertools import product
 from pathlib import Path
-from typing import Mapping
+from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image
 
 from .errors import StylizeError
 from .imageio import Photo
-from .render import ApplySettings, keep_chroma, tile_margin, tile_size_for, tile_spans
+from .render import ApplySettings, keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
 from .styles import StyleChoice, choose
 from .weights import cache_dir, check_model_file, default_model, file_sha256
 
@@ -115,6 +115,9 @@ class OnnxStylizer:
 
     arrays = True
     """Takes photos as numpy arrays (``read_image(..., arrays=True)``)."""
+    precision = "fp32"
+    """The precision the graph runs in (as :attr:`Stylizer.precision <stylize.inference.Stylizer.precision>`)."""
+    device = "cpu"
 
     def __init__(self, graph: Path, threads: int | None = None) -> None:
         try:
@@ -132,6 +135,8 @@ class OnnxStylizer:
             self.config = GraphConfig(n_residual=int(json.loads(meta["config"])["n_residual"]))
         except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # ORT raises its own RuntimeError kinds
             raise StylizeError(f"{graph}: not a stylize ONNX graph ({str(exc).splitlines()[0]})") from None
+        self.on_tile: Callable[[int, int], None] | None = None
+        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None) -> "OnnxStylizer":
@@ -161,14 +166,21 @@ class OnnxStylizer:
         if settings.strength == 0:
             return rgb
         weights = np.asarray([choice.weights], dtype=np.float32)
-        tile = tile_size_for(settings, self.config)
-        if not tile or max(rgb.shape[-2:]) <= tile:
-            out = self._run(rgb, weights)[0]
+        if settings.paints_smaller(rgb.shape[-2:]):
+            small = resize_long_side(rgb, settings.work_size)
+            out = restore_detail(rgb, small, self._render(small, weights, settings), upsample)
         else:
-            out = self._tiled(rgb, weights, tile, settings)
+            out = self._render(rgb, weights, settings)
         if settings.preserve_color:
             out = keep_chroma(rgb, out)
         return rgb + (out - rgb) * np.float32(settings.strength)
+
+    def _render(self, rgb: np.ndarray, weights: np.ndarray, settings: ApplySettings) -> np.ndarray:
+        """The network whole or tiled."""
+        tile = tile_size_for(settings, self.config)
+        if not tile or max(rgb.shape[-2:]) <= tile:
+            return self._run(rgb, weights)[0]
+        return self._tiled(rgb, weights, tile, settings)
 
     def _run(self, rgb: np.ndarray, weights: np.ndarray,
              prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -187,10 +199,12 @@ class OnnxStylizer:
         _, mean, var = self._run(probe, weights)
         margin = tile_margin(self.config)
         out = np.empty((3, height, width), np.float32)
-        for (y0, y1, top, bottom), (x0, x1, left, right) in product(tile_spans(height, tile, margin),
-                                                                     tile_spans(width, tile, margin)):
+        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
+        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
             piece = self._run(rgb[:, y0:y1, x0:x1], weights, (mean, var))[0]
             out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
         return out
 
 
@@ -206,6 +220,13 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
               for plane in image.astype(np.float32, copy=False)]
     return np.clip(np.stack(planes), 0, 1)
+
+
+def upsample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) float32 -> (C, H, W), bicubic (Pillow)."""
+    height, width = size
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((width, height), Image.BICUBIC))
+                     for plane in image.astype(np.float32, copy=False)])
 
 
 def default_threads() -> int | None:

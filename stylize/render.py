@@ -8,7 +8,7 @@ Shared by the PyTorch renderer (:mod:`stylize.inference`) and the ONNX Runtime o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
 
 from .errors import StylizeError
 
@@ -26,6 +26,12 @@ AUTO_TILE_OTHER = 2048
 """Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs,
 ONNX Runtime); on CUDA it follows the free memory (``stylize.memory.auto_tile``)."""
 
+WORK_SIZE = 1024
+"""Long side (px) the network paints at by default. The network paints strokes of a fixed
+size in pixels, which shrink to an invisible hatching on a large photo seen whole; painted
+at this size, they have the size relative to the photo that they have on a ~1000 px photo,
+whatever its resolution, and :func:`restore_detail` brings the photo's sharpness back."""
+
 LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
 
@@ -41,6 +47,10 @@ class ApplySettings:
     elsewhere; 0: never); smaller tiles are used if it runs out of memory.
     ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
     tile size; 0: the full image, exact but as memory-hungry as not tiling).
+    ``work_size``: photos longer than this are painted at this long side and brought
+    back to full resolution with their detail (:func:`restore_detail`), so strokes keep
+    their size relative to the photo (0: paint at full resolution, the network's native
+    strokes; smaller: larger strokes).
     """
 
     strength: float = 1.0
@@ -48,6 +58,7 @@ class ApplySettings:
     max_size: int | None = None
     tile_size: int | None = None
     stats_size: int | None = None
+    work_size: int = WORK_SIZE
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
@@ -58,6 +69,12 @@ class ApplySettings:
             raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
         if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
             raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
+        if self.work_size != 0 and not self.work_size >= MIN_SIZE:
+            raise StylizeError(f"work size must be 0 (full resolution) or at least {MIN_SIZE} px, got {self.work_size}")
+
+    def paints_smaller(self, size: tuple[int, int]) -> bool:
+        """Whether an image of ``size`` (H, W) is painted at the working size rather than as is."""
+        return bool(self.work_size) and max(size) > self.work_size
 
 
 def tile_margin(config: NetConfig) -> int:
@@ -102,8 +119,27 @@ def keep_chroma(photo: Pixels, stylized: Pixels) -> Pixels:
     of RGB, the same as adding the change in luma to each RGB channel; values pushed
     outside [0, 1] are clipped.
     """
-    change = sum((stylized[c:c + 1] - photo[c:c + 1]) * weight for c, weight in enumerate(LUMA))
-    return (photo + change).clip(0, 1)
+    return (photo + luma(stylized) - luma(photo)).clip(0, 1)
+
+
+def luma(image: Pixels) -> Pixels:
+    """(1, H, W) BT.601 luma of a (3, H, W) image."""
+    return sum(image[c:c + 1] * weight for c, weight in enumerate(LUMA))
+
+
+def restore_detail(photo: Pixels, small_photo: Pixels, small_stylized: Pixels,
+                   upsample: Callable[[Pixels, tuple[int, int]], Pixels]) -> Pixels:
+    """``small_stylized`` (the stylized ``small_photo``) at the size of ``photo``, with its detail.
+
+    The stylized image is upsampled, and the photo's luminance detail finer than the
+    small photo could hold, ``luma(photo) - upsampled luma(small_photo)``, is added to
+    each channel (as :func:`keep_chroma` adds a luma change): the colours and strokes
+    stay the painting's, edges and texture come back as sharp as the photo's.
+    ``upsample(image, (H, W))`` is the backend's (bicubic) resize.
+    """
+    size = tuple(photo.shape[-2:])
+    detail = luma(photo) - upsample(luma(small_photo), size)
+    return (upsample(small_stylized, size) + detail).clip(0, 1)
 
 
 def min_tile(config: NetConfig) -> int:

@@ -157,8 +157,8 @@ class BatchOptions:
     def __post_init__(self) -> None:
         check_quality(self.quality)
         check_max_pixels(self.max_pixels)
-        if self.workers < 1:
-            raise StylizeError(f"workers must be at least 1, got {self.workers}")
+        if self.workers < 0:
+            raise StylizeError(f"workers must be 0 (no background reading) or more, got {self.workers}")
         if self.format is not None:
             from .imageio import output_format  # imageio loads torch, which the CLI's --help must not wait for
 

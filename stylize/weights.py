@@ -1,4 +1,10 @@
-"""Where model files live: the shipped checkpoint (so ``stylize apply`` works without ``--model``) and the cache."""
+"""Where model files live: the shipped checkpoints (so ``stylize apply`` works without ``--model``) and the cache.
+
+The shipped checkpoints are kept in the repository's top-level ``weights/`` folder; a
+wheel carries them inside the package as ``stylize/_weights/`` (``pyproject.toml`` maps
+one onto the other). So an installed wheel finds them beside this module, and a checkout
+(``pip install -e``) one folder up.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,23 @@ from pathlib import Path
 
 from .errors import StylizeError
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-"""The project's ``weights/`` folder (the package is used from a checkout, ``pip install -e``)."""
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _find_weights_dir() -> Path:
+    """``stylize/_weights`` in an installed wheel, else the checkout's ``weights/``."""
+    installed = _PACKAGE / "_weights"
+    return installed if installed.is_dir() else _PACKAGE.parent / "weights"
+
+
+WEIGHTS_DIR = _find_weights_dir()
+"""The folder holding the shipped checkpoints (installed wheel or checkout)."""
 
 DEFAULT_MODEL_NAME = "stylize-22.safetensors"
 
 
 def default_model() -> Path:
-    """``$STYLIZE_MODEL`` if set, else the shipped checkpoint in ``weights/``, else a clear error."""
+    """``$STYLIZE_MODEL`` if set, else the shipped checkpoint in ``WEIGHTS_DIR``, else a clear error."""
     chosen = os.environ.get("STYLIZE_MODEL")
     if chosen:
         return Path(chosen)

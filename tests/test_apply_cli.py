@@ -262,6 +262,7 @@ def test_a_corrupt_file_in_a_folder_fails_alone(tiny_model, album, tmp_path):
     (["-s", "wave", "--precision", "fp8"], "unknown precision 'fp8'"),
     (["-s", "wave", "--max-pixels", "-1"], "max pixels must be 0"),
     (["-s", "wave", "--tile-size", "16"], "tile size 16 is too small for this network"),
+    (["-s", "wave", "--work-size", "4"], "work size must be 0 (full resolution) or at least 8 px, got 4"),
     (["-s", "wave", "-o", "{tmp}/photo.jpg/sub/"], "is a file, not a folder"),
     (["-s", "all", "-o", "-"], "-o - (stdout) takes one photo in one style"),
 ])
@@ -354,6 +355,14 @@ def test_max_size_and_tiling(tiny_model, tmp_path):
     apply(tiny_model, str(src), "-s", "wave", "--tile-size", "160", "-o", str(tmp_path / "tiled.png"))
     error = (pixels(tmp_path / "whole.png") - pixels(tmp_path / "tiled.png")) / 255
     assert 10 * np.log10(1 / np.mean(error ** 2)) > 30
+
+
+def test_work_size_sets_the_stroke_size_and_keeps_the_photo_size(tiny_model, tmp_path):
+    src = make_photo(tmp_path / "p.png", (184, 136), seed=3)
+    apply(tiny_model, str(src), "-s", "wave", "--work-size", "0", "-o", str(tmp_path / "native.png"))
+    apply(tiny_model, str(src), "-s", "wave", "--work-size", "92", "-o", str(tmp_path / "work.png"))
+    assert Image.open(tmp_path / "work.png").size == Image.open(tmp_path / "native.png").size == (184, 136)
+    assert np.abs(pixels(tmp_path / "native.png") - pixels(tmp_path / "work.png")).mean() > 2
 
 
 def test_image_details_survive(tiny_model, tmp_path):

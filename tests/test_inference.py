@@ -233,6 +233,92 @@ def test_out_of_memory_retries_with_smaller_tiles(stylizer, big, monkeypatch):
         stylizer.stylize(big, choice, ApplySettings(tile_size=0))
 
 
+# --------------------------------------------------------------------------- stroke size (working resolution)
+
+
+@pytest.fixture
+def fresh(tiny_model: Path) -> Stylizer:
+    """A stylizer of its own: the shared one remembers the tile size of earlier out-of-memory retries."""
+    return Stylizer.load(tiny_model, device="cpu")
+
+
+def record_network_inputs(stylizer, monkeypatch) -> list[tuple[int, int]]:
+    """The (H, W) of every image the network is run on, from now on."""
+    real = type(stylizer)._forward
+    sizes = []
+
+    def forward(self, x, weights, stats=None):
+        sizes.append(tuple(x.shape[-2:]))
+        return real(self, x, weights, stats)
+
+    monkeypatch.setattr(type(stylizer), "_forward", forward)
+    return sizes
+
+
+def test_large_photos_are_painted_at_the_working_size_and_keep_their_size(fresh, big, monkeypatch):
+    stylizer = fresh
+    choice = stylizer.choose("starry")[0]
+    sizes = record_network_inputs(stylizer, monkeypatch)
+    out = stylizer.stylize(big, choice, ApplySettings(work_size=92))
+    assert sizes == [(68, 92)] and out.shape == big.shape
+    assert ApplySettings().paints_smaller((768, 1025)) and not ApplySettings().paints_smaller((768, 1024))
+    img = stylizer.apply(tensor_to_image(big), style="starry", work_size=92)
+    assert img.size == (184, 136)
+
+
+def tensor_to_image(rgb: torch.Tensor) -> Image.Image:
+    return Image.fromarray(rgb.mul(255).round().byte().permute(1, 2, 0).numpy())
+
+
+def test_working_size_zero_or_larger_than_the_photo_paints_at_full_resolution(fresh, big, monkeypatch):
+    stylizer = fresh
+    choice = stylizer.choose("starry")[0]
+    sizes = record_network_inputs(stylizer, monkeypatch)
+    native = stylizer.stylize(big, choice, ApplySettings(work_size=0))
+    assert sizes == [(136, 184)]
+    assert torch.equal(stylizer.stylize(big, choice, ApplySettings(work_size=184)), native)
+    small = stylizer.stylize(big, choice, ApplySettings(work_size=92))
+    assert (small - native).abs().mean() > 0.01  # larger strokes: a different picture
+    with pytest.raises(StylizeError, match="work size must be 0 .* or at least 8 px"):
+        ApplySettings(work_size=4)
+
+
+def test_tiling_still_works_at_the_working_size(fresh, big, monkeypatch):
+    stylizer = fresh
+    choice = stylizer.choose("starry")[0]
+    whole = stylizer.stylize(big, choice, ApplySettings(work_size=160, tile_size=0))
+    sizes = record_network_inputs(stylizer, monkeypatch)
+    tiled = stylizer.stylize(big, choice, ApplySettings(work_size=160, tile_size=stylizer.min_tile, stats_size=0))
+    assert sizes[0] == (118, 160) and len(sizes) >= 3 and max(map(max, sizes[1:])) <= stylizer.min_tile + 3
+    assert tiled.shape == big.shape and (tiled - whole).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_restore_detail_brings_back_the_photos_fine_luminance(backend):
+    """A grey photo with one-pixel detail: upsampling alone loses it, restore_detail returns it."""
+    from stylize.data import resize_long_side
+    from stylize.inference import _upsample
+    from stylize.onnx_engine import upsample
+    from stylize.render import restore_detail
+
+    torch.manual_seed(0)
+    grey = (0.5 + 0.2 * torch.rand(1, 64, 96)).expand(3, -1, -1).contiguous()
+    small = resize_long_side(grey, 32)
+    red = torch.zeros_like(small)
+    red[0] = 0.6
+    if backend == "numpy":
+        grey, small, red, up = grey.numpy(), small.numpy(), red.numpy(), upsample
+    else:
+        up = _upsample
+    back = restore_detail(grey, small, small, up)  # an identity painter gives the photo back
+    assert abs(back - grey).max() < 1e-5
+    # A painter that turns everything red keeps the red and gets the photo's detail on top.
+    out = restore_detail(grey, small, red, up)
+    detail = grey[0] - up(small, (64, 96))[0]
+    assert abs(out[1] - detail.clip(0, 1)).max() < 1e-5 and abs(detail).max() > 0.05
+    assert abs(out[0].mean() - 0.6) < 0.01 and out[2].max() < 0.3
+
+
 # --------------------------------------------------------------------------- precision
 
 

