@@ -64,14 +64,12 @@ from .imageio import Photo, photo_from_pil, read_image, resize_long_side, tensor
 from .memory import auto_tile, is_out_of_memory, release
 from .network import StyleNet
 from .norm import NormStats, shared_stats
-from .precision import cuda_has_bf16
+from .precision import HALF_DTYPES, check_precision, cuda_has_bf16
 from .render import (ALIGN, WORK_SIZE, ApplySettings, keep_chroma, min_tile, restore_detail, tile_margin,
                      tile_size_for, tile_spans)
 from .settings import EngineOptions
 from .styles import StyleChoice, choose
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
-_HALF = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 class Stylizer:
     """A loaded style network on a device, ready to render photos in any of its styles."""
@@ -106,7 +104,7 @@ class Stylizer:
     @property
     def precision(self) -> str:
         """The precision the network runs in: ``fp32``, or ``fp16`` / ``bf16`` autocast."""
-        return next((name for name, dtype in _HALF.items() if dtype == self.half_dtype), "fp32")
+        return next((name for name, dtype in HALF_DTYPES.items() if dtype == self.half_dtype), "fp32")
 
     @property
     def styles(self) -> list[str]:
@@ -265,15 +263,13 @@ def _upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
 
 def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype for ``--precision`` (``None``: plain fp32)."""
-    name = name.lower()
-    if name not in PRECISIONS:
-        raise StylizeError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+    name = check_precision(name)
     if name == "auto":
         return torch.float16 if device.type == "cuda" else None
     if name == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
         raise StylizeError(f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no native bf16; "
                            "use fp16 (the default on CUDA)")
-    return _HALF.get(name)
+    return HALF_DTYPES.get(name)
 
 
 def _as_photo(image: Image.Image | str | Path | Tensor) -> Photo:

@@ -24,7 +24,15 @@ import torch
 from .errors import StylizeError
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(name: str) -> str:
+    """``--precision`` lower-cased, or a one-line error naming the choices (training and inference share them)."""
+    name = name.lower()
+    if name not in PRECISIONS:
+        raise StylizeError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+    return name
 
 
 def cpu_flags_have_bf16(cpuinfo: str) -> bool:
@@ -73,8 +81,7 @@ class Precision:
 
 def training_precision(name: str, device: torch.device) -> Precision:
     """Resolve ``--precision`` for training on ``device``; an explicit choice the device cannot run is an error."""
-    if name not in PRECISIONS:
-        raise StylizeError(f"unknown precision {name!r}; choose one of {', '.join(PRECISIONS)}")
+    name = check_precision(name)
     if name == "auto":
         if device.type == "cuda":
             name = "bf16" if cuda_has_bf16(device) else "fp16"
@@ -90,4 +97,4 @@ def training_precision(name: str, device: torch.device) -> Precision:
         raise StylizeError("--precision fp16 is not supported for training on the CPU; use bf16 or fp32")
     if name == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
         raise StylizeError(f"this GPU ({torch.cuda.get_device_name(device)}) has no native bf16; use fp16 or fp32")
-    return Precision(name, _DTYPES[name], scale_gradients=name == "fp16")
+    return Precision(name, HALF_DTYPES[name], scale_gradients=name == "fp16")
