@@ -36,7 +36,7 @@ from .render import ApplySettings, keep_chroma, restore_detail, tile_margin, til
 from .styles import StyleChoice, choose
 from .weights import cache_dir, check_model_file, default_model, file_sha256
 
-GRAPH_VERSION = 1
+GRAPH_VERSION = 2
 """Part of the cache key: bump when the exported graph changes."""
 
 BACKENDS = ("auto", "torch", "onnx")
