@@ -14,7 +14,8 @@ from stylize.inference import Stylizer
 from stylize.video import VideoSettings, output_size, stylize_video
 
 av = pytest.importorskip("av")
-from benchmarks.video_stability import make_clip, mean_change, read_frames, stability  # noqa: E402  (needs av)
+from benchmarks.video_stability import (make_clip, mean_change, read_frames, stability,  # noqa: E402  (needs av)
+                                        still_background, warped_change)
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +104,20 @@ def test_output_size_is_even_and_follows_max_size():
     assert output_size(96, 64, None) == (96, 64)
     assert output_size(1920, 1080, 640) == (640, 360)
     assert output_size(101, 51, None) == (100, 50)
+
+
+def test_motion_compensated_change_follows_the_pan_and_catches_trails():
+    # A backdrop panned 3 px a frame: an output that moves with it scores 0; one that
+    # trails the camera (each frame half the one before, as whole-frame blending does) does not.
+    rng = np.random.default_rng(0)
+    backdrop = rng.integers(0, 256, (16, 80, 3), dtype=np.uint8)
+    shifts = [3 * t for t in range(6)]
+    follows = np.stack([backdrop[:, s:s + 40] for s in shifts])
+    trails = [follows[0]]
+    for frame in follows[1:]:
+        trails.append(((frame.astype(np.uint16) + trails[-1]) // 2).astype(np.uint8))
+    trails = np.stack(trails)
+    keep = still_background(follows, shifts)
+    assert keep[:, :, :37].all() and not keep[:, :, 37:].any()  # only what both frames show
+    assert warped_change(follows, shifts, keep) == 0
+    assert warped_change(trails, shifts, keep) > 10  # levels; random pixels differ by ~85
