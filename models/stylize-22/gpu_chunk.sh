@@ -11,11 +11,16 @@
 #   bash models/stylize-22/gpu_chunk.sh run
 #   trains for MINUTES (default 7.5) and writes $OUT/stylize-22.safetensors (lean fp32, to
 #   continue with --init-from), its .log.jsonl and the last preview grid.
-# Check it on a CPU (tiny sizes, a few seconds):  bash models/stylize-22/gpu_chunk.sh run --dry-run
+#   bash models/stylize-22/gpu_chunk.sh evaluate
+#   the evaluation table of issue 12 (256 px, the first 4 test photos, L-BFGS 50/100/300) for
+#   .gpu/init.safetensors against the released weights, under init's own training loss; writes
+#   $OUT/evaluation.md and the L-BFGS baselines ($OUT/baselines/, copy them into the CPU
+#   machine's evaluation cache so that later evaluations there cost only forward passes).
+# Check them on a CPU (tiny sizes, a few seconds):  bash models/stylize-22/gpu_chunk.sh run|evaluate --dry-run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GPU=.gpu
-mode=${1:?usage: gpu_chunk.sh prepare [INIT] | run [--dry-run]}
+mode=${1:?usage: gpu_chunk.sh prepare [INIT] | run|evaluate [--dry-run]}
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
@@ -24,8 +29,10 @@ if [[ $mode == prepare ]]; then
     INIT=runs/stylize-22/stylize-22.safetensors
     [[ -f $INIT ]] || INIT=weights/stylize-22.safetensors
   fi
-  rm -rf "$GPU" && mkdir -p "$GPU/content" "$GPU/cache"
+  rm -rf "$GPU" && mkdir -p "$GPU/content" "$GPU/cache" "$GPU/test"
   cp -r "$DATA/styles" "$GPU/styles"
+  ls "$DATA/content/test" | sort | head -4 | while read -r f; do cp "$DATA/content/test/$f" "$GPU/test/"; done
+  cp weights/stylize-22.safetensors "$GPU/released.safetensors"
   # Every other training photo: ~20 MB, leaving room for the rest under the 64 MiB carry limit.
   ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$GPU/content/"; done
   python -c "from stylize.vgg import load_vgg; load_vgg()"  # makes sure the converted network is cached
@@ -35,10 +42,21 @@ if [[ $mode == prepare ]]; then
   exit 0
 fi
 
-[[ $mode == run ]] || { echo "usage: gpu_chunk.sh prepare [INIT] | run [--dry-run]" >&2; exit 2; }
+[[ $mode == run || $mode == evaluate ]] || { echo "usage: gpu_chunk.sh prepare [INIT] | run|evaluate [--dry-run]" >&2; exit 2; }
 OUT=${OUT:-runs/gpu-chunk}
 mkdir -p "$OUT" "$OUT/work"
 export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
+
+if [[ $mode == evaluate ]]; then
+  if [[ ${2:-} == --dry-run ]]; then
+    scale=(--size 32 --iterations 2,3 --limit 1 --only starry_night --device cpu)
+  else
+    scale=(--size 256 --iterations 50,100,300 --limit 4 --device cuda)
+  fi
+  python3 -m stylize evaluate -m "$GPU/init.safetensors" --compare "$GPU/released.safetensors" --styles "$GPU/styles" \
+    --photos "$GPU/test" --cache-dir "$OUT/baselines" "${scale[@]}" | tee "$OUT/evaluation.md"
+  exit 0
+fi
 if [[ ${2:-} == --dry-run ]]; then
   size=(--batch-size 2 --image-size 32 --style-size 48 --device cpu --time-limit 0.1)
 else
