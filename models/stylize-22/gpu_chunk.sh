@@ -66,7 +66,7 @@ fi
 step=$(python3 -c "import json,sys; from stylize.checkpoint import read_metadata; print(read_metadata('$GPU/init.safetensors')['step'])")
 # The chunk recipe of models/stylize-22/chunk.sh at GPU scale; --steps is the schedule's end.
 python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$OUT/work/stylize-22.safetensors" \
-  --init-from "$GPU/init.safetensors" --steps "${STEPS:-$((step + 100000))}" --lr 0.001 --warmup-steps 100 \
+  --init-from "$GPU/init.safetensors" --steps "${STEPS:-$((step + 100000))}" --lr 0.0002 --warmup-steps 100 \
   --content-weight 1 --content-layer relu2_2 --style-weight 5 --style-layer-weights 1,1,1,1 --tv-weight 0 \
   --seed 2 --workers 8 --checkpoint-every 500 --preview-every 1000000 "${size[@]}"
 python3 -m stylize export "$OUT/work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full
