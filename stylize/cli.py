@@ -62,6 +62,8 @@ ModelOption = Annotated[Optional[Path], typer.Option(
 EditedModel = Annotated[Optional[Path], typer.Option(
     "--model", "-m", help="Checkpoint to read, never modified (default: the shipped model). "
                           "The old spelling, MODEL.safetensors as the first argument, works too.")]
+NewCheckpoint = Annotated[Path, typer.Option("--output", "-o", help="New checkpoint to write.")]
+ReplaceOutput = Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")]
 DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
 WORKERS_HELP = ("Background workers that read (and for apply, write) images while the network runs; "
                 "0: none, the main loop reads each image itself.")
@@ -416,8 +418,8 @@ def add_style(
 def remove_style(
     names: list[str] = typer.Argument(..., metavar="NAME...", help="Styles to remove, as 'stylize styles' lists them."),
     model: EditedModel = None,
-    output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
+    output: NewCheckpoint = ...,
+    overwrite: ReplaceOutput = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -446,8 +448,8 @@ def remove_style(
 def rename_style(
     names: list[str] = typer.Argument(..., metavar="OLD NEW", help="The style's current name and its new name."),
     model: EditedModel = None,
-    output: Path = typer.Option(..., "--output", "-o", help="New checkpoint to write."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
+    output: NewCheckpoint = ...,
+    overwrite: ReplaceOutput = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -482,7 +484,7 @@ def export(
                                                              "graph instead (for ONNX Runtime; needs onnx)."),
     half: bool = typer.Option(True, "--half/--full",
                               help="Store the weights in fp16 (half the size, loaded as fp32) or in fp32."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --output if it exists."),
+    overwrite: ReplaceOutput = False,
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
