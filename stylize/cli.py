@@ -280,6 +280,9 @@ def train(
     seed: int = typer.Option(TRAIN.seed, help="Seed for the initial weights and the data sequence."),
     checkpoint_every: int = typer.Option(TRAIN.checkpoint_every, min=1, help="Write the checkpoint every N steps."),
     preview_every: int = typer.Option(TRAIN.preview_every, min=1, help="Write a preview grid every N steps."),
+    snapshot_every: int = typer.Option(TRAIN.snapshot_every, min=0,
+                                       help="Also keep the weights every N steps as a lean model in "
+                                            "MODEL.snapshots/ (0: never), to release an earlier state."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
     workers: int = typer.Option(TRAIN.workers, min=0, help=f"{WORKERS_HELP} Processes here."),
     device: DeviceOption = "auto",
@@ -329,7 +332,8 @@ def train(
     settings = TrainSettings(
         steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr,
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
-        checkpoint_every=checkpoint_every, preview_every=preview_every, workers=workers, precision=precision,
+        checkpoint_every=checkpoint_every, preview_every=preview_every, snapshot_every=snapshot_every,
+        workers=workers, precision=precision,
     )
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:

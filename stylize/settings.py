@@ -68,6 +68,8 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 1000
     preview_every: int = 1000
+    snapshot_every: int = 0
+    """Keep a lean copy of the weights every N steps (0: none), to release an earlier state."""
     log_every: int = 10
     workers: int = 4
     precision: str = "auto"

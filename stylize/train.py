@@ -198,24 +198,40 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     scaler = precision.grad_scaler(device)
     log_path = job.output.with_suffix(".log.jsonl")
     preview_dir = job.output.with_suffix(".previews")
+    snapshot_dir = job.output.with_suffix(".snapshots")
 
     saved = job.start_step if job.optimizer_state is not None else None  # the step the checkpoint on disk holds
 
-    def save(step: int) -> None:
-        """Write the checkpoint of ``step``, only if its weights are finite (on every rank: they
-        are the same weights, so all ranks agree); a failed write keeps the previous one."""
-        nonlocal saved
+    def check_finite(step: int) -> None:
+        """Refuse to save weights that are not finite (on every rank: they are the same weights)."""
         if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise TrainingDiverged(f"the weights became NaN or infinite at step {step}; {_kept(job.output, saved)}")
+
+    def checkpoint_of(step: int) -> ckpt_io.Checkpoint:
+        meta = {**job.metadata, "training": {**job.metadata.get("training", {}), **s.to_dict()}}
+        return ckpt_io.Checkpoint(net=net, styles=job.styles, step=step, **meta)
+
+    def save(step: int) -> None:
+        """Write the checkpoint of ``step``, only if its weights are finite; a failed write keeps
+        the previous one."""
+        nonlocal saved
+        check_finite(step)
         if not main or step == saved:
             return
-        meta = {**job.metadata, "training": {**job.metadata.get("training", {}), **s.to_dict()}}
         try:
-            ckpt_io.save(job.output, ckpt_io.Checkpoint(net=net, styles=job.styles, step=step, **meta),
-                         optimizer=optimizer)
+            ckpt_io.save(job.output, checkpoint_of(step), optimizer=optimizer)
         except StylizeError as exc:
             raise StylizeError(f"{exc}; {_kept(job.output, saved)}") from None
         saved = step
+
+    def snapshot(step: int) -> None:
+        """Keep ``step``'s weights as a lean fp16 model in ``MODEL.snapshots/``.
+
+        Artifacts can grow and fade again over a long run (a blob on one spot of every
+        style); with snapshots, a clean earlier state can still be released.
+        """
+        check_finite(step)
+        ckpt_io.save(snapshot_dir / f"step_{step:07d}.safetensors", checkpoint_of(step), half=True)
 
     step, losses, interrupted, out_of_time = job.start_step, {}, False, False
     tick = time.perf_counter()
@@ -257,6 +273,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                 _append_line(log_path, json.dumps({"step": step, "lr": report.lr, **losses}))
             if step % s.checkpoint_every == 0:
                 save(step)
+            if s.snapshot_every and step % s.snapshot_every == 0:
+                snapshot(step)
             if job.preview_photo is not None and (step % s.preview_every == 0 or step == s.steps):
                 write_preview(preview_dir / f"step_{step:07d}.jpg", net, job.preview_photo, job.style_ids)
             if on_step is not None:
@@ -320,8 +338,8 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     """Train one network on every painting in ``style_dir`` (a style per file stem).
 
     An existing ``output`` is continued with ``resume``, replaced with ``overwrite``, else refused.
-    A resumed run keeps its stored settings but takes ``settings.steps`` and ``settings.workers``,
-    and ``resume_lr`` if given (a lower rate after the loss diverged).
+    A resumed run keeps its stored settings but takes ``settings.steps``, ``settings.workers`` and
+    ``settings.snapshot_every``, and ``resume_lr`` if given (a lower rate after the loss diverged).
 
     ``init_from`` continues from a released model (a lean checkpoint: weights without
     optimizer state), with this call's settings: its weights and step count are carried
@@ -348,7 +366,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
         previous = load_resumable(output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
         settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers,
-                                           lr=resume_lr)
+                                           snapshot_every=settings.snapshot_every, lr=resume_lr)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:

@@ -221,3 +221,19 @@ def test_time_limit_stops_saves_and_resumes(tmp_path, style_dir, photo_dir):
     assert checkpoint.load(out).step == 1
     again = train(style_dir, photo_dir, out, _settings(steps=3), device="cpu", resume=True)
     assert again.step == 3 and not again.out_of_time
+
+
+def test_snapshots_keep_lean_models_of_earlier_steps(tmp_path, style_dir, photo_dir):
+    out = tmp_path / "m.safetensors"
+    train(style_dir, photo_dir, out, _settings(steps=4, snapshot_every=2), device="cpu")
+    snapshots = sorted((tmp_path / "m.snapshots").iterdir())
+    assert [p.name for p in snapshots] == ["step_0000002.safetensors", "step_0000004.safetensors"]
+    early, final = checkpoint.load(snapshots[0]), checkpoint.load(out)
+    assert early.step == 2 and early.optimizer_state is None and checkpoint.stores_half(snapshots[0])
+    assert early.styles == final.styles and early.training["snapshot_every"] == 2
+    last = checkpoint.load(snapshots[1]).net.state_dict()
+    for name, tensor in final.net.state_dict().items():  # the last snapshot is the final weights, in fp16
+        assert torch.allclose(last[name], tensor, atol=1e-2, rtol=1e-2), name
+    # --resume takes a new cadence, like a new --steps.
+    train(style_dir, photo_dir, out, _settings(steps=6, snapshot_every=3), device="cpu", resume=True)
+    assert sorted(p.name for p in (tmp_path / "m.snapshots").iterdir())[-1] == "step_0000006.safetensors"

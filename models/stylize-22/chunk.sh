@@ -12,7 +12,10 @@
 # whole photo, where the first release's weight gave a colour grade with a fine hatching.
 # Learning rate 2e-4, not the first run's 1e-3: the release ended its schedule at 1e-5, and
 # restarting it at 1e-3 grew a bright blob on the same spot of the preview photo in every
-# style within 500 steps (chunks 1 and 2a in the card's history); at 2e-4 none appeared.
+# style within 500 steps (chunks 1 and 2a in the card's history). At 2e-4 it came later
+# (chunk 2b, by step 8,000), so every 250 steps the weights are also kept as a lean model
+# in runs/stylize-22/stylize-22.snapshots/, beside the preview grid of the same step: a
+# release can be any snapshot whose previews and 1024 px sheets show no blob.
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/stylize-22}
@@ -28,4 +31,5 @@ stylize train "$DATA/styles" --content "$DATA/content/train" -o "$OUT" "${start[
   --preset johnson --steps "$STEPS" --batch-size 4 --image-size 128 --style-size 256 --lr 0.0002 \
   --warmup-steps 100 --content-weight 1 --content-layer relu2_2 --style-weight 5 \
   --style-layer-weights 1,1,1,1 --tv-weight 0 --seed 1 --workers 1 \
-  --checkpoint-every 100 --preview-every 500 --preview "$DATA/content/test/kodak_kodim05.jpg" "$@"
+  --checkpoint-every 100 --preview-every 250 --snapshot-every 250 \
+  --preview "$DATA/content/test/kodak_kodim05.jpg" "$@"
