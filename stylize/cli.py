@@ -104,7 +104,7 @@ def pick_device(name: str, say: Verbosity) -> torch.device:
 
     choice = choose_device(name)
     if choice.note and is_main_process():
-        typer.echo(f"warning: {choice.note}", err=True)
+        echo(f"warning: {choice.note}")
     why = choice.note or ("auto: no usable GPU found" if name.strip().lower() == "auto" else None)
     say.detail(f"device: {choice.device}" + (f" ({why})" if why and choice.device.type == "cpu" else ""))
     return choice.device
@@ -939,7 +939,7 @@ def info(
         typer.echo(json.dumps(facts, indent=2))
         return
     for line in describe(facts):
-        typer.echo(line)
+        echo(line, err=False)
 
 
 def main(args: list[str] | None = None) -> int:
