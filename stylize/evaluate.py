@@ -70,23 +70,38 @@ def gatys(loss: PerceptualLoss, photo: Tensor, style: Tensor, budgets: Sequence[
     """Optimize the pixels from the photo with L-BFGS; the image after each budget of iterations.
 
     Each ``step`` is one iteration (``max_iter=1``) so the image can be taken at every
-    budget. ``max_eval`` must then be given: its default, ``max_iter * 5 // 4``, would leave
-    the strong-Wolfe line search no evaluation beyond its first trial step, so the first
-    trial that raised the loss would become a zero step and L-BFGS would never move again.
+    budget. ``max_eval`` must then be given: the line search may use ``max_eval`` minus
+    one evaluations, and the default, ``max_iter * 5 // 4``, would leave it none beyond
+    its first trial step, so the first trial that raised the loss would become a zero
+    step and L-BFGS would never move again.
+
+    Every ``step`` starts by evaluating the loss where the previous one's line search
+    stopped, a point that search has already evaluated; the closure answers those from
+    the previous step's evaluations (same pixels, bit for bit), which saves about one of
+    every two or three VGG passes and leaves every iterate exactly as it was.
     """
     pixels = photo.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, max_eval=LINE_SEARCH_EVALS, history_size=HISTORY,
                                   line_search_fn="strong_wolfe")
     results: dict[int, Tensor] = {}
+    previous: list[tuple[Tensor, Tensor, Tensor]] = []  # (pixels, total, gradient) evaluated by the last step
+    current: list[tuple[Tensor, Tensor, Tensor]] = []
 
     def closure() -> Tensor:
+        for seen, total, gradient in previous:
+            if torch.equal(seen, pixels):
+                pixels.grad = gradient.clone()
+                return total
         optimizer.zero_grad()
         total = loss(pixels.clamp(0, 1), photo, style)["total"]
         total.backward()
+        assert pixels.grad is not None
+        current.append((pixels.detach().clone(), total.detach(), pixels.grad.clone()))
         return total
 
     for iteration in range(1, max(budgets) + 1):
         optimizer.step(closure)
+        previous, current = current, []
         if iteration in budgets:
             results[iteration] = pixels.detach().clamp(0, 1).clone()
     return results

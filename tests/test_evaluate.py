@@ -181,6 +181,42 @@ def test_gatys_lowers_the_loss_at_every_budget(tmp_path):
     assert all(later < 0.95 * earlier for earlier, later in zip(totals, totals[1:])), totals
 
 
+def test_gatys_reuses_the_line_search_evaluation_and_keeps_every_iterate(tmp_path):
+    """Each step starts where the last line search stopped: that point is not evaluated twice."""
+    photo = read_image(make_photo(tmp_path / "photo.png", size=(32, 32), seed=2)).rgb[None]
+    painting = read_image(make_painting(tmp_path / "painting.png", size=(32, 32), seed=2)).rgb
+    evaluations = []
+
+    class CountedLoss(PerceptualLoss):
+        def forward(self, *args):
+            evaluations.append(1)
+            return super().forward(*args)
+
+    loss = CountedLoss(StubFeatures(), [painting], LossWeights())
+    style = torch.zeros(1, dtype=torch.long)
+    budgets = [3, 12]
+    images = ev.gatys(loss, photo, style, budgets)
+    evaluated_by_gatys = len(evaluations)
+
+    # The plain loop: every step evaluates its starting point afresh.
+    pixels = photo.clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([pixels], lr=1.0, max_iter=1, max_eval=ev.LINE_SEARCH_EVALS,
+                                  history_size=ev.HISTORY, line_search_fn="strong_wolfe")
+    evaluations.clear()
+
+    def closure():
+        optimizer.zero_grad()
+        total = loss(pixels.clamp(0, 1), photo, style)["total"]
+        total.backward()
+        return total
+
+    for iteration in range(1, 13):
+        optimizer.step(closure)
+        if iteration in budgets:
+            assert torch.equal(images[iteration], pixels.detach().clamp(0, 1)), iteration
+    assert evaluated_by_gatys == len(evaluations) - 11  # one saved per step after the first
+
+
 def test_evaluate_command_prints_a_table_and_caches_the_baseline(tiny_model, paintings, photo_dir, tmp_path,
                                                                monkeypatch):
     monkeypatch.setattr("stylize.vgg.load_vgg", lambda weights=None, device=None: StubFeatures())
