@@ -13,9 +13,11 @@
 # Learning rate 2e-4, not the first run's 1e-3: the release ended its schedule at 1e-5, and
 # restarting it at 1e-3 grew a bright blob on the same spot of the preview photo in every
 # style within 500 steps (chunks 1 and 2a in the card's history). At 2e-4 it came later
-# (chunk 2b, by step 8,000), so every 250 steps the weights are also kept as a lean model
-# in runs/stylize-22/stylize-22.snapshots/, beside the preview grid of the same step: a
-# release can be any snapshot whose previews and 1024 px sheets show no blob.
+# (chunk 2b, by step 8,000), and from there it comes and goes every few hundred steps, so
+# every 250 steps the weights are also kept as a lean model in
+# runs/stylize-22/stylize-22.snapshots/, beside the preview grid of the same step: a
+# release can be any snapshot whose previews and 1024 px sheets show no blob (the card's
+# history lists which steps had one).
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 RUN=${RUN:-runs/stylize-22}
