@@ -231,7 +231,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
         style); with snapshots, a clean earlier state can still be released.
         """
         check_finite(step)
-        ckpt_io.save(snapshot_dir / f"step_{step:07d}.safetensors", checkpoint_of(step), half=True)
+        if main:
+            ckpt_io.save(snapshot_dir / f"step_{step:07d}.safetensors", checkpoint_of(step), half=True)
 
     step, losses, interrupted, out_of_time = job.start_step, {}, False, False
     tick = time.perf_counter()
