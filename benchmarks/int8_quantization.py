@@ -24,16 +24,15 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image
 
-from stylize.onnx_engine import cached_graph
+from stylize.data import list_images
+from stylize.onnx_engine import cached_graph, resize_long_side
 
 
 def load(path: Path, size: int) -> np.ndarray:
-    """A (1, 3, H, W) float batch in [0, 1], long side ``size``."""
+    """A (1, 3, H, W) float batch in [0, 1], long side ``size``, resized as ``apply``'s ONNX path does."""
     with Image.open(path) as img:
-        img = img.convert("RGB")
-        scale = size / max(img.size)
-        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS)
-        return np.asarray(img, np.float32).transpose(2, 0, 1)[None] / 255
+        rgb = np.asarray(img.convert("RGB"), np.float32).transpose(2, 0, 1) / 255
+    return resize_long_side(rgb, size)[None]
 
 
 def one_hot(index: int, count: int) -> np.ndarray:
@@ -78,8 +77,8 @@ def main() -> None:
     fp32_graph = cached_graph(args.model)
     fp32 = session(fp32_graph, args.threads)
     n_styles = len(json.loads(fp32.get_modelmeta().custom_metadata_map["styles"]))
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
-    photos = [p for p in photos if p.resolve() != args.photo.resolve()][:args.calibration]
+    photos = [p for p in list_images(args.photos, "calibration photo")
+              if p.resolve() != args.photo.resolve()][:args.calibration]
     with tempfile.TemporaryDirectory() as tmp:
         prepared, quantized = Path(tmp) / "prepared.onnx", Path(tmp) / "int8.onnx"
         # The symbolic shape pass cannot follow the dynamic height and width; ONNX's own inference can.
