@@ -10,17 +10,23 @@
 # On the GPU machine (device tool, carry [".gpu"], one call):
 #   bash models/stylize-22/gpu_chunk.sh run
 #   trains for MINUTES (default 7.5) and writes $OUT/stylize-22.safetensors (lean fp32, to
-#   continue with --init-from), its .log.jsonl and the last preview grid.
+#   continue with --init-from) and its .log.jsonl.
 #   bash models/stylize-22/gpu_chunk.sh evaluate
 #   the evaluation table of issue 12 (256 px, the first 4 test photos, L-BFGS 50/100/300) for
 #   .gpu/init.safetensors against the released weights, under init's own training loss; writes
 #   $OUT/evaluation.md and the L-BFGS baselines ($OUT/baselines/, copy them into the CPU
 #   machine's evaluation cache so that later evaluations there cost only forward passes).
-# Check them on a CPU (tiny sizes, a few seconds):  bash models/stylize-22/gpu_chunk.sh run|evaluate --dry-run
+#   It runs in fp32 (NVIDIA_TF32_OVERRIDE=0), as the CPU machine computes its baselines.
+#   bash models/stylize-22/gpu_chunk.sh all
+#   both in one call: the baselines (one photo at a time, little of the GPU) beside the training,
+#   stopped after EVAL_SECONDS (default 420; finished pairs are kept), then packed into
+#   $OUT/baselines.tar, since the device tool brings back at most 8 files.
+# Check them on a CPU (tiny sizes, a few seconds):  bash models/stylize-22/gpu_chunk.sh run|evaluate|all --dry-run
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GPU=.gpu
-mode=${1:?usage: gpu_chunk.sh prepare [INIT] | run|evaluate [--dry-run]}
+usage="usage: gpu_chunk.sh prepare [INIT] | run|evaluate|all [--dry-run]"
+mode=${1:?$usage}
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
@@ -42,10 +48,19 @@ if [[ $mode == prepare ]]; then
   exit 0
 fi
 
-[[ $mode == run || $mode == evaluate ]] || { echo "usage: gpu_chunk.sh prepare [INIT] | run|evaluate [--dry-run]" >&2; exit 2; }
-OUT=${OUT:-runs/gpu-chunk}
-mkdir -p "$OUT" "$OUT/work"
+[[ $mode == run || $mode == evaluate || $mode == all ]] || { echo "$usage" >&2; exit 2; }
+export OUT=${OUT:-runs/gpu-chunk}
+mkdir -p "$OUT"
 export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
+
+if [[ $mode == all ]]; then
+  timeout "${EVAL_SECONDS:-420}" bash "$0" evaluate "${@:2}" > "$OUT/evaluate.log" 2>&1 &
+  bash "$0" run "${@:2}"
+  wait $! || echo "evaluate stopped (exit $?): the table is partial, the finished baselines are kept"
+  tar -C "$OUT" -cf "$OUT/baselines.tar" baselines && rm -rf "$OUT/baselines"
+  ls "$OUT"
+  exit 0
+fi
 
 if [[ $mode == evaluate ]]; then
   if [[ ${2:-} == --dry-run ]]; then
@@ -53,7 +68,7 @@ if [[ $mode == evaluate ]]; then
   else
     scale=(--size 256 --iterations 50,100,300 --limit 4 --device cuda)
   fi
-  python3 -m stylize evaluate -m "$GPU/init.safetensors" --compare "$GPU/released.safetensors" --styles "$GPU/styles" \
+  NVIDIA_TF32_OVERRIDE=0 python3 -m stylize evaluate -m "$GPU/init.safetensors" --compare "$GPU/released.safetensors" --styles "$GPU/styles" \
     --photos "$GPU/test" --cache-dir "$OUT/baselines" "${scale[@]}" | tee "$OUT/evaluation.md"
   exit 0
 fi
@@ -63,14 +78,16 @@ else
   size=(--batch-size 16 --image-size 256 --style-size 256 --device cuda --time-limit "${MINUTES:-7.5}")
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 fi
+# The training's checkpoint (with optimizer state, over the 16 MB a returned file may have) stays behind.
+work=$(mktemp -d)
 step=$(python3 -c "import json,sys; from stylize.checkpoint import read_metadata; print(read_metadata('$GPU/init.safetensors')['step'])")
 # The chunk recipe of models/stylize-22/chunk.sh at GPU scale; --steps is the schedule's end.
-python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$OUT/work/stylize-22.safetensors" \
+python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$work/stylize-22.safetensors" \
   --init-from "$GPU/init.safetensors" --steps "${STEPS:-$((step + 100000))}" --lr 0.0002 --warmup-steps 100 \
   --content-weight 1 --content-layer relu2_2 --style-weight 5 --style-layer-weights 1,1,1,1 --tv-weight 0 \
   --seed 2 --workers 8 --checkpoint-every 500 --preview-every 1000000 "${size[@]}"
-python3 -m stylize export "$OUT/work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full
-log=$OUT/work/stylize-22.log.jsonl
+python3 -m stylize export "$work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full
+log=$work/stylize-22.log.jsonl
 if [[ -f $log ]]; then
   cp "$log" "$OUT/"
   python3 - "$log" <<'PY'
