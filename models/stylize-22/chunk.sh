@@ -24,7 +24,13 @@ RUN=${RUN:-runs/stylize-22}
 STEPS=${STEPS:-40000}
 OUT="$RUN/stylize-22.safetensors"
 mkdir -p "$RUN"
+step_of() { python3 -c "from stylize.checkpoint import read_metadata; print(read_metadata('$1')['step'])"; }
 if [[ -f "$OUT" ]]; then
+  # A release made elsewhere (a GPU chunk) may have overtaken this run: then start a new one.
+  if (( $(step_of "$OUT") < $(step_of weights/stylize-22.safetensors) )); then
+    echo "$OUT is behind weights/stylize-22.safetensors; start a new run from the release: RUN=runs/NEW bash $0" >&2
+    exit 1
+  fi
   start=(--resume)
 else
   start=(--init-from "${INIT:-weights/stylize-22.safetensors}")

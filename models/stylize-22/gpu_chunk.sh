@@ -5,12 +5,13 @@
 # Here (CPU machine), first:      DATA=../shared/data bash models/stylize-22/gpu_chunk.sh prepare [INIT]
 #   copies into .gpu/ (git-ignored, < 64 MiB so the device tool can carry it) the paintings, a
 #   share of the training photos, the cached VGG16 loss network and the weights to continue
-#   (INIT: default the chunk run's checkpoint if there is one, else weights/stylize-22.safetensors),
+#   (INIT: default the newer by step of weights/stylize-22.safetensors and chunk.sh's checkpoint),
 #   stored lean in fp16.
 # On the GPU machine (device tool, carry [".gpu"], one call):
 #   bash models/stylize-22/gpu_chunk.sh run
 #   trains for MINUTES (default 7.5) and writes $OUT/stylize-22.safetensors (lean fp32, to
-#   continue with --init-from) and its .log.jsonl.
+#   continue with --init-from) and its .log.jsonl. With WORK=/tmp/chunk in two calls on a warm
+#   machine, the second continues the first.
 #   bash models/stylize-22/gpu_chunk.sh evaluate
 #   the evaluation table of issue 12 (256 px, the first 4 test photos, L-BFGS 50/100/300) for
 #   .gpu/init.safetensors against the released weights, under init's own training loss; writes
@@ -25,6 +26,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GPU=.gpu
+step_of() { python3 -c "from stylize.checkpoint import read_metadata; print(read_metadata('$1')['step'])"; }
 usage="usage: gpu_chunk.sh prepare [INIT] | run|evaluate|all [--dry-run]"
 mode=${1:?$usage}
 
@@ -32,8 +34,9 @@ if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
   INIT=${2:-}
   if [[ -z $INIT ]]; then
-    INIT=runs/stylize-22/stylize-22.safetensors
-    [[ -f $INIT ]] || INIT=weights/stylize-22.safetensors
+    INIT=weights/stylize-22.safetensors
+    run=runs/stylize-22/stylize-22.safetensors
+    if [[ -f $run ]] && (( $(step_of "$run") > $(step_of "$INIT") )); then INIT=$run; fi
   fi
   rm -rf "$GPU" && mkdir -p "$GPU/content" "$GPU/cache" "$GPU/test"
   cp -r "$DATA/styles" "$GPU/styles"
@@ -78,15 +81,23 @@ else
   size=(--batch-size 16 --image-size 256 --style-size 256 --device cuda --time-limit "${MINUTES:-7.5}")
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 fi
-# The training's checkpoint (with optimizer state, over the 16 MB a returned file may have) stays behind.
-work=$(mktemp -d)
-step=$(python3 -c "import json,sys; from stylize.checkpoint import read_metadata; print(read_metadata('$GPU/init.safetensors')['step'])")
-# The chunk recipe of models/stylize-22/chunk.sh at GPU scale; --steps is the schedule's end.
+# The training's checkpoint (with optimizer state, over the 16 MB a returned file may have)
+# stays behind in WORK. Give two calls on the same warm machine the same WORK and the second
+# resumes the first's run, optimizer state included.
+work=${WORK:-$(mktemp -d)}
+mkdir -p "$work"
+start=(--init-from "$GPU/init.safetensors")
+[[ -f $work/stylize-22.safetensors ]] && start=(--resume)
+step=$(step_of "$GPU/init.safetensors")
+# --steps is the learning-rate schedule's end (the same in a resumed call): STEPS near the
+# chunk's last step decays the rate within the chunk.
+start+=(--steps "${STEPS:-$((step + 100000))}")
+# The chunk recipe of models/stylize-22/chunk.sh at GPU scale.
 python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$work/stylize-22.safetensors" \
-  --init-from "$GPU/init.safetensors" --steps "${STEPS:-$((step + 100000))}" --lr 0.0002 --warmup-steps 100 \
+  "${start[@]}" --lr 0.0002 --warmup-steps 100 \
   --content-weight 1 --content-layer relu2_2 --style-weight 5 --style-layer-weights 1,1,1,1 --tv-weight 0 \
   --seed 2 --workers 8 --checkpoint-every 500 --preview-every 1000000 "${size[@]}"
-python3 -m stylize export "$work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full
+python3 -m stylize export "$work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full --overwrite
 log=$work/stylize-22.log.jsonl
 if [[ -f $log ]]; then
   cp "$log" "$OUT/"
