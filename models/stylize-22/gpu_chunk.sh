@@ -15,8 +15,8 @@
 #   bash models/stylize-22/gpu_chunk.sh evaluate
 #   the evaluation table of issue 12 (256 px, the first 4 test photos, L-BFGS 50/100/300) for
 #   .gpu/init.safetensors against the released weights, under init's own training loss; writes
-#   $OUT/evaluation.md and the L-BFGS baselines ($OUT/baselines/, copy them into the CPU
-#   machine's evaluation cache so that later evaluations there cost only forward passes).
+#   $OUT/evaluation.md and the L-BFGS baselines ($OUT/baselines/: it starts from those in
+#   models/stylize-22/baselines/ and computes only the missing ones; copy them back there).
 #   It runs in fp32 (NVIDIA_TF32_OVERRIDE=0), as the CPU machine computes its baselines.
 #   bash models/stylize-22/gpu_chunk.sh all
 #   both in one call: the baselines (one photo at a time, little of the GPU) beside the training,
@@ -71,6 +71,8 @@ if [[ $mode == evaluate ]]; then
   else
     scale=(--size 256 --iterations 50,100,300 --limit 4 --device cuda)
   fi
+  mkdir -p "$OUT/baselines"
+  cp models/stylize-22/baselines/*.safetensors "$OUT/baselines/" 2>/dev/null || true
   NVIDIA_TF32_OVERRIDE=0 python3 -m stylize evaluate -m "$GPU/init.safetensors" --compare "$GPU/released.safetensors" --styles "$GPU/styles" \
     --photos "$GPU/test" --cache-dir "$OUT/baselines" "${scale[@]}" | tee "$OUT/evaluation.md"
   exit 0
