@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # One chunk of stylize-22 training at GPU scale (256 px crops, batch 16), in one command of
 # under 9 minutes on a lent GPU machine, continuing the newest weights and bringing them back.
+# MODEL=stylize-22-small in `prepare` does the same for the small model.
 #
 # Here (CPU machine), first:      DATA=../shared/data bash models/stylize-22/gpu_chunk.sh prepare [INIT]
 #   copies into .gpu/ (git-ignored, < 64 MiB so the device tool can carry it) the paintings, a
 #   share of the training photos, the cached VGG16 loss network and the weights to continue
-#   (INIT: default the newer by step of weights/stylize-22.safetensors and chunk.sh's checkpoint),
-#   stored lean in fp16.
+#   (INIT: default the newer by step of weights/$MODEL.safetensors and runs/$MODEL's
+#   checkpoint), stored lean in fp16.
 # On the GPU machine (device tool, carry [".gpu"], one call):
 #   bash models/stylize-22/gpu_chunk.sh run
-#   trains for MINUTES (default 7.5) and writes $OUT/stylize-22.safetensors (lean fp32, to
+#   trains for MINUTES (default 7.5) and writes $OUT/$MODEL.safetensors (lean fp32, to
 #   continue with --init-from) and its .log.jsonl. With WORK=/tmp/chunk in two calls on a warm
 #   machine, the second continues the first.
 #   bash models/stylize-22/gpu_chunk.sh evaluate
 #   the evaluation table of issue 12 (256 px, the first 4 test photos, L-BFGS 50/100/300) for
 #   .gpu/init.safetensors against the released weights, under init's own training loss; writes
 #   $OUT/evaluation.md and the L-BFGS baselines ($OUT/baselines/: it starts from those in
-#   models/stylize-22/baselines/ and computes only the missing ones; copy them back there).
+#   models/*/baselines/ and computes only the missing ones; copy them back there).
 #   It runs in fp32 (NVIDIA_TF32_OVERRIDE=0), as the CPU machine computes its baselines.
 #   bash models/stylize-22/gpu_chunk.sh all
 #   both in one call: the baselines (one photo at a time, little of the GPU) beside the training,
@@ -32,16 +33,18 @@ mode=${1:?$usage}
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
+  MODEL=${MODEL:-stylize-22}
   INIT=${2:-}
   if [[ -z $INIT ]]; then
-    INIT=weights/stylize-22.safetensors
-    run=runs/stylize-22/stylize-22.safetensors
+    INIT=weights/$MODEL.safetensors
+    run=runs/$MODEL/$MODEL.safetensors
     if [[ -f $run ]] && (( $(step_of "$run") > $(step_of "$INIT") )); then INIT=$run; fi
   fi
   rm -rf "$GPU" && mkdir -p "$GPU/content" "$GPU/cache" "$GPU/test"
+  echo "$MODEL" > "$GPU/model"
   cp -r "$DATA/styles" "$GPU/styles"
   ls "$DATA/content/test" | sort | head -4 | while read -r f; do cp "$DATA/content/test/$f" "$GPU/test/"; done
-  cp weights/stylize-22.safetensors "$GPU/released.safetensors"
+  cp "weights/$MODEL.safetensors" "$GPU/released.safetensors"
   # Every other training photo: ~20 MB, leaving room for the rest under the 64 MiB carry limit.
   ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$GPU/content/"; done
   python -c "from stylize.vgg import load_vgg; load_vgg()"  # makes sure the converted network is cached
@@ -55,6 +58,7 @@ fi
 export OUT=${OUT:-runs/gpu-chunk}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
+model=$(cat "$GPU/model")
 
 if [[ $mode == all ]]; then
   timeout "${EVAL_SECONDS:-420}" bash "$0" evaluate "${@:2}" > "$OUT/evaluate.log" 2>&1 &
@@ -72,7 +76,7 @@ if [[ $mode == evaluate ]]; then
     scale=(--size 256 --iterations 50,100,300 --limit 4 --device cuda)
   fi
   mkdir -p "$OUT/baselines"
-  cp models/stylize-22/baselines/*.safetensors "$OUT/baselines/" 2>/dev/null || true
+  cp models/*/baselines/*.safetensors "$OUT/baselines/" 2>/dev/null || true
   NVIDIA_TF32_OVERRIDE=0 python3 -m stylize evaluate -m "$GPU/init.safetensors" --compare "$GPU/released.safetensors" --styles "$GPU/styles" \
     --photos "$GPU/test" --cache-dir "$OUT/baselines" "${scale[@]}" | tee "$OUT/evaluation.md"
   exit 0
@@ -89,18 +93,18 @@ fi
 work=${WORK:-$(mktemp -d)}
 mkdir -p "$work"
 start=(--init-from "$GPU/init.safetensors")
-[[ -f $work/stylize-22.safetensors ]] && start=(--resume)
+[[ -f $work/$model.safetensors ]] && start=(--resume)
 step=$(step_of "$GPU/init.safetensors")
 # --steps is the learning-rate schedule's end (the same in a resumed call): STEPS near the
 # chunk's last step decays the rate within the chunk.
 start+=(--steps "${STEPS:-$((step + 100000))}")
 # The chunk recipe of models/stylize-22/chunk.sh at GPU scale.
-python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$work/stylize-22.safetensors" \
+python3 -m stylize train "$GPU/styles" --content "$GPU/content" -o "$work/$model.safetensors" \
   "${start[@]}" --lr 0.0002 --warmup-steps 100 \
   --content-weight 1 --content-layer relu2_2 --style-weight 5 --style-layer-weights 1,1,1,1 --tv-weight 0 \
   --seed 2 --workers 8 --checkpoint-every 500 --preview-every 1000000 "${size[@]}"
-python3 -m stylize export "$work/stylize-22.safetensors" -o "$OUT/stylize-22.safetensors" --full --overwrite
-log=$work/stylize-22.log.jsonl
+python3 -m stylize export "$work/$model.safetensors" -o "$OUT/$model.safetensors" --full --overwrite
+log=$work/$model.log.jsonl
 if [[ -f $log ]]; then
   cp "$log" "$OUT/"
   python3 - "$log" <<'PY'
