@@ -53,8 +53,8 @@ from .style_edit import (
     name_key,
     style_row_keys,
 )
-from .train import (Job, StepReport, TrainResult, TrainSettings, check_steps_left, fit, leaves_process_group,
-                    load_resumable)
+from .train import (Job, StepReport, TrainResult, TrainSettings, check_resumable, check_steps_left, fit,
+                    leaves_process_group)
 from .vgg import load_vgg
 from .weights import cache_dir, file_sha256
 
@@ -188,7 +188,8 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
 
 def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path) -> Checkpoint:
     """The interrupted ``add-style`` run in ``output``, checked to extend ``source`` with ``styles``."""
-    previous = load_resumable(output, styles)
+    previous = ckpt_io.load(output)
+    check_resumable(previous, output, styles)
     shared = edit_rows(previous, source.styles, lambda key, rows: rows[:len(source.styles)]).net.state_dict()
     if any(not torch.equal(tensor, shared[key]) for key, tensor in source.net.state_dict().items()):
         raise StylizeError(f"--resume: {output} was not made from {model} (their shared weights differ)")

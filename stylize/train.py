@@ -352,22 +352,25 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
 
     output = Path(output)
     torch_device = init_from_env(resolve_device(device))
-    names, style_images = load_styles(style_dir, settings.style_size)
     start_step, optimizer_state = 0, None
     if resume and init_from is not None:
         raise StylizeError("--resume and --init-from exclude each other: --resume continues the run in --output")
     if not (resume or overwrite) and (output.exists() or output.is_symlink()):
         raise StylizeError(f"{output} already exists; continue that run with --resume, or pass --overwrite "
                            "to start a new one in its place")
+    previous = ckpt_io.load(output) if resume else None
+    if previous is not None:
+        # Settings first: the paintings are loaded at the run's own stored --style-size.
+        settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers,
+                                           snapshot_every=settings.snapshot_every, lr=resume_lr)
+    names, style_images = load_styles(style_dir, settings.style_size)
     if init_from is not None:
         net, start_step = load_initial(Path(init_from), names)
         settings = dataclasses.replace(settings, warmup_from=start_step)
         check_steps_left(start_step, settings, init_from, "--init-from")
-    elif resume:
-        previous = load_resumable(output, names)
+    elif previous is not None:
+        check_resumable(previous, output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
-        settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers,
-                                           snapshot_every=settings.snapshot_every, lr=resume_lr)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:
@@ -385,15 +388,13 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step, time_limit=time_limit)
 
 
-def load_resumable(output: Path, styles: list[str]) -> ckpt_io.Checkpoint:
-    """The interrupted run saved in ``output``, checked to hold ``styles`` and its optimizer state."""
-    previous = ckpt_io.load(output)
+def check_resumable(previous: ckpt_io.Checkpoint, output: Path, styles: list[str]) -> None:
+    """The interrupted run saved in ``output`` must hold ``styles`` and its optimizer state."""
     if previous.styles != styles:
         raise StylizeError(f"--resume: {output} was trained on styles {previous.styles}, "
                            f"but this run holds styles {styles}")
     if previous.optimizer_state is None:
         raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
-    return previous
 
 
 def load_initial(path: Path, styles: list[str]) -> tuple[StyleNet, int]:

@@ -79,6 +79,25 @@ def test_resume_continues_step_count_and_matches_uninterrupted_run(tmp_path, sty
     assert all(torch.allclose(a[k], b[k], atol=5e-3) for k in a)
 
 
+def test_resume_trains_on_the_stored_painting_size_whatever_this_call_says(tmp_path, style_dir, photo_dir):
+    """A resumed run keeps its stored settings, the paintings' size included.
+
+    It once loaded the paintings at this call's --style-size (the CLI default, 512) while
+    keeping 256 in its settings: at the other scale the Gram targets differ, and six styles
+    of a GPU run fell apart while its training loss went on falling.
+    """
+    first = tmp_path / "first.safetensors"
+    train(style_dir, photo_dir, first, _settings(steps=3), device="cpu")
+    same, other = tmp_path / "same.safetensors", tmp_path / "other.safetensors"
+    shutil.copy(first, same)
+    shutil.copy(first, other)
+    train(style_dir, photo_dir, same, _settings(steps=5), device="cpu", resume=True)
+    train(style_dir, photo_dir, other, _settings(steps=5, style_size=96), device="cpu", resume=True)
+    a, b = checkpoint.load(same), checkpoint.load(other)
+    assert b.training["style_size"] == 48
+    assert all(torch.equal(a.net.state_dict()[k], b.net.state_dict()[k]) for k in a.net.state_dict())
+
+
 def test_resume_refuses_other_styles_and_finished_runs(tmp_path, style_dir, photo_dir):
     out = tmp_path / "m.safetensors"
     train(style_dir, photo_dir, out, _settings(steps=2), device="cpu")
