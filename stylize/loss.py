@@ -61,24 +61,29 @@ class PerceptualLoss(nn.Module):
     def style_grams(self, layer: int) -> Tensor:
         return getattr(self, f"style_gram{layer}")
 
-    def forward(self, output: Tensor, photo: Tensor, style: Tensor) -> dict[str, Tensor]:
+    def forward(self, output: Tensor, photo: Tensor, style: Tensor, per_sample: bool = False) -> dict[str, Tensor]:
         """Loss terms for ``output`` (N,3,H,W) made from ``photo`` in styles ``style`` (N,).
 
-        Returns the weighted terms and their sum under ``total``.
+        Returns the weighted terms and their sum under ``total``; with ``per_sample``, also
+        ``style_each`` (N,), each sample's weighted style term (their mean is ``style``), so a
+        training log can follow every style: a mean over mixed styles can fall while some of
+        them fall apart.
         """
         out_feats = self.features(output)
         layer = self.weights.content_index
         with torch.no_grad():
             photo_feat = self.features(photo, taps=layer + 1)[layer]
         content = F.mse_loss(out_feats[layer].float(), photo_feat.float())
-        style_loss = sum(
-            w * F.mse_loss(gram(f), self.style_grams(i)[style])
+        style_each = self.weights.style * sum(
+            w * (gram(f) - self.style_grams(i)[style]).square().mean(dim=(1, 2))
             for i, (w, f) in enumerate(zip(self.weights.style_layers, out_feats)) if w
         )
         terms = {
             "content": self.weights.content * content,
-            "style": self.weights.style * style_loss,
+            "style": style_each.mean(),
             "tv": self.weights.tv * total_variation(output),
         }
         terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        if per_sample:
+            terms["style_each"] = style_each
         return terms

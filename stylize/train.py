@@ -42,7 +42,7 @@ from .distributed import data_parallel, init_from_env
 from .engine import FastStyleNet
 from .errors import StylizeError, StylizeWarning, first_line
 from .loss import PerceptualLoss
-from .network import PRESETS, StyleNet
+from .network import PRESETS, NetConfig, StyleNet
 from .precision import training_precision
 from .previews import preview_image, write_preview
 from .settings import TrainSettings
@@ -140,6 +140,29 @@ def _agree(terms: dict[str, Tensor], stop: bool, world: int) -> tuple[dict[str, 
     return dict(zip(terms, losses)), stops > 0
 
 
+class _PerStyle:
+    """Each style's mean style loss over the steps since the last log line (this rank's samples).
+
+    Sums stay on the device and are read once per log line, so logging them costs no
+    synchronisation per step.
+    """
+
+    def __init__(self, names: list[str], device: torch.device) -> None:
+        self.names = names
+        self.sums = torch.zeros(len(names), device=device)
+        self.counts = torch.zeros(len(names), device=device)
+
+    def add(self, styles: Tensor, losses: Tensor) -> None:
+        self.sums.index_add_(0, styles, losses.detach().float())
+        self.counts.index_add_(0, styles, torch.ones_like(losses, dtype=torch.float))
+
+    def means_since_last(self) -> dict[str, float]:
+        sums, counts = self.sums.tolist(), self.counts.tolist()
+        self.sums.zero_()
+        self.counts.zero_()
+        return {name: s / c for name, s, c in zip(self.names, sums, counts) if c}
+
+
 def _ignore_sigint(worker_id: int) -> None:
     """DataLoader workers leave Ctrl-C to the training process (torchrun signals the whole group)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -234,6 +257,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
         if main:
             ckpt_io.save(snapshot_dir / f"step_{step:07d}.safetensors", checkpoint_of(step), half=True)
 
+    by_style = _PerStyle([job.styles[i] for i in job.style_ids.tolist()], device)
     step, losses, interrupted, out_of_time = job.start_step, {}, False, False
     tick = time.perf_counter()
     stop = _StopRequest(world)
@@ -252,7 +276,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                 group["lr"] = s.lr_at(step)
             with precision.autocast(device):
                 output = model(images, style_ids[styles])
-                terms = loss_fn(output.float(), images, styles)
+                terms = loss_fn(output.float(), images, styles, per_sample=True)
+            by_style.add(styles, terms.pop("style_each"))
             current, stopping = _agree(terms, stop.requested, world)
             if not math.isfinite(current["total"]):
                 raise TrainingDiverged(f"loss became {current['total']} at step {step + 1}; {_kept(job.output, saved)}")
@@ -271,7 +296,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
             report = StepReport(step, s.steps, s.batch_size / max(now - tick, 1e-9), s.lr_at(step - 1), losses)
             tick = now
             if step % s.log_every == 0 or step == s.steps:
-                _append_line(log_path, json.dumps({"step": step, "lr": report.lr, **losses}))
+                _append_line(log_path, json.dumps({"step": step, "lr": report.lr, **losses,
+                                                   "styles": by_style.means_since_last()}))
             if step % s.checkpoint_every == 0:
                 save(step)
             if s.snapshot_every and step % s.snapshot_every == 0:
@@ -366,7 +392,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     names, style_images = load_styles(style_dir, settings.style_size)
     if init_from is not None:
         net, start_step = load_initial(Path(init_from), names)
-        settings = dataclasses.replace(settings, warmup_from=start_step)
+        settings = dataclasses.replace(settings, warmup_from=start_step, preset=_preset_of(net.config))
         check_steps_left(start_step, settings, init_from, "--init-from")
     elif previous is not None:
         check_resumable(previous, output, names)
@@ -405,6 +431,15 @@ def load_initial(path: Path, styles: list[str]) -> tuple[StyleNet, int]:
         detail = f"styles differ: {', '.join(missing)}" if missing else "the styles are in another order"
         raise StylizeError(f"--init-from: {path} does not hold this folder's styles ({detail})")
     return previous.net, previous.step
+
+
+def _preset_of(config: NetConfig) -> str:
+    """The name of the preset ``config`` is built on: the record of a continued model must name
+    its own architecture, not the ``--preset`` default of the command that continued it."""
+    for name, preset in PRESETS.items():
+        if dataclasses.replace(preset, n_styles=config.n_styles) == config:
+            return name
+    raise StylizeError(f"the model's architecture ({config.to_dict()}) matches no preset: {', '.join(PRESETS)}")
 
 
 def check_steps_left(step: int, settings: TrainSettings, source: Path, option: str) -> None:

@@ -29,6 +29,25 @@ def test_loss_curve_draws_a_png(tmp_path: Path):
     assert {(20, 20, 20), (31, 119, 180), (214, 39, 40)} <= colours
 
 
+def test_loss_curve_shows_a_style_that_falls_apart_while_the_mean_falls(tmp_path: Path):
+    log = tmp_path / "run.log.jsonl"
+    records = []
+    for s in range(10, 1001, 10):
+        styles = {f"style{i}": 1e5 * (1 - s / 2000) for i in range(10)}
+        styles["udnie"] = 1e5 * (1 + s / 500)
+        records.append({"step": s, "lr": 1e-3, "content": 1e5, "style": sum(styles.values()) / 11, "tv": 0.0,
+                        "total": 1e5 + sum(styles.values()) / 11, "styles": styles})
+    log.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    out = tmp_path / "loss.png"
+    _run("models/loss_curve.py", str(log), "-o", str(out))
+    image = Image.open(out).convert("RGB")
+    assert image.size == (900, 900)
+    panel = image.crop((0, 500, 900, 900))
+    red = [(x, y) for x in range(panel.width) for y in range(panel.height) if panel.getpixel((x, y)) == (214, 39, 40)]
+    # Only the rising style is drawn red, and it ends at the top of the panel, near x3.
+    assert red and min(y for _, y in red) < 60
+
+
 def test_gallery_sheet_has_a_row_per_style_and_full_size_results(tmp_path: Path, tiny_model: Path):
     photos = tmp_path / "photos"
     make_photo(photos / "chelsea.png", size=(60, 40), seed=1)
