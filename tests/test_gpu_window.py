@@ -1,0 +1,43 @@
+"""models/gpu_window.sh must work the day a GPU is lent: its dry run, on the CPU, on made-up data."""
+
+import json
+import os
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+from conftest import make_photo
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytest.importorskip("onnx")  # training and evaluation need the default loss network
+
+
+def _styles_of(model: Path) -> list[str]:
+    done = subprocess.run(["python3", "-m", "stylize", "styles", "-m", str(model), "--json"], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout)["styles"]
+
+
+def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
+    data = tmp_path / "data"
+    for i, name in enumerate(_styles_of(ROOT / "weights" / "stylize-22.safetensors")):
+        make_photo(data / "styles" / f"{name}.png", size=(48, 40), seed=100 + i)
+    for i in range(4):
+        make_photo(data / "content" / "train" / f"p{i}.png", size=(40, 40), seed=i)
+        make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
+    env = {**os.environ, "DATA": str(data), "GPU": str(tmp_path / "gpu"), "OUT": str(tmp_path / "out"), "CHECK": "0"}
+    for args in (["prepare"], ["run", "--dry-run"]):
+        done = subprocess.run(["bash", "models/gpu_window.sh", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=1800)
+        assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "out"
+    for model in ("stylize-22", "stylize-22-small"):
+        assert _styles_of(out / f"{model}.safetensors") == _styles_of(ROOT / "weights" / f"{model}.safetensors")
+        table = (out / f"eval-{model}.md").read_text()
+        assert "| starry_night |" in table and "network / previous" in table
+    with tarfile.open(out / "logs.tar") as logs:
+        names = logs.getnames()
+    assert "./phases.txt" in names and any(n.endswith("stylize-22-small.log.jsonl") for n in names)
+    assert any(".snapshots/" in n for n in names)
