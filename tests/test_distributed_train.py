@@ -110,9 +110,9 @@ rank = int(os.environ["RANK"])
 real_forward = loss_module.PerceptualLoss.forward
 poison, calls = None, 0
 
-def forward(self, output, photo, style):
+def forward(self, output, photo, style, per_sample=False):
     global calls
-    terms = real_forward(self, output, photo, style)
+    terms = real_forward(self, output, photo, style, per_sample)
     calls += 1
     if poison and rank == 1 and calls == 3:  # the third step of a run, on rank 1 only
         if poison == "sigint":

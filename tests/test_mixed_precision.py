@@ -88,9 +88,9 @@ def _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir, preci
     seen = []
     real_forward = loss_mod.PerceptualLoss.forward
 
-    def forward(self, output, photo, style):
+    def forward(self, output, photo, style, per_sample=False):
         seen.append((torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")))
-        return real_forward(self, output, photo, style)
+        return real_forward(self, output, photo, style, per_sample)
 
     monkeypatch.setattr(loss_mod.PerceptualLoss, "forward", forward)
     settings = TrainSettings(steps=2, batch_size=2, image_size=32, style_size=32, workers=0, preset="small",

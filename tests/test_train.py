@@ -132,8 +132,8 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, style_dir, phot
 
     real_forward = loss_module.PerceptualLoss.forward
 
-    def poisoned(self, output, photo, style):
-        terms = real_forward(self, output, photo, style)
+    def poisoned(self, output, photo, style, per_sample=False):
+        terms = real_forward(self, output, photo, style, per_sample)
         poisoned.calls += 1
         if poisoned.calls == 7:
             terms["total"] = terms["total"] * float("nan")
