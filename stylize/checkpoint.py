@@ -27,15 +27,10 @@ from torch import Tensor
 from . import __version__
 from .atomic import write_atomically, write_failure
 from .errors import StylizeError, first_line
-from .weights import check_model_file
 from .network import NetConfig, StyleNet
-from .settings import is_int, is_number, shown
-from .styles import check_style_name, normalize_name
+from .model_header import FORMAT, FORMAT_VERSION, META_KEY, TRAIN_PREFIX, read_header
+from .settings import is_number, shown
 
-FORMAT = "stylize"
-FORMAT_VERSION = 1
-_META_KEY = "stylize"
-_TRAIN_PREFIX = "train."
 
 
 @dataclass
@@ -66,14 +61,14 @@ def _flatten_optimizer(state: dict[str, Any]) -> tuple[dict[str, Tensor], list[d
     tensors = {}
     for index, per_param in state["state"].items():
         for key, value in per_param.items():
-            tensors[f"{_TRAIN_PREFIX}{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+            tensors[f"{TRAIN_PREFIX}{index}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     return tensors, state["param_groups"]
 
 
 def _unflatten_optimizer(tensors: dict[str, Tensor], groups: list[dict[str, Any]]) -> dict[str, Any]:
     state: dict[int, dict[str, Tensor]] = {}
     for name, value in tensors.items():
-        index, key = name[len(_TRAIN_PREFIX):].split(".", 1)
+        index, key = name[len(TRAIN_PREFIX):].split(".", 1)
         state.setdefault(int(index), {})[key] = value
     return {"state": dict(sorted(state.items())), "param_groups": groups}
 
@@ -99,7 +94,7 @@ def save(path: Path, ckpt: Checkpoint, *, optimizer: torch.optim.Optimizer | Non
         opt_tensors, groups = _flatten_optimizer(optimizer.state_dict())
         tensors.update(opt_tensors)
         meta["optimizer_param_groups"] = groups
-    data = serialize(tensors, metadata={_META_KEY: json.dumps(meta)})
+    data = serialize(tensors, metadata={META_KEY: json.dumps(meta)})
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         created = write_atomically(path, data, replace=overwrite)
@@ -110,90 +105,12 @@ def save(path: Path, ckpt: Checkpoint, *, optimizer: torch.optim.Optimizer | Non
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
-    """The JSON metadata of a checkpoint, checked (see :func:`check_metadata`), and its tensors'
-    names, shapes and types checked against it, without loading any tensor."""
+    """The JSON metadata of a checkpoint, checked (see :func:`~stylize.model_header.check_metadata`),
+    and its tensors' names, shapes and types checked against it, without loading any tensor."""
     path = Path(path)
-    check_model_file(path)
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw = (handle.metadata() or {}).get(_META_KEY)
-            found = {k: (tuple(handle.get_slice(k).get_shape()), handle.get_slice(k).get_dtype())
-                     for k in handle.keys()}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise StylizeError(f"{path}: not a readable safetensors checkpoint ({first_line(exc)})") from None
-    if raw is None:
-        raise StylizeError(f"{path}: a safetensors file, but not a stylize checkpoint (no '{_META_KEY}' metadata)")
-    try:
-        meta = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError):
-        raise StylizeError(f"{path}: checkpoint metadata is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise StylizeError(f"{path}: not a stylize checkpoint")
-    check_metadata(meta, path)
-    _check_tensors(path, found, meta)
-    return meta
-
-
-MAX_CHANNELS = 65_536
-MAX_RESIDUAL_BLOCKS = 1024
-MAX_STYLES = 1_000_000
-"""Far beyond any real network; a checkpoint claiming more is refused before anything is built."""
-
-
-def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
-    """``meta`` if every field a checkpoint needs is there with the right type and range.
-
-    Checkpoints are shared files: nothing in them is trusted. Style names follow the
-    rule of ``add-style`` (:func:`stylize.styles.check_style_name`), so a name can
-    neither leave an output folder (``/``) nor fake lines on a terminal (control
-    characters), and no two names match the same ``--style``.
-    """
-    def bad(what: str) -> StylizeError:
-        return StylizeError(f"{path}: bad checkpoint metadata: {what}")
-
-    version = meta.get("format_version", 0)
-    if not is_int(version):
-        raise bad(f"format_version is {shown(version)}, not an integer")
-    if version > FORMAT_VERSION:
-        raise StylizeError(f"{path}: written by a newer stylize (format {version}); upgrade stylize")
-    config = meta.get("config")
-    if not isinstance(config, dict):
-        raise bad("no architecture ('config')")
-    channels = config.get("channels")
-    if not (isinstance(channels, list) and len(channels) == 3
-            and all(is_int(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
-        raise bad(f"channels is {shown(channels)}, not 3 integers from 1 to {MAX_CHANNELS}")
-    for key, top in (("n_residual", MAX_RESIDUAL_BLOCKS), ("n_styles", MAX_STYLES)):
-        value = config.get(key)
-        if not (is_int(value) and (key == "n_residual" or value >= 1) and 0 <= value <= top):
-            raise bad(f"{key} is {shown(value)}, not an integer up to {top}")
-    styles = meta.get("styles")
-    if not (isinstance(styles, list) and all(isinstance(name, str) for name in styles)):
-        raise bad("no list of style names")
-    if len(styles) != config["n_styles"]:
-        raise StylizeError(f"{path}: metadata names {len(styles)} styles but the network has {config['n_styles']}")
-    keys: dict[str, str] = {}
-    for name in styles:
-        try:
-            check_style_name(name)
-        except StylizeError as exc:
-            raise StylizeError(f"{path}: bad style name in the checkpoint: {exc}") from None
-        if normalize_name(name) in keys:
-            raise bad(f"styles {keys[normalize_name(name)]!r} and {name!r} would match the same --style")
-        keys[normalize_name(name)] = name
-    step = meta.get("step", 0)
-    if not (is_int(step) and step >= 0):
-        raise bad(f"step is {shown(step)}, not a count of steps")
-    for key, kind, default in (("training", dict, {}), ("loss_network", str, None), ("stylize_version", str, "")):
-        value = meta.get(key, default)
-        if value is not default and not isinstance(value, kind):
-            raise bad(f"{key} is {shown(value)}, not a {'mapping' if kind is dict else 'string'}")
-    groups = meta.get("optimizer_param_groups")
-    if groups is not None and not (isinstance(groups, list) and all(
-            isinstance(g, dict) and isinstance(g.get("params"), list) and all(is_int(i) for i in g["params"])
-            for g in groups)):
-        raise bad("optimizer_param_groups is not a list of parameter groups")
-    return meta
+    header = read_header(path)
+    _check_tensors(path, header.tensors, header.meta)
+    return header.meta
 
 
 def stores_half(path: Path) -> bool:
@@ -205,7 +122,7 @@ def stores_half(path: Path) -> bool:
     path = Path(path)
     read_metadata(path)
     with safe_open(str(path), framework="pt") as handle:
-        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys() if not key.startswith(_TRAIN_PREFIX)}
+        dtypes = {handle.get_slice(key).get_dtype() for key in handle.keys() if not key.startswith(TRAIN_PREFIX)}
     return dtypes == {"F16"}
 
 
@@ -222,12 +139,12 @@ def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise StylizeError(f"{path}: checkpoint is corrupt or truncated ({first_line(exc)})") from None
     net = StyleNet(NetConfig.from_dict(meta["config"]))
-    weights = {k: v.float() for k, v in tensors.items() if not k.startswith(_TRAIN_PREFIX)}
+    weights = {k: v.float() for k, v in tensors.items() if not k.startswith(TRAIN_PREFIX)}
     net.load_state_dict(weights)
     if not all(torch.isfinite(v).all() for v in weights.values()):
         raise StylizeError(f"{path}: the weights hold NaN or infinite values (a training run that diverged?)")
     net.to(map_location).eval()
-    train = {k: v for k, v in tensors.items() if k.startswith(_TRAIN_PREFIX)}
+    train = {k: v for k, v in tensors.items() if k.startswith(TRAIN_PREFIX)}
     return Checkpoint(
         net=net,
         styles=list(meta["styles"]),
@@ -240,7 +157,7 @@ def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
 
 
 _FLOAT_TYPES = frozenset({"F16", "BF16", "F32", "F64"})
-_OPTIMIZER_KEY = re.compile(rf"{re.escape(_TRAIN_PREFIX)}(\d{{1,9}})\.([A-Za-z_]\w*)")
+_OPTIMIZER_KEY = re.compile(rf"{re.escape(TRAIN_PREFIX)}(\d{{1,9}})\.([A-Za-z_]\w*)")
 
 
 def _check_tensors(path: Path, found: dict[str, tuple[tuple[int, ...], str]], meta: dict[str, Any]) -> None:
@@ -255,7 +172,7 @@ def _check_tensors(path: Path, found: dict[str, tuple[tuple[int, ...], str]], me
             expected = {k: tuple(v.shape) for k, v in StyleNet(NetConfig.from_dict(meta["config"])).state_dict().items()}
     except (RuntimeError, ValueError) as exc:
         raise bad(first_line(exc)) from None
-    weights = {k: v for k, v in found.items() if not k.startswith(_TRAIN_PREFIX)}
+    weights = {k: v for k, v in found.items() if not k.startswith(TRAIN_PREFIX)}
     missing = sorted(expected.keys() - weights.keys())
     unexpected = sorted(weights.keys() - expected.keys())
     if missing or unexpected:
@@ -265,7 +182,7 @@ def _check_tensors(path: Path, found: dict[str, tuple[tuple[int, ...], str]], me
             raise bad(f"{key!r} holds {dtype}, not floating-point numbers")
         if key in expected and shape != expected[key]:
             raise bad(f"{key!r} has shape {list(shape)}, expected {list(expected[key])}")
-        if key.startswith(_TRAIN_PREFIX) and not _OPTIMIZER_KEY.fullmatch(key):
+        if key.startswith(TRAIN_PREFIX) and not _OPTIMIZER_KEY.fullmatch(key):
             raise StylizeError(f"{path}: bad optimizer state name {key!r}")
     if len(found) > len(weights) and meta.get("optimizer_param_groups") is None:
         raise StylizeError(f"{path}: bad checkpoint metadata: optimizer state without optimizer_param_groups")

@@ -21,6 +21,7 @@ import typer
 
 from . import __version__
 from .errors import StylizeError, first_line, printable
+from .extras import missing_extra, provides, require
 from .process import own_process
 from .render import ApplySettings
 from .settings import ADD_STEPS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
@@ -321,6 +322,8 @@ def train(
 
       stylize train paintings/ -c photos/ -o next.safetensors --init-from weights/stylize-22.safetensors --steps 30000 --warmup-steps 200
     """
+    with user_errors():
+        require("train", "stylize train")
     from .train import train as run_training
 
     own_process()
@@ -398,6 +401,8 @@ def add_style(
 
       stylize add-style -m model.safetensors a.jpg b.jpg -c photos/ -o model-ab.safetensors --resume
     """
+    with user_errors():
+        require("train", "stylize add-style")
     from .finetune import Overrides, add_styles
 
     own_process()
@@ -514,16 +519,20 @@ def export(
     if (output is None) == (onnx is None):
         fail("give one of -o LEAN.safetensors or --onnx OUT.onnx")
     if onnx is not None:
+        with user_errors():
+            require("torch", "stylize export --onnx")
         from . import checkpoint
+        from .graphs import graph_metadata
         from .onnx_export import export_onnx
         from .style_edit import check_output
+        from .weights import file_sha256
 
         with user_errors():
             check_output(path, onnx, overwrite=overwrite)
             with say.stage("load"):
                 ckpt = checkpoint.load(path)
             with say.stage("export"):
-                export_onnx(ckpt, onnx)
+                export_onnx(ckpt, onnx, graph_metadata(file_sha256(path)))
         report_saved(onnx, ckpt.styles, say)
         return
     edit_checkpoint(path, output, lambda ckpt: ckpt, say, half=half, overwrite=overwrite)
@@ -536,6 +545,8 @@ def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Chec
 
     ``half``: store fp16 or fp32; ``None`` keeps MODEL's own storage (fp16 stays fp16).
     """
+    with user_errors():
+        require("torch", "editing a model")
     from . import checkpoint
     from .style_edit import check_output
 
@@ -554,25 +565,22 @@ def report_saved(path: Path, styles: list[str], say: Verbosity) -> None:
     say.say(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
-def onnx_stylizer(model: Path | None, backend: str) -> OnnxStylizer | None:
-    """The ONNX Runtime stylizer for ``model``, with the thread count PyTorch would use.
+def onnx_stylizer(model: Path | None) -> OnnxStylizer:
+    """The ONNX Runtime stylizer for ``model``, with the thread count PyTorch would use; says so
+    when the model's graph has to be made first (a user's model, the first time)."""
+    from .onnx_engine import OnnxStylizer, default_threads
 
-    ``None`` when the graph cannot be cached and ``backend`` is ``auto``: PyTorch renders then.
-    """
-    from .onnx_engine import GraphCacheError, OnnxStylizer, default_threads
-
-    try:
-        return OnnxStylizer.load(model, threads=default_threads())
-    except GraphCacheError:
-        if backend == "onnx":
-            raise
-        return None
+    return OnnxStylizer.load(model, threads=default_threads(),
+                             on_make=lambda path: echo(f"making the ONNX graph for {path} (once)..."))
 
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
                    inputs: list[str], style: str | None, save_style_to: Path | None,
                    engine: EngineOptions, say: Verbosity, overwrite: bool = False) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
+    if style_image is not None:
+        require("train", "--style-image")
+    require("torch", "rendering with PyTorch (a GPU, --backend torch, --precision bf16/fp16, videos, torchrun)")
     from . import distributed
     from .inference import Stylizer
 
@@ -639,12 +647,12 @@ def styles(
 
       stylize styles -m my-styles.safetensors --json
     """
-    from . import checkpoint
+    from .model_header import read_header
 
     say = verbosity(quiet, verbose)
     path = chosen_model(model)
     with user_errors(), say.stage("read"):
-        meta = checkpoint.read_metadata(path)
+        meta = read_header(path).meta
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
         return
@@ -689,6 +697,8 @@ def evaluate(
 
       stylize evaluate -m my-styles.safetensors --styles paintings/ --photos test-photos/ --size 128 --limit 1 --iterations 50,100
     """
+    with user_errors():
+        require("train", "stylize evaluate")
     from . import checkpoint
     from .data import load_styles
     from .evaluate import default_cache, evaluate as run_evaluation, markdown_table, summary
@@ -819,12 +829,12 @@ def apply(
                                    "torchrun run on torch")
             use_onnx = False
         with say.stage("load"):
-            stylizer = onnx_stylizer(model, backend) if use_onnx else None
-            if stylizer is None:
+            if use_onnx:
+                stylizer = onnx_stylizer(model)
+                say.detail("device: cpu (ONNX Runtime)")
+            else:
                 stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
                                                  save_style_to, engine, say, overwrite)
-            else:
-                say.detail("device: cpu (ONNX Runtime)")
         say.detail(f"precision: {stylizer.precision}")
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
@@ -898,8 +908,9 @@ def sheet(
             raise StylizeError(f"{output} exists; pass --overwrite to replace it")
         if output.resolve() == photo.resolve():
             raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
-        stylizer = onnx_stylizer(model, backend) if onnx_backend_applies(backend, device, "auto") else None
-        if stylizer is None:
+        if onnx_backend_applies(backend, device, "auto"):
+            stylizer = onnx_stylizer(model)
+        else:
             stylizer = torch_stylizer(model, device, "auto", None, None, [], None, None, own_process(), say)[0]
         picture = style_sheet(stylizer, read_image(photo, arrays=stylizer.arrays), cell=cell, columns=columns)
         write_pil(output, picture)
@@ -919,6 +930,8 @@ def write_pil(path: Path, picture: object) -> None:
 @app.command()
 def info(
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
+    devices: bool = typer.Option(False, "--devices", help="Also ask PyTorch which GPUs it can use "
+                                                          "(loading it takes seconds)."),
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:
@@ -934,7 +947,7 @@ def info(
 
     verbosity(quiet, verbose)  # the facts are the result: -q and -v change nothing here
 
-    facts = gather()
+    facts = gather(ask_torch=devices)
     if as_json:
         typer.echo(json.dumps(facts, indent=2))
         return
@@ -959,6 +972,9 @@ def main(args: list[str] | None = None) -> int:
     except typer.Abort:
         return 130
     except Exception as exc:  # a bug, or an error from a library underneath (torch...)
+        if isinstance(exc, ModuleNotFoundError) and provides("torch", exc):  # a path require() missed
+            echo(f"error: {missing_extra('torch', 'this command')}")
+            return 1
         if os.environ.get(DEBUG_VARIABLE) == "1":
             traceback.print_exc()
         echo(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")

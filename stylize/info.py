@@ -18,19 +18,26 @@ def _package(name: str) -> str | None:
         return None
 
 
-def gather() -> dict[str, Any]:
-    """Everything ``info`` prints, as plain data (imports torch to ask it for devices)."""
+def torch_devices() -> list[str]:
+    """The devices PyTorch can use (importing it takes seconds, so only when asked)."""
     import torch
-
-    from . import checkpoint
-    from .errors import StylizeError
-    from .onnx_engine import onnx_backend_applies
 
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices += [f"cuda:{i} ({torch.cuda.get_device_name(i)})" for i in range(torch.cuda.device_count())]
     if torch.backends.mps.is_available():
         devices.append("mps")
+    return devices
+
+
+def gather(ask_torch: bool = False) -> dict[str, Any]:
+    """Everything ``info`` prints, as plain data; ``ask_torch``: also which GPUs PyTorch sees
+    (``devices`` is None otherwise, or without PyTorch)."""
+    from .errors import StylizeError
+    from .model_header import read_header
+    from .onnx_engine import onnx_backend_applies
+
+    devices = torch_devices() if ask_torch and _package("torch") else None
     try:
         default: str | None = str(default_model())
     except StylizeError:
@@ -38,7 +45,7 @@ def gather() -> dict[str, Any]:
     models = []
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
         try:
-            meta = checkpoint.read_metadata(path)
+            meta = read_header(path).meta
             models.append({"path": str(path), "styles": len(meta["styles"]), "channels": meta["config"]["channels"]})
         except StylizeError as exc:
             models.append({"path": str(path), "error": str(exc)})
@@ -51,7 +58,7 @@ def gather() -> dict[str, Any]:
     return {
         "stylize": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": _package("torch"),
         "onnxruntime": _package("onnxruntime"),
         "onnxruntime_providers": providers,
         "onnx": _package("onnx"),
@@ -72,7 +79,8 @@ def describe(info: dict[str, Any]) -> list[str]:
 
     lines = [
         f"stylize {info['stylize']} (python {info['python']})",
-        f"torch {info['torch']}; devices: {', '.join(info['devices'])}",
+        f"torch {have('torch')}; devices: " + (', '.join(info["devices"]) if info["devices"] else
+                                               "cpu; --devices asks PyTorch for GPUs"),
         f"onnxruntime {have('onnxruntime')}" + (f" ({', '.join(info['onnxruntime_providers'])})"
                                                 if info["onnxruntime_providers"] else ""),
         f"onnx {have('onnx')}; PyAV (videos) {have('av')}",

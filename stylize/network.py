@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .errors import StylizeError
 from .norm import ConditionalInstanceNorm2d
-from .render import ALIGN, MIN_SIZE
+from .render import ALIGN, check_size
 
 
 @dataclass(frozen=True)
@@ -131,8 +130,7 @@ class StyleNet(nn.Module):
     def prepare(self, x: Tensor, style: Tensor | int) -> tuple[Tensor, Tensor]:
         """``x`` reflection-padded to a multiple of :data:`ALIGN`, and the (N, n_styles) style weights."""
         h, w = x.shape[-2:]
-        if min(h, w) < MIN_SIZE:
-            raise StylizeError(f"image is {w}x{h} px; the network needs at least {MIN_SIZE} px on each side")
+        check_size(h, w)
         weights = self.style_weights(style, x.shape[0])
         ph, pw = -h % ALIGN, -w % ALIGN
         if ph or pw:

@@ -5,9 +5,8 @@ itself: importing it takes longer than the small network needs for a 1024 px pho
 its libraries dominate the peak memory. ONNX Runtime, numpy and Pillow start in a
 fraction of that. So on a CPU ``apply`` runs the model's ONNX graph
 (:mod:`stylize.onnx_export`, the textbook network with its norm statistics as inputs
-and outputs) from a cache, ``cache_dir()/onnx/<sha256 of the checkpoint>.onnx``. The
-first run for a checkpoint exports the graph (with PyTorch and the ``onnx`` package);
-every later run loads only ONNX Runtime.
+and outputs): the shipped models' graphs ship beside them, a user's model gets its graph
+made once and cached (:mod:`stylize.graphs`); applying then loads only ONNX Runtime.
 
 Everything else is what :class:`~stylize.inference.Stylizer` does, on numpy arrays:
 ``max_size``, ``strength``, ``preserve_color`` (:mod:`stylize.render`), and tiling with
@@ -30,20 +29,16 @@ from typing import Callable, Mapping
 import numpy as np
 from PIL import Image
 
-from .errors import StylizeError
+from . import DISTRIBUTION
+from .errors import StylizeError, first_line
+from .graphs import open_graph
 from .imageio import Photo
-from .render import ApplySettings, keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
+from .render import (ApplySettings, check_size, keep_chroma, restore_detail, tile_margin, tile_size_for,
+                     tile_spans)
 from .styles import StyleChoice, choose
-from .weights import cache_dir, check_model_file, default_model, file_sha256
-
-GRAPH_VERSION = 2
-"""Part of the cache key: bump when the exported graph changes."""
+from .weights import default_model
 
 BACKENDS = ("auto", "torch", "onnx")
-
-
-class GraphCacheError(StylizeError):
-    """The graph is not cached and cannot be: ``--backend auto`` then renders with PyTorch."""
 
 
 @dataclass(frozen=True)
@@ -51,32 +46,6 @@ class GraphConfig:
     """What tiling needs to know of the exported network (from the graph's metadata)."""
 
     n_residual: int
-
-
-def graph_path(model: Path) -> Path:
-    """Where the ONNX graph of checkpoint ``model`` is cached (keyed by its bytes)."""
-    return cache_dir() / "onnx" / f"{file_sha256(model)[:32]}-v{GRAPH_VERSION}.onnx"
-
-
-def cached_graph(model: Path) -> Path:
-    """The cached graph of ``model``, exported first if missing (needs torch and onnx)."""
-    check_model_file(model)
-    try:
-        path = graph_path(model)
-    except OSError as exc:
-        raise StylizeError(f"{model}: cannot read ({exc.strerror or exc})") from None
-    if not path.is_file():
-        from . import checkpoint
-        from .onnx_export import export_onnx
-
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise GraphCacheError(f"cannot create the cache folder {path.parent}: {exc.strerror or exc}") from None
-        if not os.access(path.parent, os.W_OK):
-            raise GraphCacheError(f"cannot write into the cache folder {path.parent}")
-        export_onnx(checkpoint.load(model), path)
-    return path
 
 
 def cpu_only() -> bool:
@@ -91,8 +60,8 @@ def cpu_only() -> bool:
 def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
     """Whether ``apply --backend BACKEND --device DEVICE --precision PRECISION`` runs on ONNX Runtime.
 
-    ``auto`` does on a CPU in fp32 when onnxruntime and onnx (for the first export) are
-    installed; ``onnx`` insists (and fails clearly without them); ``torch`` never does.
+    ``auto`` does on a CPU in fp32, and wherever PyTorch is not installed (the plain
+    install); ``onnx`` insists (and fails clearly where it cannot); ``torch`` never does.
     """
     if backend not in BACKENDS:
         raise StylizeError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
@@ -103,11 +72,11 @@ def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
         if not on_cpu or precision not in ("auto", "fp32"):
             raise StylizeError("--backend onnx runs on the CPU in fp32 (--device cpu, --precision fp32)")
         return True
-    if not on_cpu or precision not in ("auto", "fp32"):
-        return False
     from importlib.util import find_spec
 
-    return find_spec("onnxruntime") is not None and find_spec("onnx") is not None
+    if precision not in ("auto", "fp32") or device not in ("auto", "cpu"):
+        return False
+    return find_spec("torch") is None or (on_cpu and find_spec("onnxruntime") is not None)
 
 
 class OnnxStylizer:
@@ -119,29 +88,32 @@ class OnnxStylizer:
     """The precision the graph runs in (as :attr:`Stylizer.precision <stylize.inference.Stylizer.precision>`)."""
     device = "cpu"
 
-    def __init__(self, graph: Path, threads: int | None = None) -> None:
+    def __init__(self, graph: Path | bytes, threads: int | None = None) -> None:
+        """The stylizer of an ONNX graph (a file or its bytes); a one-line error if it is none of ours."""
+        self.session = open_session(graph, threads)
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        """The graph's metadata: styles, config, and the checkpoint it was made from (:mod:`stylize.graphs`)."""
         try:
-            import onnxruntime as ort
-        except ImportError:
-            raise StylizeError("the ONNX backend needs onnxruntime: pip install onnxruntime") from None
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # not the note that the optional inputs are overridable
-        if threads:
-            options.intra_op_num_threads = threads
-        try:
-            self.session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
-            meta = self.session.get_modelmeta().custom_metadata_map
-            self._styles = [str(s) for s in json.loads(meta["styles"])]
-            self.config = GraphConfig(n_residual=int(json.loads(meta["config"])["n_residual"]))
-        except (KeyError, ValueError, TypeError, RuntimeError) as exc:  # ORT raises its own RuntimeError kinds
-            raise StylizeError(f"{graph}: not a stylize ONNX graph ({str(exc).splitlines()[0]})") from None
+            self._styles = [str(s) for s in json.loads(self.metadata["styles"])]
+            self.config = GraphConfig(n_residual=int(json.loads(self.metadata["config"])["n_residual"]))
+        except (KeyError, ValueError, TypeError, RecursionError) as exc:
+            raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
         self.on_tile: Callable[[int, int], None] | None = None
         """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
-    def load(cls, model: str | Path | None = None, threads: int | None = None) -> "OnnxStylizer":
-        """The stylizer for checkpoint ``model`` (default: the shipped one), from its cached graph."""
-        return cls(cached_graph(Path(model) if model is not None else default_model()), threads)
+    def load(cls, model: str | Path | None = None, threads: int | None = None,
+             on_make: Callable[[Path], None] | None = None) -> "OnnxStylizer":
+        """The stylizer for checkpoint ``model`` (default: the shipped one), from its graph.
+
+        The graph ships beside the model or is cached; else it is made (needs PyTorch),
+        after a call of ``on_make(model)`` (see :func:`stylize.graphs.open_graph`).
+        """
+        def opener(data: bytes) -> tuple[OnnxStylizer, dict[str, str]]:
+            stylizer = cls(data, threads)
+            return stylizer, stylizer.metadata
+
+        return open_graph(Path(model) if model is not None else default_model(), opener, on_make)
 
     @property
     def styles(self) -> list[str]:
@@ -185,6 +157,7 @@ class OnnxStylizer:
     def _run(self, rgb: np.ndarray, weights: np.ndarray,
              prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One pass: (stylized (3, H, W), mean, var); with ``prior``, normalized by those statistics."""
+        check_size(*rgb.shape[-2:])
         feed = {"image": np.ascontiguousarray(rgb[None]), "style": weights}
         if prior is not None:
             feed.update(prior_mean=prior[0], prior_var=prior[1], prior_weight=np.array(1.0, np.float32))
@@ -206,6 +179,33 @@ class OnnxStylizer:
             if self.on_tile is not None:
                 self.on_tile(done, len(tiles))
         return out
+
+
+def open_session(graph: Path | bytes, threads: int | None) -> object:
+    """An ONNX Runtime session of ``graph`` on the CPU, quiet: errors come back as exceptions,
+    never as ONNX Runtime's own log lines on stderr."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise StylizeError(f"the ONNX backend needs onnxruntime: pip install '{DISTRIBUTION}'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = QUIET
+    if threads:
+        options.intra_op_num_threads = threads
+    source = str(graph) if isinstance(graph, Path) else graph
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
+        raise StylizeError(f"{describe(graph)}: not a usable ONNX graph ({first_line(exc)})") from None
+
+
+QUIET = 4
+"""ONNX Runtime's log severity for fatal errors only: a failed call raises, and says why, anyway."""
+
+
+def describe(graph: Path | bytes) -> str:
+    """A graph's name in messages: its file, or what it is."""
+    return str(graph) if isinstance(graph, Path) else "the ONNX graph"
 
 
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:

@@ -36,6 +36,7 @@ import io
 import json
 import warnings
 from pathlib import Path
+from typing import Mapping
 
 import torch
 from torch import Tensor, nn
@@ -44,6 +45,7 @@ from . import __version__
 from .atomic import write_atomically, write_failure
 from .checkpoint import Checkpoint
 from .errors import StylizeError
+from .extras import missing_extra
 from .network import StyleNet
 from .norm import BlendedStats, ConditionalInstanceNorm2d, shared_stats
 
@@ -87,15 +89,26 @@ class StatsGraph(nn.Module):
         return out, mean, var
 
 
-def export_onnx(ckpt: Checkpoint, output: str | Path) -> None:
-    """Write ``ckpt``'s network as an ONNX graph (see the module docstring), atomically.
+def export_onnx(ckpt: Checkpoint, output: str | Path, metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``ckpt``'s network as an ONNX graph (see :func:`graph_bytes`), atomically."""
+    data = graph_bytes(ckpt, metadata)
+    try:
+        write_atomically(output, data)
+    except OSError as exc:
+        raise StylizeError(f"cannot write {output}: {write_failure(exc, Path(output), len(data))}") from None
 
-    Needs the ``onnx`` package (a dependency of stylize), which the exporter itself uses.
+
+def graph_bytes(ckpt: Checkpoint, metadata: Mapping[str, str] | None = None) -> bytes:
+    """``ckpt``'s network as a serialized ONNX graph (see the module docstring).
+
+    ``metadata`` joins the graph's own (``styles``, ``config``...): the sha256 of the
+    checkpoint it was made from, with which :mod:`stylize.graphs` recognizes it. Needs
+    the ``onnx`` package, which the exporter itself uses.
     """
     try:
         import onnx
     except ImportError:
-        raise StylizeError("exporting to ONNX needs the onnx package: pip install onnx") from None
+        raise missing_extra("torch", "exporting to ONNX") from None
     net = ckpt.net.float().cpu().eval()
     graph = StatsGraph(net)
     channels = sum(graph.widths)
@@ -118,13 +131,9 @@ def export_onnx(ckpt: Checkpoint, output: str | Path) -> None:
     _make_optional(model, {"prior_mean": example[2], "prior_var": example[3], "prior_weight": example[4]})
     onnx.helper.set_model_props(model, {"styles": json.dumps(ckpt.styles), "config": json.dumps(net.config.to_dict()),
                                         "norm_widths": json.dumps(graph.widths),
-                                        "producer": f"stylize {__version__}"})
+                                        "producer": f"stylize {__version__}", **(metadata or {})})
     onnx.checker.check_model(model)
-    data = model.SerializeToString()
-    try:
-        write_atomically(output, data)
-    except OSError as exc:
-        raise StylizeError(f"cannot write {output}: {write_failure(exc, Path(output), len(data))}") from None
+    return model.SerializeToString()
 
 
 def _make_optional(model, defaults: dict[str, Tensor]) -> None:

@@ -22,6 +22,12 @@ ALIGN = 4
 """The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
 
 
+def check_size(height: int, width: int) -> None:
+    """Refuse, in one line, an image too small for the network (on either backend)."""
+    if min(height, width) < MIN_SIZE:
+        raise StylizeError(f"image is {width}x{height} px; the network needs at least {MIN_SIZE} px on each side")
+
+
 AUTO_TILE_OTHER = 2048
 """Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs,
 ONNX Runtime); on CUDA it follows the free memory (``stylize.memory.auto_tile``)."""

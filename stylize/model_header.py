@@ -1,0 +1,120 @@
+"""What a checkpoint file says about itself, read from its header without PyTorch.
+
+``stylize styles``, ``info`` and ``apply`` on ONNX Runtime need a model's style names and
+architecture, not its tensors; reading them must not cost a PyTorch import. The
+metadata is untrusted JSON, checked here field by field (:func:`check_metadata`);
+:func:`stylize.checkpoint.read_metadata` adds the check of every tensor's shape against
+the architecture, which needs the network (and PyTorch).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError, safe_open
+
+from .errors import StylizeError, first_line
+from .settings import is_int, shown
+from .styles import check_style_name, normalize_name
+from .weights import check_model_file
+
+FORMAT = "stylize"
+FORMAT_VERSION = 1
+META_KEY = "stylize"
+TRAIN_PREFIX = "train."
+"""Tensors under this prefix are the optimizer's state, kept for ``--resume``."""
+
+
+@dataclass(frozen=True)
+class Header:
+    """A checkpoint's checked metadata and its tensors' (shape, type) from the file's header."""
+
+    meta: dict[str, Any]
+    tensors: dict[str, tuple[tuple[int, ...], str]]
+
+
+def read_header(path: Path) -> Header:
+    """The header of checkpoint ``path`` with its metadata checked, no tensor read, or a one-line error."""
+    path = Path(path)
+    check_model_file(path)
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            raw = (handle.metadata() or {}).get(META_KEY)
+            found = {k: (tuple(handle.get_slice(k).get_shape()), handle.get_slice(k).get_dtype())
+                     for k in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise StylizeError(f"{path}: not a readable safetensors checkpoint ({first_line(exc)})") from None
+    if raw is None:
+        raise StylizeError(f"{path}: a safetensors file, but not a stylize checkpoint (no '{META_KEY}' metadata)")
+    try:
+        meta = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError):
+        raise StylizeError(f"{path}: checkpoint metadata is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise StylizeError(f"{path}: not a stylize checkpoint")
+    return Header(check_metadata(meta, path), found)
+
+
+MAX_CHANNELS = 65_536
+MAX_RESIDUAL_BLOCKS = 1024
+MAX_STYLES = 1_000_000
+"""Far beyond any real network; a checkpoint claiming more is refused before anything is built."""
+
+
+def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``meta`` if every field a checkpoint needs is there with the right type and range.
+
+    Checkpoints are shared files: nothing in them is trusted. Style names follow the
+    rule of ``add-style`` (:func:`stylize.styles.check_style_name`), so a name can
+    neither leave an output folder (``/``) nor fake lines on a terminal (control
+    characters), and no two names match the same ``--style``.
+    """
+    def bad(what: str) -> StylizeError:
+        return StylizeError(f"{path}: bad checkpoint metadata: {what}")
+
+    version = meta.get("format_version", 0)
+    if not is_int(version):
+        raise bad(f"format_version is {shown(version)}, not an integer")
+    if version > FORMAT_VERSION:
+        raise StylizeError(f"{path}: written by a newer stylize (format {version}); upgrade stylize")
+    config = meta.get("config")
+    if not isinstance(config, dict):
+        raise bad("no architecture ('config')")
+    channels = config.get("channels")
+    if not (isinstance(channels, list) and len(channels) == 3
+            and all(is_int(c) and 1 <= c <= MAX_CHANNELS for c in channels)):
+        raise bad(f"channels is {shown(channels)}, not 3 integers from 1 to {MAX_CHANNELS}")
+    for key, top in (("n_residual", MAX_RESIDUAL_BLOCKS), ("n_styles", MAX_STYLES)):
+        value = config.get(key)
+        if not (is_int(value) and (key == "n_residual" or value >= 1) and 0 <= value <= top):
+            raise bad(f"{key} is {shown(value)}, not an integer up to {top}")
+    styles = meta.get("styles")
+    if not (isinstance(styles, list) and all(isinstance(name, str) for name in styles)):
+        raise bad("no list of style names")
+    if len(styles) != config["n_styles"]:
+        raise StylizeError(f"{path}: metadata names {len(styles)} styles but the network has {config['n_styles']}")
+    keys: dict[str, str] = {}
+    for name in styles:
+        try:
+            check_style_name(name)
+        except StylizeError as exc:
+            raise StylizeError(f"{path}: bad style name in the checkpoint: {exc}") from None
+        if normalize_name(name) in keys:
+            raise bad(f"styles {keys[normalize_name(name)]!r} and {name!r} would match the same --style")
+        keys[normalize_name(name)] = name
+    step = meta.get("step", 0)
+    if not (is_int(step) and step >= 0):
+        raise bad(f"step is {shown(step)}, not a count of steps")
+    for key, kind, default in (("training", dict, {}), ("loss_network", str, None), ("stylize_version", str, "")):
+        value = meta.get(key, default)
+        if value is not default and not isinstance(value, kind):
+            raise bad(f"{key} is {shown(value)}, not a {'mapping' if kind is dict else 'string'}")
+    groups = meta.get("optimizer_param_groups")
+    if groups is not None and not (isinstance(groups, list) and all(
+            isinstance(g, dict) and isinstance(g.get("params"), list) and all(is_int(i) for i in g["params"])
+            for g in groups)):
+        raise bad("optimizer_param_groups is not a list of parameter groups")
+    return meta
