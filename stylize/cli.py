@@ -565,13 +565,13 @@ def report_saved(path: Path, styles: list[str], say: Verbosity) -> None:
     say.say(f"saved {path} ({path.stat().st_size / 1e6:.1f} MB): {len(styles)} styles: {', '.join(styles)}")
 
 
-def onnx_stylizer(model: Path | None) -> OnnxStylizer:
+def onnx_stylizer(model: Path | None, say: Verbosity) -> OnnxStylizer:
     """The ONNX Runtime stylizer for ``model``, with the thread count PyTorch would use; says so
     when the model's graph has to be made first (a user's model, the first time)."""
     from .onnx_engine import OnnxStylizer, default_threads
 
     return OnnxStylizer.load(model, threads=default_threads(),
-                             on_make=lambda path: echo(f"making the ONNX graph for {path} (once)..."))
+                             on_make=lambda path: say.say(f"making the ONNX graph for {path} (once)...", err=True))
 
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
@@ -830,7 +830,7 @@ def apply(
             use_onnx = False
         with say.stage("load"):
             if use_onnx:
-                stylizer = onnx_stylizer(model)
+                stylizer = onnx_stylizer(model, say)
                 say.detail("device: cpu (ONNX Runtime)")
             else:
                 stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
@@ -909,7 +909,7 @@ def sheet(
         if output.resolve() == photo.resolve():
             raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
         if onnx_backend_applies(backend, device, "auto"):
-            stylizer = onnx_stylizer(model)
+            stylizer = onnx_stylizer(model, say)
         else:
             stylizer = torch_stylizer(model, device, "auto", None, None, [], None, None, own_process(), say)[0]
         picture = style_sheet(stylizer, read_image(photo, arrays=stylizer.arrays), cell=cell, columns=columns)

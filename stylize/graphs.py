@@ -28,7 +28,7 @@ from typing import Callable, Mapping, TypeVar
 
 from .atomic import write_atomically
 from .errors import StylizeError
-from .extras import missing_extra, provides
+from .extras import require
 from .weights import cache_dir, check_model_file, file_sha256
 
 GRAPH_VERSION = 3
@@ -84,6 +84,7 @@ def open_graph(model: Path, opener: Callable[[bytes], tuple[Opened, Mapping[str,
             continue
         if metadata.get(SOURCE_KEY) == digest and metadata.get(VERSION_KEY) == str(GRAPH_VERSION):
             return opened
+    require("torch", f"{model} has no ONNX graph yet, and making one")
     if on_make is not None:
         on_make(model)
     data = make_graph(model, digest)
@@ -111,15 +112,10 @@ def read_regular_file(path: Path) -> bytes | None:
 
 def make_graph(model: Path, digest: str) -> bytes:
     """The ONNX graph of checkpoint ``model`` (whose sha256 is ``digest``), made with PyTorch."""
-    try:
-        from . import checkpoint
-        from .onnx_export import graph_bytes
+    from . import checkpoint
+    from .onnx_export import graph_bytes
 
-        return graph_bytes(checkpoint.load(model), graph_metadata(digest))
-    except ModuleNotFoundError as exc:
-        if not provides("torch", exc):
-            raise
-        raise missing_extra("torch", f"{model} has no ONNX graph yet, and making one") from None
+    return graph_bytes(checkpoint.load(model), graph_metadata(digest))
 
 
 def store(path: Path, data: bytes) -> None:

@@ -105,3 +105,25 @@ def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0) 
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-style checkpoint (channels 8/16/32, one residual block), made once per session."""
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+
+
+TORCH_PACKAGES = frozenset({"torch", "torchvision", "torchgen", "functorch", "onnx"})
+"""What the torch extra installs that the plain install must run without."""
+
+
+@pytest.fixture(scope="session")
+def site_without_torch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of links to this environment's packages minus PyTorch (and onnx, its exporter's).
+
+    ``python -S`` with only it (and the code under test) on ``PYTHONPATH`` is a plain
+    install: ``import torch`` fails there as it does where it was never installed.
+    """
+    import sysconfig
+
+    site = tmp_path_factory.mktemp("site-without-torch")
+    for folder in {Path(sysconfig.get_paths()[key]) for key in ("purelib", "platlib")}:
+        for entry in folder.iterdir():
+            top = entry.name.split("-")[0].split(".")[0].lower()
+            if top not in TORCH_PACKAGES and not entry.name.endswith(".pth") and not (site / entry.name).exists():
+                (site / entry.name).symlink_to(entry)
+    return site

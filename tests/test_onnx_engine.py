@@ -14,18 +14,18 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_photo
+from conftest import make_photo, make_tiny_model
 from stylize.cli import app
 from stylize.errors import StylizeError
 from stylize.imageio import read_image
 from stylize.inference import Stylizer
-from stylize.onnx_engine import OnnxStylizer, graph_path, onnx_backend_applies, resize_long_side
+from stylize import graphs
+from stylize.onnx_engine import OnnxStylizer, onnx_backend_applies, resize_long_side
 from stylize.render import ApplySettings, min_tile
-
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnx")
+from stylize.weights import file_sha256
 
 REPO = Path(__file__).resolve().parent.parent
+SHIPPED = sorted(p.name for p in (REPO / "weights").glob("*.safetensors"))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -113,33 +113,92 @@ def test_onnx_backend_refuses_what_it_cannot_do(tiny_model: Path, tmp_path: Path
     assert result.exit_code == 1 and "--backend onnx" in result.output
 
 
-def test_apply_on_a_cpu_does_not_import_torch_once_the_graph_is_cached(tiny_model: Path, tmp_path: Path):
+def test_a_users_model_gets_its_graph_once_and_then_runs_without_torch(tmp_path: Path):
+    model = make_tiny_model(tmp_path / "mine.safetensors", seed=3)
     photo = make_photo(tmp_path / "p.png")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    probe = ("import sys\nfrom stylize.cli import app\n"
-             "try:\n    app(sys.argv[1:])\nexcept SystemExit as exc:\n    code = exc.code\n"
+    probe = ("import sys\nfrom stylize.cli import main\ncode = main(sys.argv[1:])\n"
              "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)\n")
+    runs = []
     for name in ("first.png", "second.png"):
-        run = subprocess.run([sys.executable, "-c", probe, "apply", str(photo), "--model", str(tiny_model),
-                              "--style", "wave", "--device", "cpu", "-o", str(tmp_path / name)],
-                             capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
-        assert run.returncode == 0, run.stderr
+        runs.append(subprocess.run([sys.executable, "-c", probe, "apply", str(photo), "--model", str(model),
+                                    "--style", "wave", "--device", "cpu", "-o", str(tmp_path / name)],
+                                   capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600))
+        assert runs[-1].returncode == 0, runs[-1].stderr
         assert (tmp_path / name).is_file()
-    assert run.stdout.split() == ["NO-TORCH", "0"]  # the first run may have exported the graph
-    assert graph_path(tiny_model).is_file()
-    meta = OnnxStylizer(graph_path(tiny_model)).session.get_modelmeta().custom_metadata_map
-    assert json.loads(meta["config"])["n_residual"] == 1
+    assert f"making the ONNX graph for {model} (once)..." in runs[0].stderr
+    assert "making" not in runs[1].stderr and runs[1].stdout.split() == ["NO-TORCH", "0"]
+    cached = graphs.cached(file_sha256(model))
+    assert cached.is_file() and not graphs.beside(model).exists()  # the cache, never beside the user's file
+    meta = OnnxStylizer(cached).metadata
+    assert json.loads(meta["config"])["n_residual"] == 1 and meta[graphs.SOURCE_KEY] == file_sha256(model)
 
 
-def test_auto_falls_back_to_torch_when_the_cache_cannot_be_written(tiny_model: Path, tmp_path: Path, monkeypatch):
+@pytest.mark.parametrize("name", SHIPPED, ids=lambda name: name.split(".")[0])
+def test_the_shipped_graphs_are_the_shipped_models(name: str, tmp_path: Path):
+    """weights/*.onnx travel in the wheel so that apply needs no torch: each must be its checkpoint's."""
+    model = REPO / "weights" / name
+    graph = graphs.beside(model)
+    onnx = OnnxStylizer(graph, threads=2)
+    assert onnx.metadata[graphs.SOURCE_KEY] == file_sha256(model), \
+        f"{graph} was made from another checkpoint: stylize export -m {model} --onnx {graph} --overwrite"
+    assert onnx.metadata[graphs.VERSION_KEY] == str(graphs.GRAPH_VERSION)
+    reference = Stylizer.load(model, device="cpu")
+    assert onnx.styles == reference.styles
+    rgb = read_image(make_photo(tmp_path / "p.png", (96, 72), seed=9), arrays=True).rgb
+    for style in ("starry", "wave", "udnie"):
+        ours = onnx.stylize(rgb, onnx.choose(style)[0])
+        theirs = reference.stylize(torch.from_numpy(rgb), reference.choose(style)[0]).numpy()
+        assert psnr(ours, theirs) >= 40
+
+
+def test_a_stale_or_broken_graph_beside_a_model_is_passed_over(tmp_path: Path):
+    model = make_tiny_model(tmp_path / "m.safetensors", seed=1)
+    other = make_tiny_model(tmp_path / "other.safetensors", seed=2)
+    reference = OnnxStylizer.load(model)
+    photo = read_image(make_photo(tmp_path / "p.png", (40, 32)), arrays=True).rgb
+    expected = reference.stylize(photo, reference.choose("wave")[0])
+    OnnxStylizer.load(other)
+    graphs.beside(model).write_bytes(graphs.cached(file_sha256(other)).read_bytes())  # another model's graph
+    again = OnnxStylizer.load(model)
+    assert psnr(again.stylize(photo, again.choose("wave")[0]), expected) >= 60
+    assert graphs.beside(model).read_bytes() == graphs.cached(file_sha256(other)).read_bytes()  # left alone
+
+
+def test_the_cache_is_not_needed_to_render(tiny_model: Path, tmp_path: Path, monkeypatch):
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x")
     monkeypatch.setenv("STYLIZE_CACHE_DIR", str(blocker / "cache"))
     photo = make_photo(tmp_path / "p.png")
-    auto = CliRunner().invoke(app, ["apply", str(photo), "--model", str(tiny_model), "--style", "starry",
-                                    "-o", str(tmp_path / "auto.png")])
-    assert auto.exit_code == 0, auto.output
-    forced = CliRunner().invoke(app, ["apply", str(photo), "--model", str(tiny_model), "--style", "starry",
-                                      "--backend", "onnx", "-o", str(tmp_path / "forced.png")])
-    assert forced.exit_code == 1 and "cache folder" in forced.output
-    assert not (tmp_path / "forced.png").exists()
+    for backend in ("auto", "onnx"):
+        out = tmp_path / f"{backend}.png"
+        with pytest.warns(RuntimeWarning, match="could not cache the ONNX graph"):
+            result = CliRunner().invoke(app, ["apply", str(photo), "--model", str(tiny_model), "--style", "starry",
+                                              "--backend", backend, "--device", "cpu", "-o", str(out)])
+        assert result.exit_code == 0, result.output
+        assert out.is_file()
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_a_photo_too_small_for_the_network_fails_alone(tiny_model: Path, tmp_path: Path, workers: str):
+    folder = tmp_path / "in"
+    make_photo(folder / "a.png", (40, 36))
+    for name, size in {"b-1x1.png": (1, 1), "c-3x3.png": (3, 3), "d-2000x1.png": (2000, 1), "e-wide.png": (200, 12)}.items():
+        Image.new("RGB", size, (200, 100, 50)).save(folder / name)
+    make_photo(folder / "f.png", (48, 40))
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "stylize", "apply", str(folder), "-o", str(out), "--model",
+                          str(tiny_model), "--style", "wave", "--backend", "onnx", "--device", "cpu", "--json",
+                          "--max-size", "16", "--workers", workers, "-q"], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path)
+    assert run.returncode == 1
+    records = {Path(r["input"]).name: r for r in map(json.loads, run.stdout.splitlines())}
+    assert sorted(records) == ["a.png", "b-1x1.png", "c-3x3.png", "d-2000x1.png", "e-wide.png", "f.png"]
+    assert {name for name, r in records.items() if r["status"] == "ok"} == {"a.png", "f.png"}
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "f.png"]
+    errors = run.stderr.splitlines()
+    assert len(errors) == 4 and all(line.startswith("error: ") for line in errors), run.stderr
+    for name in ("b-1x1.png", "c-3x3.png", "d-2000x1.png", "e-wide.png"):  # e: --max-size made it 16x1
+        assert "the network needs at least 8 px on each side" in records[name]["error"]
+    assert "\x1b" not in run.stderr and "onnxruntime" not in run.stderr.lower()

@@ -1,0 +1,80 @@
+"""The plain install: apply and the light commands run without PyTorch; the rest name the extra to add."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from conftest import make_photo, make_tiny_model
+
+REPO = Path(__file__).resolve().parent.parent
+
+PROBE = ("import sys\nfrom stylize.cli import main\ncode = main(sys.argv[1:])\n"
+         "print('torch' in sys.modules, code)\n")
+"""Runs the CLI in this process, then says whether it imported torch."""
+
+LIGHT = [["--help"], ["--version"], ["styles"], ["info"],
+         ["apply", "photo.png", "--style", "starry", "--device", "cpu", "-o", "out.png"]]
+
+
+def environment(python_path: list[Path], cache: Path) -> dict[str, str]:
+    drop = ("PYTHONPATH", "STYLIZE_MODEL", "STYLIZE_CACHE_DIR")
+    return {k: v for k, v in os.environ.items() if k not in drop} | {
+        "PYTHONPATH": os.pathsep.join(map(str, python_path)), "STYLIZE_CACHE_DIR": str(cache)}
+
+
+def plain_install(site: Path, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python ARGS`` where PyTorch is not installed (``-S``: only ``site``'s packages)."""
+    return subprocess.run([sys.executable, "-S", *args], cwd=cwd, capture_output=True, text=True,
+                          env=environment([REPO, site], cwd / "cache"), timeout=300)
+
+
+@pytest.mark.parametrize("args", LIGHT, ids=lambda args: args[0])
+def test_light_commands_import_no_torch(args: list[str], tmp_path: Path):
+    make_photo(tmp_path / "photo.png", (64, 48))
+    run = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=tmp_path, capture_output=True, text=True,
+                         env=environment([REPO], tmp_path / "cache"), timeout=300)
+    assert run.stdout.splitlines()[-1] == "False 0", run.stderr
+
+
+def test_light_commands_run_where_torch_is_not_installed(site_without_torch: Path, tmp_path: Path):
+    make_photo(tmp_path / "photo.png", (64, 48))
+    gone = plain_install(site_without_torch, ["-c", "import torch"], tmp_path)
+    assert "No module named 'torch'" in gone.stderr  # the environment is a real plain install
+    for args in LIGHT:
+        run = plain_install(site_without_torch, ["-m", "stylize", *args], tmp_path)
+        assert run.returncode == 0, (args, run.stderr)
+    listed = plain_install(site_without_torch, ["-m", "stylize", "styles"], tmp_path).stdout
+    assert "starry_night" in listed
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (64, 48)
+    assert not (tmp_path / "cache" / "onnx").exists()  # the shipped graph, nothing made
+
+
+def test_commands_that_need_torch_name_the_extra(site_without_torch: Path, tmp_path: Path):
+    photo = make_photo(tmp_path / "photo.png")
+    model = make_tiny_model(tmp_path / "mine.safetensors")
+    commands = {
+        "train": ["train", str(tmp_path), "-c", str(tmp_path), "-o", "t.safetensors"],
+        "add-style": ["add-style", str(photo), "-c", str(tmp_path), "-o", "a.safetensors"],
+        "evaluate": ["evaluate", "--styles", str(tmp_path), "--photos", str(tmp_path)],
+        "style-image": ["apply", str(photo), "--style-image", str(photo)],
+        "export-onnx": ["export", "--onnx", "m.onnx"],
+        "export-lean": ["export", "-o", "lean.safetensors"],
+        "remove-style": ["remove-style", "udnie", "-o", "fewer.safetensors"],
+        "torch": ["apply", str(photo), "--backend", "torch", "-o", "t.png"],
+        "cuda": ["apply", str(photo), "--device", "cuda", "-o", "c.png"],
+        "no-graph": ["apply", str(photo), "-m", str(model), "-o", "g.png"],
+    }
+    extras = {"train": "train", "add-style": "train", "evaluate": "train", "style-image": "train"}
+    for name, args in commands.items():
+        run = plain_install(site_without_torch, ["-m", "stylize", *args], tmp_path)
+        assert run.returncode == 1, (name, run.stderr)
+        assert len(run.stderr.splitlines()) == 1, (name, run.stderr)
+        assert f"pip install 'stylize-cin[{extras.get(name, 'torch')}]'" in run.stderr, (name, run.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["mine.safetensors", "photo.png"]
