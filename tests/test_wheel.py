@@ -2,8 +2,9 @@
 
 Built from a copy of the project (so the build leaves nothing in the checkout), installed
 with ``pip install --no-deps --target`` (no torch download: this interpreter's packages
-serve as the dependencies) and run from an unrelated folder with only that folder on
-``PYTHONPATH``, so the editable install of the checkout cannot answer.
+serve as the dependencies, less PyTorch: ``site_without_torch``) and run from an unrelated
+folder with only those folders on ``PYTHONPATH``, so the editable install of the checkout
+cannot answer, and apply can only run on the wheel's own ONNX graph.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from conftest import make_photo
 from PIL import Image
 
 import stylize
+from stylize.inference import Stylizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +40,7 @@ def test_the_distribution_name_is_the_one_the_hints_give() -> None:
     assert project["scripts"] == {"stylize": "stylize.cli:main"}
 
 
-def test_the_wheel_applies_the_shipped_model_from_any_folder(tmp_path: Path) -> None:
+def test_the_wheel_applies_the_shipped_model_from_any_folder(tmp_path: Path, site_without_torch: Path) -> None:
     source = tmp_path / "source"
     source.mkdir()
     for name in ("pyproject.toml", "README.md"):
@@ -51,23 +53,33 @@ def test_the_wheel_applies_the_shipped_model_from_any_folder(tmp_path: Path) -> 
     assert wheel.name.startswith(stylize.DISTRIBUTION.replace("-", "_") + "-")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
-    assert {f"stylize/_weights/{p.name}" for p in (ROOT / "weights").glob("*.safetensors")} <= names
+    shipped = [p.name for p in (ROOT / "weights").glob("*.safetensors")]
+    assert {f"stylize/_weights/{name}" for name in shipped} <= names
+    assert {f"stylize/_weights/{Path(name).with_suffix('.onnx')}" for name in shipped} <= names  # apply's graphs
     assert "stylize/_weights/stylize-22.safetensors" in names
 
     site = tmp_path / "site"
     run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel)], cwd=tmp_path)
     elsewhere = tmp_path / "elsewhere"
     make_photo(elsewhere / "photo.png", size=(64, 48))
-    env = {k: v for k, v in os.environ.items() if k != "STYLIZE_MODEL"} | {"PYTHONPATH": str(site)}
-    command = [sys.executable, str(site / "bin" / "stylize")]
+    # -S and no torch on the path: the plain install, whose apply must run the wheel's own graph.
+    cache = tmp_path / "cache"
+    env = {k: v for k, v in os.environ.items() if k != "STYLIZE_MODEL"} | {
+        "PYTHONPATH": os.pathsep.join([str(site), str(site_without_torch)]), "STYLIZE_CACHE_DIR": str(cache)}
+    command = [sys.executable, "-S", str(site / "bin" / "stylize")]
 
-    imported = run([sys.executable, "-c", "import stylize; print(stylize.__file__)"], cwd=elsewhere, env=env)
+    imported = run([sys.executable, "-S", "-c", "import stylize; print(stylize.__file__)"], cwd=elsewhere, env=env)
     assert Path(imported.strip()).is_relative_to(site)
     assert run([*command, "--version"], cwd=elsewhere, env=env).strip() == f"stylize {stylize.__version__}"
     listed = run([*command, "styles"], cwd=elsewhere, env=env)
     assert str(site / "stylize" / "_weights" / "stylize-22.safetensors") in listed
     assert "starry_night" in listed and "great_wave" in listed
     run([*command, "apply", "photo.png", "--style", "starry"], cwd=elsewhere, env=env)
+    assert not (cache / "onnx").exists()  # nothing exported: the graph came from the wheel
     with Image.open(elsewhere / "photo-starry_night.png") as out:
         pixels = np.asarray(out)
     assert pixels.shape == (48, 64, 3) and pixels.std() > 5
+    torch_path = Stylizer.load(ROOT / "weights" / "stylize-22.safetensors", device="cpu")
+    expected = torch_path.apply(elsewhere / "photo.png", style="starry")
+    error = np.asarray(expected, np.float64) / 255 - pixels / 255
+    assert 10 * np.log10(1 / np.mean(error ** 2)) >= 40  # dB
