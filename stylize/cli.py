@@ -23,7 +23,7 @@ from . import __version__
 from .errors import StylizeError, first_line, printable
 from .extras import missing_extra, provides, require
 from .process import own_process
-from .render import ApplySettings
+from .render import AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings
 from .settings import ADD_STEPS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
 from .progress import Progress, Verbosity
 
@@ -762,7 +762,8 @@ def apply(
     precision: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
     tile_size: Optional[int] = typer.Option(
         None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
-                   "CUDA, 2048 elsewhere; smaller if memory runs out; 0: never)."),
+                   f"CUDA, {AUTO_TILE_ONNX} on ONNX Runtime, {AUTO_TILE_OTHER} elsewhere; smaller if memory runs "
+                   "out; 0: never)."),
     work_size: int = typer.Option(
         RENDER.work_size, help="Stroke size: photos longer than N px are painted at N px and their detail added "
                                "back at full size, so strokes look as on a photo N px long (smaller: larger "

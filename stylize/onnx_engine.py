@@ -33,7 +33,7 @@ from . import DISTRIBUTION
 from .errors import StylizeError, first_line
 from .graphs import open_graph
 from .imageio import Photo
-from .render import (ApplySettings, check_size, keep_chroma, restore_detail, tile_margin, tile_size_for,
+from .render import (AUTO_TILE_ONNX, ApplySettings, check_size, keep_chroma, restore_detail, tile_margin, tile_size_for,
                      tile_spans)
 from .styles import StyleChoice, choose
 from .weights import default_model
@@ -149,7 +149,7 @@ class OnnxStylizer:
 
     def _render(self, rgb: np.ndarray, weights: np.ndarray, settings: ApplySettings) -> np.ndarray:
         """The network whole or tiled."""
-        tile = tile_size_for(settings, self.config)
+        tile = tile_size_for(settings, self.config, AUTO_TILE_ONNX)
         if not tile or max(rgb.shape[-2:]) <= tile:
             return self._run(rgb, weights)[0]
         return self._tiled(rgb, weights, tile, settings)

@@ -29,8 +29,14 @@ def check_size(height: int, width: int) -> None:
 
 
 AUTO_TILE_OTHER = 2048
-"""Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs,
-ONNX Runtime); on CUDA it follows the free memory (``stylize.memory.auto_tile``)."""
+"""Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs);
+on CUDA it follows the free memory (``stylize.memory.auto_tile``)."""
+
+AUTO_TILE_ONNX = 1024
+"""Tile size of the ONNX Runtime path when none is asked for. ONNX Runtime's memory arena
+holds about twice what a pass keeps alive at once, so at PyTorch's 2048 px tiles a
+full-resolution 4000 px photo peaked at over twice the PyTorch path's memory; a quarter of
+the pixels per pass brings it well under, for some more overlap between tiles."""
 
 WORK_SIZE = 1024
 """Long side (px) the network paints at by default. The network paints strokes of a fixed
@@ -156,8 +162,9 @@ def min_tile(config: NetConfig) -> int:
 def tile_size_for(settings: ApplySettings, config: NetConfig, free_tile: int | None = None) -> int:
     """The tile size in effect (0: never tile), checked against :func:`min_tile`.
 
-    With no ``settings.tile_size``: ``free_tile`` (what the free memory holds, where it
-    can be told), else :data:`AUTO_TILE_OTHER`.
+    With no ``settings.tile_size``: ``free_tile`` (what the backend's memory holds, where
+    it can be told: the free memory on CUDA, :data:`AUTO_TILE_ONNX` on ONNX Runtime),
+    else :data:`AUTO_TILE_OTHER`.
     """
     smallest = min_tile(config)
     if settings.tile_size is None:

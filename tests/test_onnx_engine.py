@@ -21,7 +21,7 @@ from stylize.imageio import read_image
 from stylize.inference import Stylizer
 from stylize import graphs
 from stylize.onnx_engine import OnnxStylizer, onnx_backend_applies, resize_long_side
-from stylize.render import ApplySettings, min_tile
+from stylize.render import AUTO_TILE_ONNX, ApplySettings, min_tile
 from stylize.weights import file_sha256
 
 REPO = Path(__file__).resolve().parent.parent
@@ -202,3 +202,40 @@ def test_a_photo_too_small_for_the_network_fails_alone(tiny_model: Path, tmp_pat
     for name in ("b-1x1.png", "c-3x3.png", "d-2000x1.png", "e-wide.png"):  # e: --max-size made it 16x1
         assert "the network needs at least 8 px on each side" in records[name]["error"]
     assert "\x1b" not in run.stderr and "onnxruntime" not in run.stderr.lower()
+
+
+def test_a_large_photo_renders_in_passes_of_at_most_a_tile(tiny_model: Path):
+    """The memory bound of the ONNX path: no pass of the network sees more than a tile's pixels."""
+    onnx = OnnxStylizer.load(tiny_model)
+    sizes = []
+    run = onnx.session.run
+    onnx.session = type("Recorder", (), {"run": lambda self, names, feed: sizes.append(feed["image"].shape[-2:])
+                                         or run(names, feed)})()
+    onnx.stylize(np.random.default_rng(0).random((3, 300, 2300), np.float32), onnx.choose("wave")[0],
+                 ApplySettings(work_size=0))
+    assert len(sizes) > 3 and sizes[0] == (134, AUTO_TILE_ONNX)  # the statistics of the whole, downscaled
+    assert all(max(size) <= AUTO_TILE_ONNX + 3 for size in sizes)
+
+
+MEMORY_PROBE = """
+import resource, sys
+import numpy as np
+from stylize.onnx_engine import OnnxStylizer
+from stylize.render import ApplySettings
+onnx = OnnxStylizer.load(sys.argv[1], threads=1)
+photo = np.random.default_rng(0).random((3, 1600, 1600), np.float32)
+onnx.stylize(photo[:, :64, :64], onnx.choose("wave")[0])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+onnx.stylize(photo, onnx.choose("wave")[0], ApplySettings(work_size=0, tile_size=int(sys.argv[2])))
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
+
+
+def test_tiles_bound_the_peak_memory(tiny_model: Path):
+    rise = {}
+    for tile in (0, 400):
+        run = subprocess.run([sys.executable, "-c", MEMORY_PROBE, str(tiny_model), str(tile)], capture_output=True,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=600)
+        assert run.returncode == 0, run.stderr
+        rise[tile] = int(run.stdout)
+    assert rise[400] < rise[0] / 3, rise  # kB of peak RSS above the loaded model and photo

@@ -1,0 +1,68 @@
+"""Start-up time of the light commands: ``--help``, ``--version``, ``styles``, ``info``, ``apply``.
+
+Each runs as a fresh ``python -m stylize`` process (what a user waits for at the prompt),
+interleaved round by round with the others so that load from other jobs falls on all
+alike; the figure is the median wall time. ``apply`` stylizes a small photo (so that the
+network's arithmetic is a small part) with the shipped model on ONNX Runtime. Two
+references run in the same rounds: a bare ``python -c pass`` and ``python -c "import
+torch"``, what each command would pay on top if it imported PyTorch.
+
+    python -m benchmarks.startup --rounds 9
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def commands(folder: Path) -> dict[str, list[str]]:
+    stylize = [sys.executable, "-m", "stylize"]
+    photo = folder / "photo.jpg"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((192, 256, 3)) * 255).astype(np.uint8)).save(photo)
+    return {
+        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c 'import torch'": [sys.executable, "-c", "import torch"],
+        "stylize --help": [*stylize, "--help"],
+        "stylize --version": [*stylize, "--version"],
+        "stylize styles": [*stylize, "styles"],
+        "stylize info": [*stylize, "info"],
+        "stylize apply (256x192 photo, ONNX)": [*stylize, "apply", str(photo), "--style", "starry", "--device", "cpu",
+                                                "-o", str(folder / "out.jpg"), "--overwrite"],
+    }
+
+
+def wall(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        runs = commands(Path(tmp))
+        for command in runs.values():  # untimed: the page cache
+            wall(command)
+        times: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.rounds):
+            for name, command in runs.items():
+                times[name].append(wall(command))
+    print(f"| command, median of {args.rounds} interleaved runs | wall s | min s |\n|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
