@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from benchmarks.speed import DEFAULT_LITE_PYTHON
 
@@ -37,6 +38,21 @@ def timed(command: list[str]) -> tuple[float, float]:
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", run.stderr)
     hours, minutes, seconds = (float(g or 0) for g in wall.groups())
     return hours * 3600 + minutes * 60 + seconds, int(rss.group(1)) / 1024
+
+
+Measured = TypeVar("Measured")
+
+
+def interleaved(commands: dict[str, list[str]], rounds: int,
+                measure: Callable[[list[str]], Measured]) -> dict[str, list[Measured]]:
+    """``measure(command)`` of every command, once untimed (caches), then ``rounds`` times round-robin."""
+    for command in commands.values():
+        measure(command)
+    results: dict[str, list[Measured]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            results[name].append(measure(command))
+    return results
 
 
 def configurations(photo: Path, out: Path, lite_python: str | None) -> dict[str, list[str]]:
@@ -61,13 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
     with tempfile.TemporaryDirectory() as tmp:
-        configs = configurations(args.photo, Path(tmp), lite)
-        for command in configs.values():
-            timed(command)
-        results: dict[str, list[tuple[float, float]]] = {name: [] for name in configs}
-        for _ in range(args.rounds):
-            for name, command in configs.items():
-                results[name].append(timed(command))
+        results = interleaved(configurations(args.photo, Path(tmp), lite), args.rounds, timed)
     print(f"| {args.photo.name}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB |\n|---|---|---|")
     for name, runs in results.items():
         print(f"| {name} | {statistics.median(w for w, _ in runs):.2f} | {statistics.median(m for _, m in runs):.0f} |")

@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.end_to_end import interleaved
+
 
 def commands(folder: Path) -> dict[str, list[str]]:
     stylize = [sys.executable, "-m", "stylize"]
@@ -52,13 +54,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        runs = commands(Path(tmp))
-        for command in runs.values():  # untimed: the page cache
-            wall(command)
-        times: dict[str, list[float]] = {name: [] for name in runs}
-        for _ in range(args.rounds):
-            for name, command in runs.items():
-                times[name].append(wall(command))
+        times = interleaved(commands(Path(tmp)), args.rounds, wall)
     print(f"| command, median of {args.rounds} interleaved runs | wall s | min s |\n|---|---|---|")
     for name, seconds in times.items():
         print(f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f} |")
