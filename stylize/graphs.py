@@ -29,7 +29,8 @@ from typing import Callable, Mapping, TypeVar
 from .atomic import write_atomically
 from .errors import StylizeError
 from .extras import require
-from .weights import cache_dir, check_model_file, file_sha256
+from .model_header import read_header
+from .weights import cache_dir, file_sha256
 
 GRAPH_VERSION = 3
 """The layout of the exported graph (inputs, outputs, metadata): bump when it changes."""
@@ -65,11 +66,13 @@ def open_graph(model: Path, opener: Callable[[bytes], tuple[Opened, Mapping[str,
                on_make: Callable[[Path], None] | None = None) -> Opened:
     """``opener(graph bytes)`` for the graph of checkpoint ``model``, found or made (module docstring).
 
+    The checkpoint's header is checked first (:func:`~stylize.model_header.read_header`),
+    so a checkpoint with bad metadata is refused even where a graph of it exists.
     ``opener`` returns what it made of the bytes and the graph's metadata, or raises
     :class:`StylizeError` for bytes that are no usable graph. ``on_make(model)`` is
-    called before a graph is made.
+    called before a graph is made (:func:`make_graph`).
     """
-    check_model_file(model)
+    read_header(model)  # a bad checkpoint is refused in one line, whatever graph there may be
     try:
         digest = file_sha256(model)
     except OSError as exc:
@@ -85,9 +88,7 @@ def open_graph(model: Path, opener: Callable[[bytes], tuple[Opened, Mapping[str,
         if metadata.get(SOURCE_KEY) == digest and metadata.get(VERSION_KEY) == str(GRAPH_VERSION):
             return opened
     require("torch", f"{model} has no ONNX graph yet, and making one")
-    if on_make is not None:
-        on_make(model)
-    data = make_graph(model, digest)
+    data = make_graph(model, digest, on_make)
     store(cached(digest), data)
     return opener(data)[0]
 
@@ -110,12 +111,16 @@ def read_regular_file(path: Path) -> bytes | None:
         os.close(fd)
 
 
-def make_graph(model: Path, digest: str) -> bytes:
-    """The ONNX graph of checkpoint ``model`` (whose sha256 is ``digest``), made with PyTorch."""
+def make_graph(model: Path, digest: str, on_make: Callable[[Path], None] | None = None) -> bytes:
+    """The ONNX graph of checkpoint ``model`` (whose sha256 is ``digest``), made with PyTorch;
+    ``on_make(model)`` once the checkpoint has loaded (a bad one is only its error)."""
     from . import checkpoint
     from .onnx_export import graph_bytes
 
-    return graph_bytes(checkpoint.load(model), graph_metadata(digest))
+    ckpt = checkpoint.load(model)
+    if on_make is not None:
+        on_make(model)
+    return graph_bytes(ckpt, graph_metadata(digest))
 
 
 def store(path: Path, data: bytes) -> None:

@@ -1,15 +1,16 @@
 """What a checkpoint file says about itself, read from its header without PyTorch.
 
 ``stylize styles``, ``info`` and ``apply`` on ONNX Runtime need a model's style names and
-architecture, not its tensors; reading them must not cost a PyTorch import. The
-metadata is untrusted JSON, checked here field by field (:func:`check_metadata`);
-:func:`stylize.checkpoint.read_metadata` adds the check of every tensor's shape against
-the architecture, which needs the network (and PyTorch).
+architecture, not its tensors; reading them must not cost a PyTorch import. The header
+is untrusted: the JSON metadata is checked field by field (:func:`check_metadata`) and
+every tensor's name, shape and type against the architecture it states
+(:func:`check_tensors`), before anything is built or loaded.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,9 @@ def read_header(path: Path) -> Header:
         raise StylizeError(f"{path}: checkpoint metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise StylizeError(f"{path}: not a stylize checkpoint")
-    return Header(check_metadata(meta, path), found)
+    check_metadata(meta, path)
+    check_tensors(path, found, meta)
+    return Header(meta, found)
 
 
 MAX_CHANNELS = 65_536
@@ -118,3 +121,48 @@ def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
             for g in groups)):
         raise bad("optimizer_param_groups is not a list of parameter groups")
     return meta
+
+
+_FLOAT_TYPES = frozenset({"F16", "BF16", "F32", "F64"})
+_OPTIMIZER_KEY = re.compile(rf"{re.escape(TRAIN_PREFIX)}(\d{{1,9}})\.([A-Za-z_]\w*)")
+
+
+def check_tensors(path: Path, found: dict[str, tuple[tuple[int, ...], str]], meta: dict[str, Any]) -> None:
+    """Refuse tensors (``found``: name -> (shape, type) from the file's header) that do not fit
+    the architecture in ``meta`` (:func:`tensor_shapes`: no network is built, whatever sizes
+    the file claims)."""
+    def bad(what: str) -> StylizeError:
+        return StylizeError(f"{path}: weights do not match the architecture in its metadata ({what})")
+
+    expected = tensor_shapes(meta["config"])
+    weights = {k: v for k, v in found.items() if not k.startswith(TRAIN_PREFIX)}
+    missing = sorted(expected.keys() - weights.keys())
+    unexpected = sorted(weights.keys() - expected.keys())
+    if missing or unexpected:
+        raise bad(f"missing {missing[0]!r}" if missing else f"unexpected {unexpected[0]!r}")
+    for key, (shape, dtype) in sorted(found.items()):
+        if dtype not in _FLOAT_TYPES:
+            raise bad(f"{key!r} holds {dtype}, not floating-point numbers")
+        if key in expected and shape != expected[key]:
+            raise bad(f"{key!r} has shape {list(shape)}, expected {list(expected[key])}")
+        if key.startswith(TRAIN_PREFIX) and not _OPTIMIZER_KEY.fullmatch(key):
+            raise StylizeError(f"{path}: bad optimizer state name {key!r}")
+    if len(found) > len(weights) and meta.get("optimizer_param_groups") is None:
+        raise StylizeError(f"{path}: bad checkpoint metadata: optimizer state without optimizer_param_groups")
+
+
+def tensor_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The weights' names and shapes of a :class:`~stylize.network.StyleNet` with ``config``
+    (a checked checkpoint ``config``), told without PyTorch; ``tests/test_checkpoint.py``
+    holds it to the network's own ``state_dict``."""
+    c1, c2, c3 = config["channels"]
+    n = config["n_styles"]
+    layers = {"down.0": (3, c1, 9), "down.1": (c1, c2, 3), "down.2": (c2, c3, 3)}
+    for i in range(config["n_residual"]):
+        layers |= {f"res.{i}.a": (c3, c3, 3), f"res.{i}.b": (c3, c3, 3)}
+    layers |= {"up.0": (c3, c2, 3), "up.1": (c2, c1, 3)}
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, (c_in, c_out, kernel) in layers.items():
+        shapes |= {f"{name}.conv.weight": (c_out, c_in, kernel, kernel), f"{name}.conv.bias": (c_out,),
+                   f"{name}.norm.weight": (n, c_out), f"{name}.norm.bias": (n, c_out)}
+    return shapes | {"out_conv.weight": (3, c1, 9, 9), "out_conv.bias": (3,)}

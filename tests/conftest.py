@@ -103,8 +103,16 @@ def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0) 
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 3-style checkpoint (channels 8/16/32, one residual block), made once per session."""
-    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    """A 3-style checkpoint (channels 8/16/32, one residual block), made once per session, with its
+    ONNX graph cached as after a first ``apply`` (whose 'making the ONNX graph' line tests of
+    other things need not expect)."""
+    from stylize.onnx_engine import OnnxStylizer
+
+    path = make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
+    with pytest.MonkeyPatch.context() as patch:  # isolated_cache's folder: this fixture runs before it
+        patch.setenv("STYLIZE_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+        OnnxStylizer.load(path)
+    return path
 
 
 TORCH_PACKAGES = frozenset({"torch", "torchvision", "torchgen", "functorch", "onnx"})

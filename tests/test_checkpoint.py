@@ -10,7 +10,8 @@ from safetensors.torch import save_file
 
 from stylize import atomic, checkpoint
 from stylize.errors import StylizeError
-from stylize.network import NetConfig, StyleNet
+from stylize.model_header import tensor_shapes
+from stylize.network import PRESETS, NetConfig, StyleNet
 
 
 def _two_style_net() -> StyleNet:
@@ -172,3 +173,12 @@ def test_a_new_checkpoint_gets_the_umask_permissions(tmp_path: Path):
         assert path.stat().st_mode & 0o777 == 0o640
     finally:
         os.umask(old_umask)
+
+
+@pytest.mark.parametrize("config", [*PRESETS.values(), NetConfig(channels=(4, 5, 6), n_residual=0, n_styles=7)],
+                         ids=[*PRESETS, "odd"])
+def test_the_torch_free_shapes_are_the_networks(config: NetConfig):
+    """styles and apply check a checkpoint's tensors without PyTorch, from tensor_shapes."""
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in StyleNet(config).state_dict().items()}
+    assert tensor_shapes(config.to_dict()) == expected
