@@ -33,11 +33,12 @@ from stylize.loss import LossWeights
 from stylize.train import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parents[1]
+# fp32: ranks are compared to float precision, and on a CPU with native BF16 "auto" would pick bf16.
 TINY = dict(batch_size=4, image_size=32, style_size=48, preset="small", workers=0, log_every=1,
-            checkpoint_every=100, preview_every=100, weights=LossWeights(style=1000.0))
+            checkpoint_every=100, preview_every=100, weights=LossWeights(style=1000.0), precision="fp32")
 TINY_ARGS = ["--batch-size", "4", "--image-size", "32", "--style-size", "48", "--preset", "small",
              "--workers", "0", "--checkpoint-every", "100", "--preview-every", "100", "--style-weight", "1000",
-             "--device", "cpu"]
+             "--device", "cpu", "--precision", "fp32"]
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 
 
