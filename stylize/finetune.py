@@ -174,7 +174,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         net, start = with_new_styles(source, names).net, {}
-        settings = overrides.apply(TrainSettings.from_dict(source.training, steps=ADD_STEPS, lr=STYLE_LR))
+        settings = overrides.apply(new_row_settings(source.training, steps=ADD_STEPS, lr=STYLE_LR))
     torch_device = init_from_env(resolve_device(device))
     paintings = _paintings(style_images, settings.style_size)
     photos = photo_files(content)
@@ -196,10 +196,20 @@ def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path)
     return previous
 
 
+def new_row_settings(training: dict, **changes) -> TrainSettings:
+    """A model's stored settings (``training``), for new style rows, with ``changes``.
+
+    The optimizer of new rows starts fresh at step 0, so the model's own warm-up (a
+    released run continued from a late step stores that step in ``warmup_from``) does not
+    carry over: Adam's first steps on a few thousand numbers are bounded by the rate anyway.
+    """
+    return TrainSettings.from_dict(training, warmup_steps=0, warmup_from=0, **changes)
+
+
 def quick_settings(training: dict, device: torch.device) -> TrainSettings:
     """On-the-fly defaults: the model's own settings, with :data:`QUICK_CPU` or :data:`QUICK_GPU` sizes."""
     quick = QUICK_CPU if device.type == "cpu" else QUICK_GPU
-    return TrainSettings.from_dict(training, **quick)
+    return new_row_settings(training, **quick)
 
 
 def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequence[Path], *,

@@ -109,7 +109,9 @@ class TrainSettings:
         floor = self.lr * self.final_lr_fraction
         lr = floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
         if self.warmup_steps > 0:
-            lr *= min(1.0, (step - self.warmup_from + 1) / self.warmup_steps)
+            # Never below the first warm-up step's rate: a step before ``warmup_from`` (settings
+            # carried over to a fresh optimizer) would otherwise get a negative rate, and Adam climb the loss.
+            lr *= min(1.0, max(step - self.warmup_from + 1, 1) / self.warmup_steps)
         return lr
 
 
