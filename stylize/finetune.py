@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -37,11 +38,14 @@ from torch import Tensor, nn
 from . import checkpoint as ckpt_io
 from .cache import content_digest, read_cached_tensors, write_cached_tensors
 from .checkpoint import Checkpoint
-from .data import photo_files
+from .data import ContentPhotos, photo_files
 from .device import resolve_device
 from .distributed import everyone, init_from_env
-from .errors import StylizeError
+from .divergence import RowGuard, style_breaks
+from .errors import StylizeError, StylizeWarning
 from .imageio import read_image, resize_long_side
+from .engine import FastStyleNet
+from .loss import PerceptualLoss
 from .network import StyleNet
 from .previews import preview_image
 from .settings import ADD_STEPS, STYLE_LR
@@ -53,8 +57,8 @@ from .style_edit import (
     name_key,
     style_row_keys,
 )
-from .train import (Job, StepReport, TrainResult, TrainSettings, check_resumable, check_steps_left, fit,
-                    leaves_process_group)
+from .train import (Job, StepReport, TrainingDiverged, TrainResult, TrainSettings, check_resumable,
+                    check_steps_left, fit, leaves_process_group)
 from .vgg import load_vgg
 from .weights import cache_dir, file_sha256
 
@@ -64,7 +68,13 @@ QUICK_CPU = dict(steps=200, image_size=128, batch_size=4, lr=STYLE_LR, workers=0
 QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
 """On-the-fly learning on a GPU: training-size crops, seconds."""
 
-_CACHE_FORMAT = "stylize-style-rows/1"
+_CACHE_FORMAT = "stylize-style-rows/2"
+"""Version 1 entries may hold rows learned at a negative rate (issue 29): never read them."""
+
+RETRIES = 3
+"""Times a diverged run goes back to its last good rows, each time at :data:`BACKOFF` times the rate."""
+
+BACKOFF = 0.25
 _UNCACHED_SETTINGS = ("checkpoint_every", "preview_every", "log_every", "workers")
 """Settings that do not change what is learned, left out of the cache key."""
 
@@ -104,11 +114,11 @@ def train_only_rows_from(net: StyleNet, first: int) -> list[nn.Parameter]:
     return params
 
 
-def with_new_styles(source: Checkpoint, names: Sequence[str]) -> Checkpoint:
-    """``source`` plus one style per name, each starting as the mean of the existing styles."""
+def with_new_styles(source: Checkpoint, names: Sequence[str], start: int | None = None) -> Checkpoint:
+    """``source`` plus one style per name, each starting as style ``start``, or the mean of the existing styles."""
     k = len(names)
-    return edit_rows(source, [*source.styles, *names],
-                     lambda key, old: torch.cat([old, old.mean(0, keepdim=True).expand(k, -1)]))
+    return edit_rows(source, [*source.styles, *names], lambda key, old: torch.cat(
+        [old, (old.mean(0, keepdim=True) if start is None else old[start:start + 1]).expand(k, -1)]))
 
 
 def _check_loss_network(source: Checkpoint, vgg: nn.Module, model: str | Path) -> None:
@@ -127,9 +137,40 @@ def _new_style_job(source: Checkpoint, net: StyleNet, paintings: list[Tensor], s
                    **job_fields) -> Job:
     """The :class:`Job` that trains the styles after ``source``'s on ``net``, nothing else."""
     first = len(source.styles)
+    params = train_only_rows_from(net, first)
     return Job(net=net, styles=styles, style_images=paintings, style_ids=torch.arange(first, len(styles)),
-               params=train_only_rows_from(net, first), output=output, content_dir=photos,
-               settings=settings, metadata={"loss_network": loss_network}, **job_fields)
+               params=params, output=output, content_dir=photos, settings=settings,
+               metadata={"loss_network": loss_network},
+               guard=RowGuard(net, params, first, paintings, step=job_fields.get("start_step", 0)), **job_fields)
+
+
+def fit_new_rows(job: Job, *, device: torch.device, vgg: nn.Module,
+                 on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
+    """:func:`fit` for new style rows, which recovers from divergence (``job.guard``, a :class:`RowGuard`).
+
+    A diverged run goes back to its last good rows and step and continues with a fresh
+    optimizer at :data:`BACKOFF` times the rate, up to :data:`RETRIES` times; then it is
+    a :class:`TrainingDiverged` error. The guard checks the rows before every save, so
+    nothing diverged is ever written.
+    """
+    guard = job.guard
+    assert isinstance(guard, RowGuard)
+    retries = 0
+    while True:
+        guard.reason = ""
+        try:
+            return fit(job, device=device, vgg=vgg, on_step=on_step)
+        except TrainingDiverged as exc:
+            reason = guard.reason or str(exc)
+            if retries == RETRIES:
+                raise TrainingDiverged(f"learning the style diverged {RETRIES + 1} times, the last at learning rate "
+                                       f"{job.settings.lr:.2g}: {reason}") from None
+        retries += 1
+        step = guard.restore()
+        settings = dataclasses.replace(job.settings, lr=job.settings.lr * BACKOFF)
+        warnings.warn(f"{reason}; going back to step {step} at learning rate {settings.lr:.2g}", StylizeWarning,
+                      stacklevel=2)
+        job = dataclasses.replace(job, settings=settings, start_step=step, optimizer_state=None)
 
 
 def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[str], model: Path) -> list[str]:
@@ -183,7 +224,7 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     _check_loss_network(source, vgg, model)
     job = _new_style_job(source, net, paintings, styles, photos, output, settings, vgg.network_id, **start,
                          preview_photo=preview_photo)
-    return fit(job, device=torch_device, vgg=vgg, on_step=on_step)
+    return fit_new_rows(job, device=torch_device, vgg=vgg, on_step=on_step)
 
 
 def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path) -> Checkpoint:
@@ -219,13 +260,16 @@ def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequ
     """``model`` plus the style of ``style_image`` as its last style, learned on ``photos``, or cached.
 
     ``photos`` (a folder or photo files; typically the photos about to be stylized) are
-    what the style is learned on, in random crops. Settings: :func:`quick_settings` for
+    what the style is learned on, in random crops, starting from the model's style
+    nearest to the painting (:func:`nearest_style`). Settings: :func:`quick_settings` for
     the device, then ``overrides``. The learned rows are cached under
     ``cache_dir()/styles`` keyed by the model's weights, the image file's bytes and the
     settings (not the photos: the style is a property of the painting), so a second call
-    returns at once without calling ``on_step``. ``name`` defaults to the image's stem,
-    made unique. Ctrl-C raises KeyboardInterrupt and caches nothing. ``model`` is not
-    modified; the result's new style index is ``len(result.styles) - 1``.
+    returns at once without calling ``on_step``; an entry that fails its checks (another
+    key, shapes, a rendering that is not a picture) is relearned. ``name`` defaults to the
+    image's stem, made unique. Ctrl-C raises KeyboardInterrupt and caches nothing; a run
+    that diverges past recovery raises :class:`~stylize.train.TrainingDiverged` and caches
+    nothing. ``model`` is not modified; the result's new style index is ``len(result.styles) - 1``.
     """
     source = model if isinstance(model, Checkpoint) else ckpt_io.load(Path(model))
     torch_device = resolve_device(device)
@@ -236,15 +280,36 @@ def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequ
     painting = _paintings([style_image], settings.style_size)[0]
     label = check_new_name(name, source.styles, "the model") if name is not None else free_name(
         style_image.stem, source.styles)
-    cached = cache_dir() / "styles" / f"{_cache_key(source, style_image, settings, vgg_weights)}.safetensors"
-    rows = _read_rows(cached, source)
+    key = _cache_key(source, style_image, settings, vgg_weights)
+    cached = cache_dir() / "styles" / f"{key}.safetensors"
+    learned = _cached_style(cached, key, source, label, painting)
     # Under torchrun the ranks learn together (DDP), so they must agree first: a rank
     # that found the rows in its node's cache while another did not would otherwise skip
     # the training collectives the others wait in.
-    if not everyone(rows is not None, torch_device):
+    if not everyone(learned is not None, torch_device):
         rows = _learn_rows(source, painting, label, photo_files(photos), settings, torch_device, vgg_weights, on_step)
-        _write_rows(cached, rows)
-    return edit_rows(source, [*source.styles, label], lambda key, old: torch.cat([old, rows[key].to(old)]))
+        _write_rows(cached, rows, key)
+        learned = _with_rows(source, label, rows)
+    return learned
+
+
+def _with_rows(source: Checkpoint, name: str, rows: dict[str, Tensor]) -> Checkpoint:
+    return edit_rows(source, [*source.styles, name], lambda key, old: torch.cat([old, rows[key].to(old)]))
+
+
+@torch.no_grad()
+def nearest_style(net: StyleNet, loss_fn: PerceptualLoss, photos: Tensor, candidates: int) -> int:
+    """Of styles ``0..candidates-1`` of ``net``, the one whose renderings of ``photos`` ((N,3,H,W) in [0, 1])
+    score best under ``loss_fn``.
+
+    A new style starts from it: the shipped styles cover much of what paintings look
+    like, so a painting's nearest one is often most of the way there, and the few steps
+    a CPU can afford go into the difference.
+    """
+    n = photos.shape[0]
+    scores = [loss_fn(FastStyleNet(net)(photos, style), photos, torch.zeros(n, dtype=torch.long))["total"].item()
+              for style in range(candidates)]
+    return min(range(len(scores)), key=scores.__getitem__)
 
 
 def _learn_rows(source: Checkpoint, painting: Tensor, name: str, photos: list[Path], settings: TrainSettings,
@@ -252,13 +317,20 @@ def _learn_rows(source: Checkpoint, painting: Tensor, name: str, photos: list[Pa
                 on_step: Callable[[StepReport], None] | None) -> dict[str, Tensor]:
     vgg = load_vgg(vgg_weights, device)
     _check_loss_network(source, vgg, "the model")
-    net = with_new_styles(source, [name]).net
+    first_batch = ContentPhotos(photos, image_size=settings.image_size, batch_size=settings.batch_size, style_pool=1,
+                                seed=settings.seed)[0][0]
+    if first_batch is None:
+        raise StylizeError(f"no content photo can be read ({photos[0]}, ...)")
+    loss_fn = PerceptualLoss(vgg, [painting.to(device)], settings.weights).to(device)
+    first = len(source.styles)
+    start = nearest_style(with_new_styles(source, [name]).net.to(device), loss_fn,
+                          first_batch.to(device).float().div_(255), first)
+    net = with_new_styles(source, [name], start).net
     with tempfile.TemporaryDirectory(prefix="stylize-style-") as tmp:
         job = _new_style_job(source, net, [painting], [*source.styles, name], photos, Path(tmp) / "style.safetensors",
                              settings, vgg.network_id)
-        if fit(job, device=device, vgg=vgg, on_step=on_step).interrupted:
+        if fit_new_rows(job, device=device, vgg=vgg, on_step=on_step).interrupted:
             raise KeyboardInterrupt
-    first = len(source.styles)
     state = net.state_dict()
     return {key: state[key][first:].detach().cpu().clone() for key in style_row_keys(net)}
 
@@ -279,19 +351,27 @@ def _cache_key(source: Checkpoint, style_image: Path, settings: TrainSettings, v
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def _read_rows(path: Path, source: Checkpoint) -> dict[str, Tensor] | None:
-    """The cached rows, or None when absent or unusable (a bad cache is relearned, never an error)."""
+def _cached_style(path: Path, key: str, source: Checkpoint, name: str, painting: Tensor) -> Checkpoint | None:
+    """``source`` plus the cached style, or None when absent or unusable (relearned, never an error).
+
+    The cache is not trusted: the entry must name its own key (a file planted or copied
+    under another name is not used), hold one finite row per norm tensor, and render its
+    painting as a picture (not saturated, not flat), or it is relearned.
+    """
     state = source.net.state_dict()
-    expected = {key: (1, state[key].shape[1]) for key in style_row_keys(source.net)}
+    expected = {k: (1, state[k].shape[1]) for k in style_row_keys(source.net)}
     cached = read_cached_tensors(path)
     if cached is None:
         return None
     meta, rows = cached
-    shapes = {key: tuple(tensor.shape) for key, tensor in rows.items()}
-    ok = meta.get("format") == _CACHE_FORMAT and shapes == expected and all(t.isfinite().all() for t in rows.values())
-    return rows if ok else None
+    shapes = {k: tuple(tensor.shape) for k, tensor in rows.items()}
+    if not (meta.get("format") == _CACHE_FORMAT and meta.get("key") == key and shapes == expected
+            and all(t.dtype.is_floating_point and t.isfinite().all() for t in rows.values())):
+        return None
+    learned = _with_rows(source, name, rows)
+    return None if style_breaks(learned.net, len(source.styles), painting) else learned
 
 
-def _write_rows(path: Path, rows: dict[str, Tensor]) -> None:
-    """Cache the rows; failing to only costs relearning next time."""
-    write_cached_tensors(path, rows, {"format": _CACHE_FORMAT}, "the learned style")
+def _write_rows(path: Path, rows: dict[str, Tensor], key: str) -> None:
+    """Cache the rows under ``key``; failing to only costs relearning next time."""
+    write_cached_tensors(path, rows, {"format": _CACHE_FORMAT, "key": key}, "the learned style")

@@ -28,7 +28,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.distributed as dist
@@ -73,6 +73,16 @@ class TrainingDiverged(StylizeError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
 
+class Guard(Protocol):
+    """What :func:`fit` asks of ``Job.guard``: either check raises :class:`TrainingDiverged` to stop, nothing written."""
+
+    def check_loss(self, step: int, losses: dict[str, float]) -> None:
+        """``losses`` (agreed across ranks) were measured on the weights as they are after ``step`` steps."""
+
+    def check_weights(self, step: int) -> None:
+        """Called before the weights of ``step`` are written."""
+
+
 @dataclass
 class Job:
     """A network and what to train it on, as ``fit()`` needs it.
@@ -95,6 +105,8 @@ class Job:
     optimizer_state: dict | None = None
     preview_photo: Tensor | None = None
     metadata: dict = field(default_factory=dict)
+    guard: Guard | None = None
+    """Checks each step's loss and the weights before each save (new style rows: :class:`stylize.divergence.RowGuard`)."""
 
 
 class _StopRequest:
@@ -239,6 +251,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
         the previous one."""
         nonlocal saved
         check_finite(step)
+        if job.guard is not None:
+            job.guard.check_weights(step)
         if not main or step == saved:
             return
         try:
@@ -281,6 +295,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
             current, stopping = _agree(terms, stop.requested, world)
             if not math.isfinite(current["total"]):
                 raise TrainingDiverged(f"loss became {current['total']} at step {step + 1}; {_kept(job.output, saved)}")
+            if job.guard is not None:
+                job.guard.check_loss(step, current)
             if stopping:
                 raise KeyboardInterrupt
             optimizer.zero_grad(set_to_none=True)
