@@ -24,7 +24,7 @@ from .errors import StylizeError, first_line, printable
 from .extras import missing_extra, provides, require
 from .process import own_process
 from .render import AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings
-from .settings import ADD_STEPS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
+from .settings import ADD_STEPS, QUICK_CPU, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
 from .progress import Progress, Verbosity
 
 if TYPE_CHECKING:
@@ -576,7 +576,8 @@ def onnx_stylizer(model: Path | None, say: Verbosity) -> OnnxStylizer:
 
 def torch_stylizer(model: Path | None, device: str, precision: str, style_image: Path | None, content: Path | None,
                    inputs: list[str], style: str | None, save_style_to: Path | None,
-                   engine: EngineOptions, say: Verbosity, overwrite: bool = False) -> tuple[Stylizer, str | None]:
+                   engine: EngineOptions, say: Verbosity, overwrite: bool = False,
+                   style_steps: int | None = None) -> tuple[Stylizer, str | None]:
     """``apply``'s PyTorch stylizer on its device (this torchrun rank's), and the ``--style`` to render."""
     if style_image is not None:
         require("train", "--style-image")
@@ -588,22 +589,22 @@ def torch_stylizer(model: Path | None, device: str, precision: str, style_image:
     if style_image is None:
         return Stylizer.load(model, device=torch_device, precision=precision, engine=engine), style
     return stylizer_with_style_image(model, style_image, [content] if content else inputs, style, save_style_to,
-                                     torch_device, precision, engine, say, overwrite)
+                                     torch_device, precision, engine, say, overwrite, style_steps)
 
 
 def stylizer_with_style_image(model: Path | None, style_image: Path, photos: list[Path | str], style: str | None,
                               save_to: Path | None, device: torch.device,
                               precision: str, engine: EngineOptions, say: Verbosity,
-                              overwrite: bool = False) -> tuple[Stylizer, str | None]:
+                              overwrite: bool = False, steps: int | None = None) -> tuple[Stylizer, str | None]:
     """``apply --style-image``: the model plus the picture's style, learned on ``photos`` (or cached).
 
     Returns the stylizer and the ``--style`` to render: the given one (which may name or
     mix in the new style), else the new style. An existing ``save_to`` is replaced only with
-    ``overwrite``.
+    ``overwrite``. ``steps``: learning steps (``None``: the device's quick recipe).
     """
     from . import checkpoint
     from .batch import STDIO
-    from .finetune import learn_style
+    from .finetune import Overrides, learn_style
     from .inference import Stylizer
     from .style_edit import check_output
     from .weights import default_model
@@ -617,7 +618,7 @@ def stylizer_with_style_image(model: Path | None, style_image: Path, photos: lis
     bar = StepBar(say, "learning the style")
     try:
         learned = learn_style(checkpoint.load(path, map_location=device), style_image, [Path(p) for p in photos],
-                              device=device, on_step=bar)
+                              overrides=Overrides(steps=steps), device=device, on_step=bar)
     except KeyboardInterrupt:
         fail("interrupted while learning the style; nothing was written", 130)
     finally:
@@ -778,6 +779,9 @@ def apply(
         None, "--content", "-c", help="With --style-image: folder of photos to learn on (default: the inputs)."),
     save_style_to: Optional[Path] = typer.Option(
         None, "--save-style-to", help="With --style-image: also save the model plus the new style as a checkpoint."),
+    style_steps: Optional[int] = typer.Option(
+        None, "--style-steps", min=1, help=f"With --style-image: learning steps (default on a CPU: "
+                                           f"{QUICK_CPU['steps']}, a quick first look; more: closer to the painting)."),
     backend: str = typer.Option(
         "auto", help="auto (ONNX Runtime on a CPU when onnxruntime and onnx are installed: starts without "
                      "PyTorch; else PyTorch), torch or onnx."),
@@ -821,8 +825,8 @@ def apply(
         options = BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                max_pixels=max_pixels)
         video = VideoSettings(smoothing=smoothing)
-        if style_image is None and (content is not None or save_style_to is not None):
-            raise StylizeError("--content and --save-style-to go with --style-image")
+        if style_image is None and (content is not None or save_style_to is not None or style_steps is not None):
+            raise StylizeError("--content, --save-style-to and --style-steps go with --style-image")
         use_onnx = onnx_engine.onnx_backend_applies(backend, device, precision)
         if use_onnx and (style_image is not None or world_size > 1 or any(is_video(i) for i in inputs)):
             if backend == "onnx":
@@ -835,7 +839,7 @@ def apply(
                 say.detail("device: cpu (ONNX Runtime)")
             else:
                 stylizer, style = torch_stylizer(model, device, precision, style_image, content, inputs, style,
-                                                 save_style_to, engine, say, overwrite)
+                                                 save_style_to, engine, say, overwrite, style_steps)
         say.detail(f"precision: {stylizer.precision}")
         tasks = batch.plan(inputs, output, stylizer.choose(style), options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)

@@ -48,7 +48,7 @@ from .engine import FastStyleNet
 from .loss import PerceptualLoss
 from .network import StyleNet
 from .previews import preview_image
-from .settings import ADD_STEPS, STYLE_LR
+from .settings import ADD_STEPS, QUICK_CPU, QUICK_GPU, STYLE_LR
 from .style_edit import (
     check_new_name,
     check_output,
@@ -61,12 +61,6 @@ from .train import (Job, StepReport, TrainingDiverged, TrainResult, TrainSetting
                     check_steps_left, fit, leaves_process_group)
 from .vgg import load_vgg
 from .weights import cache_dir, file_sha256
-
-QUICK_CPU = dict(steps=200, image_size=128, batch_size=4, lr=STYLE_LR, workers=0)
-"""On-the-fly learning on a CPU: small crops and few steps. Still minutes: VGG16 dominates each step."""
-
-QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
-"""On-the-fly learning on a GPU: training-size crops, seconds."""
 
 _CACHE_FORMAT = "stylize-style-rows/2"
 """Version 1 entries may hold rows learned at a negative rate (issue 29): never read them."""

@@ -38,6 +38,7 @@ class Progress:
         self.bar: tqdm | None = None
         self._shown_at: float | None = None  # monotonic time of the last plain line
         self._shown_n: int | None = None
+        self._started = (time.monotonic(), initial)  # for the estimate of the time left
         if enabled and self.stream.isatty():
             from tqdm import tqdm
 
@@ -70,6 +71,10 @@ class Progress:
     def _line(self) -> None:
         count = f"{self.n}/{self.total}" if self.total else str(self.n)
         figures = "".join(f", {key} {value}" for key, value in self.postfix.items())
+        since, first = self._started
+        if self.total and self.total > self.n > first:  # as tqdm's bar shows it on a terminal
+            left = (time.monotonic() - since) / (self.n - first) * (self.total - self.n)
+            figures += f", about {left:.0f} s left"
         self.stream.write(f"{self.desc + ': ' if self.desc else ''}{count} {self.unit}s{figures}\n")
         self.stream.flush()
         self._shown_at, self._shown_n = time.monotonic(), self.n

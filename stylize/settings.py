@@ -124,6 +124,13 @@ whole network): with Adam each number moves at most ~lr a step, and gamma/beta m
 O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
 "Quality: as good as a network trained on the painting alone?")."""
 
+QUICK_CPU = dict(steps=200, image_size=128, batch_size=4, lr=STYLE_LR, workers=0)
+"""``apply --style-image`` on a CPU: small crops and few steps from the nearest shipped style (VGG16 is
+most of each step); ``--style-steps`` asks for more."""
+
+QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
+"""``apply --style-image`` on a GPU: training-size crops, seconds."""
+
 # Pillow's own default (2**30 // 4 // 3, about 89.5 Mpx: a 1 GiB budget at 4 bytes per
 # pixel across 3 channels).  It is familiar to anyone who has met Pillow's warning, and
 # it is already far past what a style network can process on one accelerator (the

@@ -74,6 +74,20 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("STYLIZE_CACHE_DIR", str(cache))
 
 
+@pytest.fixture
+def styles_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty style cache for this test; the converted VGG16 is copied over from the session's cache."""
+    from stylize.weights import cache_dir
+    from stylize.vgg import CACHE_FILENAME, load_vgg
+
+    load_vgg()
+    fresh = tmp_path / "cache"
+    fresh.mkdir()
+    shutil.copy(cache_dir() / CACHE_FILENAME, fresh / CACHE_FILENAME)
+    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(fresh))
+    return fresh / "styles"
+
+
 @pytest.fixture(autouse=True)
 def pillow_limit_restored(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI switches Pillow's own pixel limit off for its process; a test's run must not leak it."""

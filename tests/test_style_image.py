@@ -1,6 +1,5 @@
 """`learn_style`: any picture as a style, learned on the fly on a frozen network, then cached."""
 
-import shutil
 import time
 from pathlib import Path
 
@@ -16,20 +15,6 @@ from stylize.style_edit import style_row_keys
 pytest.importorskip("onnx")
 QUICK = Overrides(steps=3, image_size=32, batch_size=2, style_size=48)
 """Tiny on-the-fly settings (the model has no training metadata, so these override the CPU defaults)."""
-
-
-@pytest.fixture
-def styles_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty style cache for this test; the converted VGG16 is copied over from the session's cache."""
-    from stylize.weights import cache_dir
-    from stylize.vgg import CACHE_FILENAME, load_vgg
-
-    load_vgg()
-    fresh = tmp_path / "cache"
-    fresh.mkdir()
-    shutil.copy(cache_dir() / CACHE_FILENAME, fresh / CACHE_FILENAME)
-    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(fresh))
-    return fresh / "styles"
 
 
 @pytest.fixture
