@@ -78,7 +78,7 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--only", default="", help="Comma-separated painting names (default: all, then synthetic).")
+    parser.add_argument("--only", default="", help="Comma-separated names of the model's paintings (default: all).")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="Append one JSON line per painting here.")
     args = parser.parse_args()
@@ -96,7 +96,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stylize-holdout-"))
     os.environ["STYLIZE_CACHE_DIR"] = str(work / "cache")  # a fresh style cache: every style is learned
     paintings = [p for p in list_images(args.styles, "style") if p.stem in source.styles and (not only or p.stem in only)]
-    if not args.no_synthetic and not only:
+    if not args.no_synthetic:
         paintings += synthetic_paintings(work)
 
     print(f"model {args.model}, loss weights {weights.to_dict()}, painting size {style_size}, "

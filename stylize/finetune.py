@@ -42,9 +42,9 @@ from .data import ContentPhotos, photo_files
 from .device import resolve_device
 from .distributed import everyone, init_from_env
 from .divergence import RowGuard, style_breaks
+from .engine import FastStyleNet
 from .errors import StylizeError, StylizeWarning
 from .imageio import read_image, resize_long_side
-from .engine import FastStyleNet
 from .loss import PerceptualLoss
 from .network import StyleNet
 from .previews import preview_image
@@ -69,6 +69,8 @@ RETRIES = 3
 """Times a diverged run goes back to its last good rows, each time at :data:`BACKOFF` times the rate."""
 
 BACKOFF = 0.25
+"""Each retry's rate as a share of the last: three retries span 64x, from a rate that runs away to a slow one."""
+
 _UNCACHED_SETTINGS = ("checkpoint_every", "preview_every", "log_every", "workers")
 """Settings that do not change what is learned, left out of the cache key."""
 
@@ -204,8 +206,8 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     if resume:
         previous = _resumable(output, source, styles, model)
         net, start = previous.net, {"start_step": previous.step, "optimizer_state": previous.optimizer_state}
-        settings = TrainSettings.from_dict(previous.training, steps=overrides.steps, lr=overrides.lr,
-                                           workers=overrides.workers)
+        settings = new_row_settings(previous.training, steps=overrides.steps, lr=overrides.lr,
+                                    workers=overrides.workers)
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         net, start = with_new_styles(source, names).net, {}

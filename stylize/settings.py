@@ -124,9 +124,11 @@ whole network): with Adam each number moves at most ~lr a step, and gamma/beta m
 O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
 "Quality: as good as a network trained on the painting alone?")."""
 
-QUICK_CPU = dict(steps=200, image_size=128, batch_size=4, lr=STYLE_LR, workers=0)
-"""``apply --style-image`` on a CPU: small crops and few steps from the nearest shipped style (VGG16 is
-most of each step); ``--style-steps`` asks for more."""
+QUICK_CPU = dict(steps=40, image_size=192, batch_size=1, lr=0.025, workers=0)
+"""``apply --style-image`` on a CPU: a first look in well under a minute (VGG16 is most of each step), from
+the nearest shipped style; ``--style-steps`` asks for more. Within one budget of crop pixels, larger crops
+scored better than more of them (the styles are used on large photos), and 0.025 than 0.01 (too slow
+in 40 steps) or 0.1 (noisy): ``benchmarks/style_image_holdout.py``."""
 
 QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
 """``apply --style-image`` on a GPU: training-size crops, seconds."""
