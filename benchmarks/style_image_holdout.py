@@ -6,7 +6,7 @@ on a copy of the model *without that painting's row* (so the warm start is anoth
 painting's row, never its own), then scored on the test photos under the model's own
 perceptual loss beside the model's own row for that painting. Also synthetic paintings
 with extreme palettes (near-black, near-white, one saturated hue, high-frequency
-texture), scored beside the best of the model's rows. Prints a Markdown table.
+texture; first), scored beside the best of the model's rows. Prints a Markdown table.
 
 The model's convolutions were trained with every painting, so this is not a true
 hold-out: that would need one model trained without each painting, 22 trainings.
@@ -96,8 +96,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="stylize-holdout-"))
     os.environ["STYLIZE_CACHE_DIR"] = str(work / "cache")  # a fresh style cache: every style is learned
     paintings = [p for p in list_images(args.styles, "style") if p.stem in source.styles and (not only or p.stem in only)]
-    if not args.no_synthetic:
-        paintings += synthetic_paintings(work)
+    if not args.no_synthetic:  # first: the extremes are where a rate runs away
+        paintings = synthetic_paintings(work) + paintings
 
     print(f"model {args.model}, loss weights {weights.to_dict()}, painting size {style_size}, "
           f"{len(learn_on)} photos to learn on, {len(tests)} test photos at {args.eval_size} px")
