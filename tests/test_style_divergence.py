@@ -114,7 +114,7 @@ def test_a_run_that_cannot_recover_caches_nothing_and_says_so(tmp_path, model, m
     _always_broken(monkeypatch)
     with pytest.warns(UserWarning, match="going back to step"), \
             pytest.raises(TrainingDiverged, match="diverged 4 times, the last at learning rate 0.00016") as info:
-        learn_style(model, make_painting(tmp_path / "p.png"), _photos(tmp_path), overrides=Overrides(**TINY),
+        learn_style(model, make_painting(tmp_path / "p.png"), _photos(tmp_path), overrides=Overrides(**TINY, lr=0.01),
                     device="cpu")
     assert "\n" not in str(info.value)
     assert not styles_cache.exists() or not list(styles_cache.iterdir())
@@ -164,7 +164,7 @@ def test_a_run_that_jumps_goes_back_and_learns_at_a_lower_rate(tmp_path, model, 
     reports = []
     with pytest.warns(UserWarning, match="loss jumped to .* after step 3.*going back to step 2 at learning rate 0.0025"):
         learn_style(model, make_painting(tmp_path / "p.png", seed=3), _photos(tmp_path), device="cpu",
-                    overrides=Overrides(**TINY), on_step=reports.append)
+                    overrides=Overrides(**TINY, lr=0.01), on_step=reports.append)
     assert [r.step for r in reports] == [1, 2, 3, 3, 4, 5, 6]
     assert reports[3].lr == pytest.approx(0.25 * reports[2].lr)  # step 3 again, at a quarter of the rate
     assert len(list(styles_cache.iterdir())) == 1
