@@ -38,7 +38,7 @@ class Progress:
         self.bar: tqdm | None = None
         self._shown_at: float | None = None  # monotonic time of the last plain line
         self._shown_n: int | None = None
-        self._started = (time.monotonic(), initial)  # for the estimate of the time left
+        self._first: tuple[float, int] | None = None  # time and count of the first update: the rate since
         if enabled and self.stream.isatty():
             from tqdm import tqdm
 
@@ -48,6 +48,8 @@ class Progress:
     def update(self, n: int, postfix: Mapping[str, str] | None = None) -> None:
         """Set the count to ``n`` (and the figures shown beside it)."""
         self.n = n
+        if self._first is None:
+            self._first = (time.monotonic(), n)
         if postfix is not None:
             self.postfix = dict(postfix)
         if self.bar is not None:
@@ -71,8 +73,8 @@ class Progress:
     def _line(self) -> None:
         count = f"{self.n}/{self.total}" if self.total else str(self.n)
         figures = "".join(f", {key} {value}" for key, value in self.postfix.items())
-        since, first = self._started
-        if self.total and self.total > self.n > first:  # as tqdm's bar shows it on a terminal
+        if self._first is not None and self.total and self.total > self.n > self._first[1]:  # as tqdm shows it
+            since, first = self._first
             left = (time.monotonic() - since) / (self.n - first) * (self.total - self.n)
             figures += f", about {left:.0f} s left"
         self.stream.write(f"{self.desc + ': ' if self.desc else ''}{count} {self.unit}s{figures}\n")
