@@ -14,6 +14,7 @@ import time
 import traceback
 import warnings
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 
@@ -24,7 +25,8 @@ from .errors import StylizeError, first_line, printable
 from .extras import missing_extra, provides, require
 from .process import own_process
 from .render import AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings
-from .settings import ADD_STEPS, QUICK_CPU, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings
+from .settings import (ADD_STEPS, BACKENDS, DEVICE_KINDS, FORMAT_BY_EXTENSION, PRECISIONS, QUICK_CPU, STYLE_LR,
+                       BatchOptions, EngineOptions, LossWeights, TrainSettings, check_device_name)
 from .progress import Progress, Verbosity
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ TRAIN, LOSS, FILES, RENDER = TrainSettings(), LossWeights(), BatchOptions(), App
 app = typer.Typer(
     help="Fast neural style transfer: train styles in minutes, apply them to photos and whole folders.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -65,7 +67,30 @@ EditedModel = Annotated[Optional[Path], typer.Option(
                           "The old spelling, MODEL.safetensors as the first argument, works too.")]
 NewCheckpoint = Annotated[Path, typer.Option("--output", "-o", help="New checkpoint to write.")]
 ReplaceOutput = Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")]
-DeviceOption = Annotated[str, typer.Option(help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
+
+
+def device_name(name: str) -> str:
+    """``--device`` checked for its form when parsed, so a misspelling is a usage error (exit 2)."""
+    try:
+        return check_device_name(name)
+    except StylizeError as exc:
+        raise typer.BadParameter(str(exc).removeprefix("--device ")) from None
+
+
+DeviceOption = Annotated[str, typer.Option(
+    parser=device_name, autocompletion=lambda: list(DEVICE_KINDS), metavar="[" + "|".join((*DEVICE_KINDS[:3], "cuda:N", *DEVICE_KINDS[3:])) + "]",
+    help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
+
+
+def choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """An option's fixed values (from their one list in :mod:`stylize.settings`) as an Enum,
+    which ``--help`` lists, shell completion offers and parsing checks (exit 2)."""
+    return StrEnum(name, [(value, value) for value in values])
+
+
+Precision = choices("Precision", PRECISIONS)
+Backend = choices("Backend", BACKENDS)
+ImageFormat = choices("ImageFormat", tuple(extension.lstrip(".") for extension in FORMAT_BY_EXTENSION))
 WORKERS_HELP = ("Background workers that read (and for apply, write) images while the network runs; "
                 "0: none, the main loop reads each image itself.")
 STYLE_HELP = ("A style name, case-insensitive: exact, else a unique prefix (starry), else a unique word prefix "
@@ -77,7 +102,7 @@ STYLE_HELP = ("A style name, case-insensitive: exact, else a unique prefix (star
 def verbosity(quiet: bool, verbose: bool) -> Verbosity:
     """The ``-q`` / ``-v`` of a command (they exclude each other)."""
     if quiet and verbose:
-        fail("-q/--quiet and -v/--verbose exclude each other")
+        fail("-q/--quiet and -v/--verbose exclude each other", 2)
     return Verbosity(quiet=quiet, verbose=verbose)
 
 
@@ -140,12 +165,12 @@ def fail(message: str, code: int = 1) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
-    """Report library errors as one line and exit 1."""
+def user_errors(code: int = 1) -> Iterator[None]:
+    """Report library errors as one line and exit ``code`` (2: the error is in an option's value)."""
     try:
         yield
     except StylizeError as exc:
-        fail(str(exc))
+        fail(str(exc), code)
 
 
 def is_main_process() -> bool:
@@ -301,8 +326,8 @@ def train(
     style_layer_weights: str = typer.Option(
         ",".join(f"{w:g}" for w in LOSS.style_layers), help="Weights of the style loss at relu1_2,relu2_2,relu3_3,relu4_3; more on the last two "
                         "paints larger motifs."),
-    precision: str = typer.Option(
-        TRAIN.precision, help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
+    precision: Precision = typer.Option(
+        TRAIN.precision, case_sensitive=False, help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
                      "on older GPUs; else fp32), fp32, bf16 or fp16."),
     time_limit: Optional[float] = typer.Option(
         None, "--time-limit", min=0.0, help="Stop and save after this many minutes (train in chunks: "
@@ -336,7 +361,7 @@ def train(
         steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr,
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, snapshot_every=snapshot_every,
-        workers=workers, precision=precision,
+        workers=workers, precision=str(precision),
     )
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:
@@ -383,7 +408,7 @@ def add_style(
     resume: bool = typer.Option(False, "--resume", help="Continue the add-style run saved in --output "
                                                         "(its settings; a new --steps or --lr)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
-    precision: Optional[str] = typer.Option(None, help="auto, fp32, bf16 or fp16 (default: the model's, usually auto: "
+    precision: Optional[Precision] = typer.Option(None, case_sensitive=False, help="auto, fp32, bf16 or fp16 (default: the model's, usually auto: "
                                                        "bf16 where the hardware runs it natively)."),
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -414,7 +439,8 @@ def add_style(
     if not paintings:
         fail("give at least one STYLE_IMAGE")
     overrides = Overrides(steps=steps, lr=lr, style_weight=style_weight, image_size=image_size,
-                          batch_size=batch_size, style_size=style_size, workers=workers, precision=precision)
+                          batch_size=batch_size, style_size=style_size, workers=workers,
+                          precision=None if precision is None else str(precision))
     if resume and lr is not None:
         echo(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
     run_training_loop(lambda on_step: add_styles(model, [Path(p) for p in paintings], content, output, name=name,
@@ -752,7 +778,7 @@ def apply(
                                         help="Keep the photo's colours; take only light and shade from the style."),
     max_size: Optional[int] = typer.Option(None, help="Downscale photos first so the long side is at most N px."),
     quality: int = typer.Option(FILES.quality, help="JPEG and WebP quality, 1 to 100."),
-    fmt: Optional[str] = typer.Option(None, "--format",
+    fmt: Optional[ImageFormat] = typer.Option(None, "--format", case_sensitive=False,
                                       help="Output format (jpg, png, webp, bmp, tiff) for derived names and stdout; "
                                            "default: each input's own."),
     overwrite: bool = typer.Option(False, "--overwrite",
@@ -760,7 +786,8 @@ def apply(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON line per output, with the device, precision "
                                                        "and seconds per stage."),
     device: DeviceOption = "auto",
-    precision: str = typer.Option("auto", help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
+    precision: Precision = typer.Option("auto", case_sensitive=False,
+                                        help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
     tile_size: Optional[int] = typer.Option(
         None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
                    f"CUDA, {AUTO_TILE_ONNX} on ONNX Runtime, {AUTO_TILE_OTHER} elsewhere; smaller if memory runs "
@@ -782,8 +809,8 @@ def apply(
     style_steps: Optional[int] = typer.Option(
         None, "--style-steps", min=1, help=f"With --style-image: learning steps (default on a CPU: "
                                            f"{QUICK_CPU['steps']}, a quick first look; more: closer to the painting)."),
-    backend: str = typer.Option(
-        "auto", help="auto (ONNX Runtime on a CPU when onnxruntime and onnx are installed: starts without "
+    backend: Backend = typer.Option(
+        "auto", case_sensitive=False, help="auto (ONNX Runtime on a CPU when onnxruntime and onnx are installed: starts without "
                      "PyTorch; else PyTorch), torch or onnx."),
     smoothing: float = typer.Option(
         0.9, help="Videos: weight of the previous frame's normalization statistics, 0 to below 1; "
@@ -819,12 +846,14 @@ def apply(
     rank, world_size = distributed.world()
     engine = own_process()
     say = verbosity(quiet, verbose)
-    with user_errors():
+    precision, backend, fmt = str(precision), str(backend), fmt and str(fmt)
+    with user_errors(2):  # the settings check the options' values
         settings = ApplySettings(strength=strength, preserve_color=preserve_color, max_size=max_size,
                                  tile_size=tile_size, work_size=work_size)
         options = BatchOptions(quality=quality, format=fmt, overwrite=overwrite, workers=workers,
                                max_pixels=max_pixels)
         video = VideoSettings(smoothing=smoothing)
+    with user_errors():
         if style_image is None and (content is not None or save_style_to is not None or style_steps is not None):
             raise StylizeError("--content, --save-style-to and --style-steps go with --style-image")
         use_onnx = onnx_engine.onnx_backend_applies(backend, device, precision)
@@ -889,7 +918,7 @@ def sheet(
     columns: Optional[int] = typer.Option(None, min=1, help="Cells per row (default: a near-square grid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
     device: DeviceOption = "auto",
-    backend: str = typer.Option("auto", help="auto, torch or onnx (as for apply)."),
+    backend: Backend = typer.Option("auto", case_sensitive=False, help="auto, torch or onnx (as for apply)."),
     quiet: Quiet = False,
     verbose: Verbose = False,
 ) -> None:

@@ -18,8 +18,7 @@ from pathlib import Path
 import torch
 
 from .errors import StylizeError
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+from .settings import check_device_name
 
 NVIDIA_DEVICE_FILES = (Path("/dev/nvidiactl"), Path("/dev/nvidia0"))
 """Present when an NVIDIA driver is loaded (Linux): a GPU that CUDA should be able to use."""
@@ -40,7 +39,7 @@ def choose_device(name: str | torch.device = "auto") -> DeviceChoice:
     """
     if isinstance(name, torch.device):
         return DeviceChoice(name)
-    name = name.strip().lower()
+    name = check_device_name(name)
     if name == "auto":
         problem = cuda_problem()
         if problem is None:
@@ -50,8 +49,6 @@ def choose_device(name: str | torch.device = "auto") -> DeviceChoice:
         note = f"using the CPU: {problem}" if problem else None
         return DeviceChoice(torch.device("cpu"), note)
     kind, _, index = name.partition(":")
-    if kind not in DEVICE_CHOICES or (index and (kind != "cuda" or not index.isdigit())):
-        raise StylizeError(f"--device {name}: choose one of {', '.join(DEVICE_CHOICES)} (or cuda:N)")
     if kind == "cuda":
         problem = cuda_problem()
         if problem is not None:

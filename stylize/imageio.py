@@ -34,7 +34,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from stylize.atomic import write_atomically, write_failure
 from stylize.errors import StylizeError
-from stylize.settings import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, check_max_pixels, check_quality
+from stylize.settings import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, FORMAT_BY_EXTENSION, check_max_pixels, check_quality
 
 if TYPE_CHECKING:
     import torch
@@ -66,15 +66,7 @@ __all__ = [
 # the header, before any pixel is decoded (:func:`check_pixels`); the CLI, which enforces
 # ``--max-pixels`` that way, switches Pillow's guard off so that its limit is the only one.
 
-_FORMAT_BY_EXTENSION: dict[str, str] = {
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".png": "PNG",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
+_FORMAT_BY_EXTENSION = FORMAT_BY_EXTENSION
 
 #: Lower-case extensions (with the dot) that input discovery treats as images.
 SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMAT_BY_EXTENSION)

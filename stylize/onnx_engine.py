@@ -35,10 +35,9 @@ from .graphs import open_graph
 from .imageio import Photo
 from .render import (AUTO_TILE_ONNX, ApplySettings, check_size, keep_chroma, restore_detail, tile_margin, tile_size_for,
                      tile_spans)
+from .settings import BACKENDS
 from .styles import StyleChoice, choose
 from .weights import default_model
-
-BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,7 @@ from pathlib import Path
 import torch
 
 from .errors import StylizeError
-
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+from .settings import PRECISIONS
 HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -21,6 +21,36 @@ from .errors import StylizeError
 LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 """The loss network's taps, in order."""
 
+DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
+"""``--device`` values; ``cuda:N`` names one GPU."""
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""``--precision`` values, for training and inference alike."""
+
+BACKENDS = ("auto", "torch", "onnx")
+"""``apply --backend`` values: who renders (ONNX Runtime needs no PyTorch)."""
+
+FORMAT_BY_EXTENSION: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+"""The image files stylize reads and writes, by lower-case extension, as Pillow names their format."""
+
+
+def check_device_name(name: str) -> str:
+    """``--device`` lower-cased and checked for its form (whether the device is there is
+    :func:`stylize.device.choose_device`'s question)."""
+    name = name.strip().lower()
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_KINDS or (index and (kind != "cuda" or not index.isdigit())):
+        raise StylizeError(f"--device {name}: choose one of {', '.join(DEVICE_KINDS)} (or cuda:N)")
+    return name
+
 
 @dataclass(frozen=True)
 class LossWeights:

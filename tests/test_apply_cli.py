@@ -16,7 +16,7 @@ from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from conftest import TINY_STYLES, make_photo
-from stylize.cli import app
+from stylize.cli import app, main
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -247,29 +247,31 @@ def test_a_corrupt_file_in_a_folder_fails_alone(tiny_model, album, tmp_path):
     assert "5 written, 0 skipped (already there), 1 failed" in result.stderr
 
 
-@pytest.mark.parametrize("args, message", [
-    (["-s", "monet"], "unknown style 'monet'; this model has: starry_night, great_wave, the_scream"),
-    (["-s", "great:1,greaT_wave:1"], "appears twice"),
-    (["-s", "starry:0.5,wave"], "bad style mix 'starry:0.5,wave': expected NAME:WEIGHT"),
-    (["-s", "starry:x"], "bad weight 'x'"),
-    ([], "choose a style with --style"),
-    (["-s", "wave", "--strength", "1.5"], "strength must be between 0 and 1, got 1.5"),
-    (["-s", "wave", "--strength", "-0.5"], "strength must be between 0 and 1"),
-    (["-s", "wave", "--quality", "0"], "quality must be between 1 and 100"),
-    (["-s", "wave", "--format", "gif"], "unknown output format 'gif'"),
-    (["-s", "wave", "-o", "{tmp}/out.gif"], "cannot tell the output format from '.gif'"),
-    (["-s", "wave", "--device", "tpu"], "--device tpu: choose one of auto, cpu, cuda, mps"),
-    (["-s", "wave", "--precision", "fp8"], "unknown precision 'fp8'"),
-    (["-s", "wave", "--max-pixels", "-1"], "max pixels must be 0"),
-    (["-s", "wave", "--tile-size", "16"], "tile size 16 is too small for this network"),
-    (["-s", "wave", "--work-size", "4"], "work size must be 0 (full resolution) or at least 8 px, got 4"),
-    (["-s", "wave", "-o", "{tmp}/photo.jpg/sub/"], "is a file, not a folder"),
-    (["-s", "all", "-o", "-"], "-o - (stdout) takes one photo in one style"),
+@pytest.mark.parametrize("args, message, code", [
+    (["-s", "monet"], "unknown style 'monet'; this model has: starry_night, great_wave, the_scream", 1),
+    (["-s", "great:1,greaT_wave:1"], "appears twice", 1),
+    (["-s", "starry:0.5,wave"], "bad style mix 'starry:0.5,wave': expected NAME:WEIGHT", 1),
+    (["-s", "starry:x"], "bad weight 'x'", 1),
+    ([], "choose a style with --style", 1),
+    (["-s", "wave", "--strength", "1.5"], "strength must be between 0 and 1, got 1.5", 2),
+    (["-s", "wave", "--strength", "-0.5"], "strength must be between 0 and 1", 2),
+    (["-s", "wave", "--quality", "0"], "quality must be between 1 and 100", 2),
+    (["-s", "wave", "--format", "gif"], "'gif' is not one of 'jpg', 'jpeg', 'png', 'webp', 'bmp', 'tif', 'tiff'", 2),
+    (["-s", "wave", "-o", "{tmp}/out.gif"], "cannot tell the output format from '.gif'", 1),
+    (["-s", "wave", "--device", "tpu"], "tpu: choose one of auto, cpu, cuda, mps", 2),
+    (["-s", "wave", "--precision", "fp8"], "'fp8' is not one of 'auto', 'fp32', 'bf16', 'fp16'", 2),
+    (["-s", "wave", "--max-pixels", "-1"], "max pixels must be 0", 2),
+    (["-s", "wave", "--tile-size", "16"], "tile size 16 is too small for this network", 1),
+    (["-s", "wave", "--work-size", "4"], "work size must be 0 (full resolution) or at least 8 px, got 4", 2),
+    (["-s", "wave", "-o", "{tmp}/photo.jpg/sub/"], "is a file, not a folder", 1),
+    (["-s", "all", "-o", "-"], "-o - (stdout) takes one photo in one style", 1),
 ])
-def test_bad_options_are_one_clear_line(tiny_model, photo, tmp_path, args, message):
+def test_bad_options_are_one_clear_line(tiny_model, photo, tmp_path, capsys, args, message, code):
+    """Exit 2 for a bad option value (a usage error), 1 for what only the model or the files tell."""
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
-    result = apply(tiny_model, str(photo), *args, code=1)
-    assert message in error_of(result)
+    assert main(["apply", str(photo), *args, "-m", str(tiny_model)]) == code
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and message in line
 
 
 def test_ambiguous_prefix_lists_candidates(tmp_path, photo):

@@ -117,7 +117,7 @@ def test_quiet_prints_only_errors(tmp_path: Path, tiny_model: Path) -> None:
     result = runner.invoke(app, ["apply", str(tmp_path / "none.png"), "-m", str(tiny_model), "-s", "wave", "-q"])
     assert result.exit_code == 1 and result.stderr.startswith("error: ")
     result = runner.invoke(app, ["styles", "-q", "-v"])
-    assert result.exit_code == 1 and "exclude each other" in result.stderr
+    assert result.exit_code == 2 and "exclude each other" in result.stderr
 
 
 def test_verbose_and_json_say_device_precision_and_stage_times(tmp_path: Path, tiny_model: Path) -> None:
