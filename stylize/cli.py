@@ -78,7 +78,7 @@ def device_name(name: str) -> str:
 
 
 DeviceOption = Annotated[str, typer.Option(
-    parser=device_name, autocompletion=lambda: list(DEVICE_KINDS), metavar="[" + "|".join((*DEVICE_KINDS[:3], "cuda:N", *DEVICE_KINDS[3:])) + "]",
+    parser=device_name, autocompletion=lambda: list(DEVICE_KINDS), metavar="[auto|cpu|cuda|cuda:N|mps]",
     help="auto (CUDA, then MPS, then the CPU), cpu, cuda, cuda:N or mps.")]
 
 
