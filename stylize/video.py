@@ -20,7 +20,7 @@ less than :data:`STILL_CHANGE`, the output is blended with the previous output, 
 ``smoothing`` fading to 0 as the change approaches that bound; where things move, each
 frame is its own, so motion does not trail.
 
-PyAV (the ``video`` extra: ``pip install 'stylize-cin[video]'``) reads and writes the files;
+PyAV (the ``video`` extra: ``pip install -e '.[video]'`` in a checkout) reads and writes the files;
 it bundles FFmpeg.
 """
 
@@ -31,7 +31,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from . import DISTRIBUTION
 from .atomic import replace_atomically
 from .errors import StylizeError
 from .render import ApplySettings
@@ -86,7 +85,8 @@ def _av() -> Any:
     try:
         import av
     except ImportError:
-        raise StylizeError(f"videos need PyAV: pip install '{DISTRIBUTION}[video]' (or pip install av)") from None
+        raise StylizeError("videos need PyAV: pip install av (the video extra; in a checkout: "
+                           "pip install -e '.[video]')") from None
     return av
 
 

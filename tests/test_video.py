@@ -121,3 +121,16 @@ def test_motion_compensated_change_follows_the_pan_and_catches_trails():
     assert keep[:, :, :37].all() and not keep[:, :, 37:].any()  # only what both frames show
     assert warped_change(follows, shifts, keep) == 0
     assert warped_change(trails, shifts, keep) > 10  # levels; random pixels differ by ~85
+
+
+def test_without_pyav_the_hint_names_commands_that_work(monkeypatch: pytest.MonkeyPatch):
+    import sys
+
+    from stylize import video
+
+    monkeypatch.setitem(sys.modules, "av", None)
+    with pytest.raises(StylizeError) as info:
+        video._av()
+    message = str(info.value)
+    assert "pip install av" in message and "pip install -e '.[video]'" in message
+    assert "stylize-cin[" not in message  # not on PyPI yet: that command cannot work
