@@ -12,9 +12,11 @@ Putting in place either replaces the destination (:func:`os.replace`) or, with
 destination name, which fails if a file of that name appeared meanwhile (another run
 finished it first), so a finished file is never replaced without being asked to.
 
-Temporary files are named ``.NAME.PID.XXXXXXXX.tmp``. A process killed mid-write
-leaves one behind; the next write into that folder removes those whose process is
-gone (or that are older than :data:`STALE_AFTER_S`), once per folder per process.
+Temporary files are named ``.NAME.stylize-PID.XXXXXXXX.tmp`` (NAME shortened so the whole
+fits the 255-byte limit of a file name). A process killed mid-write leaves one behind; the
+next write into that folder removes those whose process is gone (or that are older than
+:data:`STALE_AFTER_S`), once per folder per process. Only names with the ``stylize-`` marker
+are touched: another program's ``.notes.txt.123.deadbeef.tmp`` is not provably ours.
 """
 
 from __future__ import annotations
@@ -35,9 +37,11 @@ STALE_AFTER_S = 3600.0
 """A temporary file of ours this old is stale even if its process id is in use (ids get reused,
 and a file on a shared folder may name a process of another machine)."""
 
-_TEMP_NAME = re.compile(r"\.(?P<name>.+?)\.(?:(?P<pid>\d+)\.)?[0-9a-f]{8}\.tmp")
-"""Our temporary files: ``.NAME.PID.XXXXXXXX.tmp``, and ``.NAME.XXXXXXXX.tmp`` from versions
-that did not record the process id."""
+_TEMP_NAME = re.compile(r"\.(?P<name>.*)\.stylize-(?P<pid>\d+)\.[0-9a-f]{8}\.tmp")
+"""Our temporary files: ``.NAME.stylize-PID.XXXXXXXX.tmp``."""
+
+NAME_MAX = 255
+"""The longest file name, in bytes, of the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)."""
 
 _LEGACY_SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
 """The temporary files safetensors' ``save_file`` made for versions that used it; only removed
@@ -118,13 +122,32 @@ def write_failure(exc: OSError, path: Path, size: int) -> str:
         try:
             free = shutil.disk_usage(path.parent).free
         except OSError:
-            return f"{reason} (needs {_megabytes(size)})"
-        return f"{reason} (needs {_megabytes(size)}, {_megabytes(free)} free in {path.parent})"
+            return f"{reason} (needs {readable_size(size)})"
+        return f"{reason} (needs {readable_size(size)}, {readable_size(free)} free in {path.parent})"
     return reason
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
+def readable_size(size: int) -> str:
+    """A size in the unit that reads best (powers of 1000, as disks are sold): 512 bytes, 10.0 KB."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def temp_path(path: Path, pid: int) -> Path:
+    """The temporary name beside ``path`` for process ``pid`` (a fresh random part each call),
+    its copy of the name cut, on a character boundary, to fit :data:`NAME_MAX`."""
+    tail = f".stylize-{pid}.{secrets.token_hex(4)}.tmp"
+    room = NAME_MAX - len(tail.encode()) - 1
+    name = path.name.encode()[:room].decode(errors="ignore")
+    return path.parent / f".{name}{tail}"
+
+
+def temp_owner(name: str) -> int | None:
+    """The process id in one of our temporary file names; ``None`` for any other name."""
+    match = _TEMP_NAME.fullmatch(name)
+    return int(match["pid"]) if match else None
 
 
 def _create_temp(path: Path) -> tuple[Path, int]:
@@ -134,7 +157,7 @@ def _create_temp(path: Path) -> tuple[Path, int]:
     would force 0o600 on the final output).
     """
     while True:
-        candidate = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+        candidate = temp_path(path, os.getpid())
         try:
             return candidate, os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
@@ -209,16 +232,15 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
         return []
     now = time.time()
     for entry in entries:
-        match = _TEMP_NAME.fullmatch(entry.name)
-        legacy = match is None and _LEGACY_SAFETENSORS_TEMP.fullmatch(entry.name) is not None
-        if not (match or legacy) or not entry.is_file(follow_symlinks=False):
+        pid = temp_owner(entry.name)
+        legacy = pid is None and _LEGACY_SAFETENSORS_TEMP.fullmatch(entry.name) is not None
+        if not (pid is not None or legacy) or not entry.is_file(follow_symlinks=False):
             continue
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        pid = match["pid"] if match else None
-        dead = pid is not None and not _running(int(pid))
+        dead = pid is not None and not _running(pid)
         if (dead or age > STALE_AFTER_S) and (not legacy or _ours(Path(entry.path))):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)

@@ -81,7 +81,8 @@ def test_short_writes_are_retried_and_no_progress_is_a_full_disk(tmp_path, monke
     assert atomic.write_atomically(tmp_path / "a.bin", b"x" * 100)
     assert (tmp_path / "a.bin").read_bytes() == b"x" * 100
     monkeypatch.setattr(atomic.os, "write", lambda fd, data: 0)
-    with pytest.raises(StylizeError, match=r"b\.png: No space left on device \(needs [\d.]+ MB, [\d.]+ MB free"):
+    size = r"[\d.]+ (?:[KMG]B|bytes)"
+    with pytest.raises(StylizeError, match=rf"b\.png: No space left on device \(needs {size}, {size} free"):
         write_image(tmp_path / "b.png", torch.rand(3, 8, 8))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.bin"]
 
@@ -151,26 +152,31 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_write(tiny_model, tmp
     out = tmp_path / "out"
     out.mkdir()
     hour_ago = time.time() - 2 * atomic.STALE_AFTER_S
-    dead = out / f".a-starry_night.png.{_dead_pid()}.0123abcd.tmp"
-    old_style = out / ".b.png.89abcdef.tmp"  # before the process id was in the name
-    live = out / f".c.png.{os.getppid()}.deadbeef.tmp"  # a run still writing
+    dead = out / f".a-starry_night.png.stylize-{_dead_pid()}.0123abcd.tmp"
+    old = out / f".b.png.stylize-{os.getppid()}.89abcdef.tmp"  # a live id, but over an hour old: reused
+    live = out / f".c.png.stylize-{os.getppid()}.deadbeef.tmp"  # a run still writing
     safetensors_temp = out / ".tmpAb3dE9"  # what safetensors' save_file left behind
     foreign = out / ".tmpZz9yX8"  # the same pattern, not ours
-    for path in (dead, old_style, live, safetensors_temp, foreign):
+    # Other programs' temporary files, in the form stylize's names had before they carried a
+    # marker: not provably ours, so kept however old and whoever's process id they name.
+    others = [out / f".notes.txt.{_dead_pid()}.deadbeef.tmp", out / ".draft.0badc0de.tmp",
+              out / ".notes.txt.4000000.deadbeef.tmp"]
+    for path in (dead, old, live, safetensors_temp, foreign, *others):
         path.write_bytes(b"partial")
     safetensors_temp.write_bytes(tiny_model.read_bytes()[:4096])
-    for path in (old_style, safetensors_temp, foreign):
+    for path in (old, safetensors_temp, foreign, *others):
         os.utime(path, (hour_ago, hour_ago))
     make_photo(tmp_path / "a.png")
     from stylize.inference import Stylizer
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
     batch.run(stylizer, batch.plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
-    assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, foreign.name])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, foreign.name,
+                                                            *(p.name for p in others)])
 
 
 def test_a_killed_checkpoint_write_is_cleaned_by_the_next_save(tiny_model, tmp_path):
-    stale = tmp_path / f".m.safetensors.{_dead_pid()}.0123abcd.tmp"
+    stale = tmp_path / f".m.safetensors.stylize-{_dead_pid()}.0123abcd.tmp"
     stale.write_bytes(tiny_model.read_bytes()[:1000])
     checkpoint.save(tmp_path / "m.safetensors", checkpoint.load(tiny_model))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.safetensors"]
@@ -488,7 +494,7 @@ def test_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path, style
         train(style_dir, photo_dir, out, tiny_settings(steps=10), device="cpu", resume=True)
     message = str(info.value)
     assert "\n" not in message and "cannot write checkpoint" in message and "m.safetensors" in message
-    assert re.search(r"No space left on device \(needs [\d.]+ MB, [\d.]+ MB free in ", message), message
+    assert re.search(r"No space left on device \(needs [\d.]+ (?:[KMG]B|bytes), [\d.]+ (?:[KMG]B|bytes) free in ", message), message
     assert "holds step 5" in message
     assert out.read_bytes() == before
     assert sorted(p.name for p in run.iterdir()) == ["m.log.jsonl", "m.previews", "m.safetensors"]
