@@ -27,6 +27,7 @@ The library reports through ``on_result``; it never prints.
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections import deque
@@ -35,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 
+from .atomic import NAME_MAX
 from .errors import StylizeError
 from .imageio import SUPPORTED_EXTENSIONS, Photo, output_extension_ok, read_image, write_image, write_image_to
 from .render import ApplySettings
@@ -219,6 +221,10 @@ def _folder_tasks(folder: Path, out: Path | None, among_several: bool, choices: 
     else:
         root = out / name if among_several else out
         roots, suffixed = [root] * len(choices), several
+        if _identity(folder).is_relative_to(_identity(root)):
+            raise StylizeError(f"-o {out}: {'it is' if _identity(folder) == _identity(root) else 'it holds'} "
+                               f"the input folder {folder}, whose photos the outputs would mix with or replace; "
+                               "choose another -o")
     tasks = []
     for source in _images_under(folder, exclude=roots):
         relative = source.relative_to(folder)
@@ -241,6 +247,10 @@ def _component(name: str) -> str:
     separators = {"/", os.sep, os.altsep or "/"}
     if name in (".", "..") or any(s in name for s in separators) or "\0" in name:
         raise StylizeError(f"refusing output name {name!r}: it is not a single file name")
+    size = len(os.fsencode(name))
+    if size > NAME_MAX:
+        raise StylizeError(f"refusing output name {name!r}: {size} bytes, longer than the {NAME_MAX} bytes a file "
+                           "name can have; name the output with -o")
     return name
 
 
@@ -290,7 +300,12 @@ def _check_destinations(tasks: list[Task]) -> None:
 
 def _identity(path: Path) -> Path:
     """A path as the file system sees it (links and ``..`` resolved, case as stored)."""
-    return path.resolve()
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # a loop: RuntimeError before Python 3.13, OSError ELOOP since
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise
+        raise StylizeError(f"{path}: a symbolic link loop, which leads to no file") from None
 
 
 # --------------------------------------------------------------------------- running

@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import make_photo, make_tiny_model
 
 from stylize import atomic
+from stylize.cli import main
 
 
 # --------------------------------------------------------------------------- names at the 255-byte limit
@@ -45,3 +47,56 @@ def test_the_full_disk_line_uses_a_readable_unit(tmp_path: Path, monkeypatch, si
     monkeypatch.setattr(atomic.shutil, "disk_usage", lambda path: type("Usage", (), {"free": free})())
     message = atomic.write_failure(OSError(errno.ENOSPC, "No space left on device"), tmp_path / "x.png", size)
     assert words in message
+
+
+def test_a_derived_name_over_255_bytes_is_refused_in_one_worded_line(tiny_model: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    photo = make_photo(tmp_path / ("p" * 245 + ".png"))  # 249 bytes; with -starry_night it is 262
+    assert main(["apply", str(photo), "-m", str(tiny_model), "-s", "starry"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and "longer than the 255 bytes a file name can have" in line
+
+
+def test_a_250_character_style_name_is_written_or_refused_in_one_line(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    model = make_tiny_model(tmp_path / "m.safetensors", ["s" * 250, "wave"])
+    photo = make_photo(tmp_path / "p.png")
+    code = main(["apply", str(photo), "-m", str(model), "-s", "s" * 250])
+    err = capsys.readouterr().err
+    assert code in (0, 1) and len(err.strip().splitlines()) == 1, err
+    assert code == 0 or "255 bytes" in err or "style name" in err
+
+
+def test_a_folder_holding_a_255_byte_name_is_written_and_the_rerun_skips_it(tiny_model: Path, tmp_path: Path,
+                                                                           capsys) -> None:
+    folder = tmp_path / "in"
+    make_photo(folder / ("a" * 251 + ".png"))
+    make_photo(folder / "b.png", seed=1)
+    out = tmp_path / "out"
+    args = ["apply", str(folder), "-o", str(out), "-m", str(tiny_model), "-s", "starry"]
+    assert main(args) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a" * 251 + ".png", "b.png"])
+    assert main(args) == 0
+    assert "0 written, 2 skipped" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- one-line errors
+
+def test_a_symlink_loop_as_input_is_one_line(tiny_model: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    loop = tmp_path / "loop.jpg"
+    loop.symlink_to(loop)
+    assert main(["apply", str(loop), "-m", str(tiny_model), "-s", "starry"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: ") and "symbolic link loop" in line and "RuntimeError" not in line
+
+
+@pytest.mark.parametrize("slash", ["", "/"])
+def test_output_folder_equal_to_the_input_folder_is_refused_for_that_reason(tiny_model: Path, tmp_path: Path,
+                                                                           capsys, slash: str) -> None:
+    folder = tmp_path / "photos"
+    make_photo(folder / "a.png")
+    assert main(["apply", str(folder), "-o", str(folder) + slash, "-m", str(tiny_model), "-s", "starry"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "is the input folder" in line and "no images found" not in line
+    assert [p.name for p in folder.iterdir()] == ["a.png"]
