@@ -282,10 +282,21 @@ def write_image_to(
     """
     data = _encode(rgb, alpha, _resolve_format(None, format), quality, icc_profile, exif, name)
     try:
-        stream.write(data)
+        _write_whole(stream, data)
         stream.flush()
     except OSError as exc:
         raise StylizeError(f"cannot write image to {name}: {_reason(exc)}") from exc
+
+
+def _write_whole(stream: BinaryIO, data: bytes) -> None:
+    """Write every byte: a raw stream (stdout is one) may take part of them, as a pipe whose
+    reader has gone does, and only the next call then fails (``EPIPE``)."""
+    view = memoryview(data)
+    while view:
+        count = stream.write(view)
+        if not count:
+            raise OSError(errno.EIO, "the stream took no more bytes")
+        view = view[count:]
 
 
 # --------------------------------------------------------------------------- reading

@@ -4,6 +4,7 @@ right exit code, and nothing lost."""
 from __future__ import annotations
 
 import errno
+import io
 import subprocess
 import sys
 from pathlib import Path
@@ -100,3 +101,54 @@ def test_output_folder_equal_to_the_input_folder_is_refused_for_that_reason(tiny
     (line,) = capsys.readouterr().err.splitlines()
     assert "is the input folder" in line and "no images found" not in line
     assert [p.name for p in folder.iterdir()] == ["a.png"]
+
+
+# --------------------------------------------------------------------------- a closed stdout
+
+class ShortWrites(io.RawIOBase):
+    """A raw stream (as stdout is) that takes at most ``step`` bytes a call, then, past
+    ``limit`` bytes, fails as a pipe whose reader has gone."""
+
+    def __init__(self, step: int, limit: int | None = None) -> None:
+        self.data, self.step, self.limit = bytearray(), step, limit
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, chunk) -> int:
+        if self.limit is not None and len(self.data) >= self.limit:
+            raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+        taken = bytes(chunk[:self.step])
+        self.data += taken
+        return len(taken)
+
+
+def test_short_writes_to_a_stream_are_continued_and_a_closed_reader_is_an_error() -> None:
+    import torch
+
+    from stylize.errors import StylizeError
+    from stylize.imageio import write_image_to
+
+    rgb = torch.rand(3, 64, 64)
+    whole = ShortWrites(step=1000)
+    write_image_to(whole, rgb, format="png")
+    assert whole.data.startswith(b"\x89PNG") and len(whole.data) > 3000
+    with pytest.raises(StylizeError, match="cannot write image to <stdout>: Broken pipe"):
+        write_image_to(ShortWrites(step=1000, limit=2000), rgb, format="png")
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_an_error_not_wrote(tiny_model: Path, tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    photo = tmp_path / "noise.png"  # noise: its stylized PNG is far larger than a pipe holds (64 KB)
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)).save(photo)
+    code = "import sys; from stylize.cli import main; sys.exit(main(sys.argv[1:]))"
+    with open(photo, "rb") as stdin:
+        process = subprocess.Popen([sys.executable, "-c", code, "apply", "-", "-m", str(tiny_model), "-s", "starry",
+                                    "--format", "png"], stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert process.stdout.read(10).startswith(b"\x89PNG")
+        process.stdout.close()  # as `| head -c 10` does
+        err = process.stderr.read().decode()
+        assert process.wait(timeout=300) in (1, 141), err
+    assert "wrote" not in err and len(err.strip().splitlines()) <= 1, err
