@@ -674,12 +674,13 @@ def styles(
 
       stylize styles -m my-styles.safetensors --json
     """
-    from .model_header import read_header
+    from .model_header import check_finite, read_header
 
     say = verbosity(quiet, verbose)
     path = chosen_model(model)
     with user_errors(), say.stage("read"):
         meta = read_header(path).meta
+        check_finite(path)  # apply refuses such weights; so does the listing
     if as_json:
         typer.echo(json.dumps(meta, indent=2))
         return

@@ -66,6 +66,7 @@ def gather(ask_torch: bool = False) -> dict[str, Any]:
         "devices": devices,
         "apply_backend_on_cpu": "onnx" if onnx_backend_applies("auto", "cpu", "auto") else "torch",
         "default_model": default,
+        "default_model_exists": default is not None and Path(default).is_file(),
         "models": models,
         "cache": str(cache_dir()),
         "cached_onnx_graphs": [str(Path(g).name) for g in graphs],
@@ -85,7 +86,9 @@ def describe(info: dict[str, Any]) -> list[str]:
                                                 if info["onnxruntime_providers"] else ""),
         f"onnx {have('onnx')}; PyAV (videos) {have('av')}",
         f"apply on a CPU runs on: {info['apply_backend_on_cpu']}",
-        f"default model: {info['default_model'] or 'none (pass --model)'}",
+        f"default model: {info['default_model'] or 'none (pass --model)'}"
+        + ("" if not info["default_model"] or info["default_model_exists"]
+           else " (does not exist: check $STYLIZE_MODEL)"),
     ]
     for model in info["models"]:
         detail = model.get("error") or f"{model['styles']} styles, channels {model['channels']}"

@@ -166,3 +166,16 @@ def tensor_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
         shapes |= {f"{name}.conv.weight": (c_out, c_in, kernel, kernel), f"{name}.conv.bias": (c_out,),
                    f"{name}.norm.weight": (n, c_out), f"{name}.norm.bias": (n, c_out)}
     return shapes | {"out_conv.weight": (3, c1, 9, 9), "out_conv.bias": (3,)}
+
+
+def check_finite(path: Path) -> None:
+    """Refuse a checkpoint whose tensors hold NaN or infinite values (read with NumPy, no torch)."""
+    import numpy as np
+
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            finite = all(np.isfinite(handle.get_tensor(key)).all() for key in handle.keys())
+    except (SafetensorError, OSError, ValueError, TypeError) as exc:
+        raise StylizeError(f"{path}: not a readable safetensors checkpoint ({first_line(exc)})") from None
+    if not finite:
+        raise StylizeError(f"{path}: the weights hold NaN or infinite values (a training run that diverged?)")

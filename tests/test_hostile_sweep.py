@@ -152,3 +152,31 @@ def test_a_reader_that_closes_the_pipe_early_gets_an_error_not_wrote(tiny_model:
         err = process.stderr.read().decode()
         assert process.wait(timeout=300) in (1, 141), err
     assert "wrote" not in err and len(err.strip().splitlines()) <= 1, err
+
+
+# --------------------------------------------------------------------------- small ones
+
+def test_styles_refuses_a_checkpoint_with_nan_weights(tiny_model: Path, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
+    from safetensors import safe_open
+
+    with safe_open(str(tiny_model), framework="pt") as handle:
+        metadata = handle.metadata()
+    state = load_file(str(tiny_model))
+    name = next(k for k, v in state.items() if v.is_floating_point())
+    state[name] = torch.full_like(state[name], float("nan"))
+    broken = tmp_path / "nan.safetensors"
+    save_file(state, str(broken), metadata=metadata)
+    assert main(["styles", "-m", str(broken)]) == 1
+    assert "NaN" in capsys.readouterr().err
+
+
+def test_info_flags_a_default_model_that_does_not_exist(tmp_path: Path, monkeypatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "gone.safetensors"
+    monkeypatch.setenv("STYLIZE_MODEL", str(missing))
+    assert main(["info"]) == 0
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("default model:")]
+    assert str(missing) in line and "does not exist" in line
