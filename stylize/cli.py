@@ -25,8 +25,9 @@ from .errors import StylizeError, first_line, printable
 from .extras import missing_extra, provides, require
 from .process import own_process
 from .render import AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings
-from .settings import (ADD_STEPS, BACKENDS, DEVICE_KINDS, FORMAT_BY_EXTENSION, PRECISIONS, QUICK_CPU, STYLE_LR,
-                       BatchOptions, EngineOptions, LossWeights, TrainSettings, check_device_name)
+from .settings import (ADD_STEPS, BACKENDS, DEVICE_KINDS, FORMAT_BY_EXTENSION, PRECISIONS, QUICK_CPU, SHEET_CELL,
+                       SHEET_MAX_COLUMNS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings,
+                       check_device_name)
 from .progress import Progress, Verbosity
 
 if TYPE_CHECKING:
@@ -729,16 +730,19 @@ def evaluate(
         require("train", "stylize evaluate")
     from . import checkpoint
     from .data import load_styles
-    from .evaluate import default_cache, evaluate as run_evaluation, markdown_table, summary
+    from .evaluate import MAX_BUDGET, default_cache, evaluate as run_evaluation, markdown_table, summary
     from .vgg import load_vgg
 
     own_process()
     say = verbosity(quiet, verbose)
-    with user_errors():
+    with user_errors(2):
         try:
             budgets = sorted({int(b) for b in iterations.split(",")})
         except ValueError:
             raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. 50,100,300")
+        if not 1 <= budgets[0] <= budgets[-1] <= MAX_BUDGET:
+            raise StylizeError(f"--iterations {iterations!r}: each budget must be 1 to {MAX_BUDGET} L-BFGS iterations")
+    with user_errors():
         if model is not None and model_arg is not None:
             raise StylizeError("give the model once: -m MODEL or MODEL")
         torch_device = pick_device(device, say)
@@ -746,10 +750,7 @@ def evaluate(
         previous = checkpoint.load(compare) if compare is not None else None
         settings = TrainSettings.from_dict(ckpt.training)
         names, paintings = load_styles(styles_dir, settings.style_size)
-        wanted = set(only.split(",")) if only else set(ckpt.styles)
-        chosen = {n: p for n, p in zip(names, paintings) if n in wanted and n in ckpt.styles}
-        if not chosen:
-            raise StylizeError(f"none of the model's styles has a painting in {styles_dir}")
+        chosen = matching_paintings(ckpt.styles, dict(zip(names, paintings)), only, styles_dir)
         bar = Progress(len(chosen), "style", desc="evaluate", enabled=say.progress)
 
         def on_progress(name: str, done: int, total: int) -> None:
@@ -762,6 +763,24 @@ def evaluate(
                                     previous=previous, on_progress=on_progress)
         bar.close()
     typer.echo("\n".join([markdown_table(scores), "", *summary(scores)]))
+
+
+def matching_paintings(styles: list[str], paintings: dict[str, torch.Tensor], only: str | None,
+                       folder: Path) -> dict[str, torch.Tensor]:
+    """The paintings of the styles to evaluate (``--only``, else every style that has one), by
+    name; refuses paintings that are no style of the model (another model's folder), which
+    would be scored against nothing meaningful."""
+    wanted = only.split(",") if only else [name for name in styles if name in paintings]
+    unknown = [name for name in (only.split(",") if only else paintings) if name not in styles]
+    missing = [name for name in wanted if name not in paintings]
+    if unknown or missing or not wanted:
+        problems = [f"not styles of the model: {', '.join(unknown)}" if unknown else "",
+                    f"no painting for: {', '.join(missing)}" if missing else "",
+                    "none of the model's styles has a painting" if not wanted else ""]
+        raise StylizeError(f"the paintings in {folder} do not match the model's styles ("
+                           + "; ".join(p for p in problems if p) + "); give the folder the model was trained on, "
+                           "or pick styles with --only")
+    return {name: paintings[name] for name in wanted}
 
 
 @app.command()
@@ -915,8 +934,10 @@ def sheet(
     photo: Path = typer.Argument(..., metavar="PHOTO", help="The photo to show every style on."),
     output: Path = typer.Option(..., "--output", "-o", help="Image file to write the sheet to."),
     model: ModelOption = None,
-    cell: int = typer.Option(256, min=32, help="Long side of each rendering, in pixels."),
-    columns: Optional[int] = typer.Option(None, min=1, help="Cells per row (default: a near-square grid)."),
+    cell: int = typer.Option(SHEET_CELL[1], min=SHEET_CELL[0], max=SHEET_CELL[2],
+                             help="Long side of each rendering, in pixels."),
+    columns: Optional[int] = typer.Option(None, min=1, max=SHEET_MAX_COLUMNS,
+                                          help="Cells per row (default: a near-square grid)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
     device: DeviceOption = "auto",
     backend: Backend = typer.Option("auto", case_sensitive=False, help="auto, torch or onnx (as for apply)."),

@@ -175,6 +175,11 @@ def load_test_photos(photos_dir: Path, size: int, limit: int | None = None) -> l
     return [resize_long_side(read_image(p).rgb, size) for p in list_images(photos_dir, "test photo")[:limit]]
 
 
+MAX_BUDGET = 10_000
+"""The most L-BFGS iterations a baseline may be given: far past the 50 to 300 an evaluation
+uses; more is a typo that would run for days."""
+
+
 def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path, *, weights: LossWeights,
              vgg: torch.nn.Module, size: int = 256, budgets: Sequence[int] = (50, 100, 300), limit: int | None = None,
              device: torch.device = torch.device("cpu"), cache: Path | None = None,
@@ -188,8 +193,8 @@ def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path
     checkpoint, is scored on the same photos under the same loss, for the styles it holds
     by the same name.
     """
-    if any(b < 1 for b in budgets):
-        raise StylizeError(f"L-BFGS budgets must be positive iteration counts, got {sorted(budgets)}")
+    if any(not 1 <= b <= MAX_BUDGET for b in budgets):
+        raise StylizeError(f"L-BFGS budgets must be 1 to {MAX_BUDGET} iterations, got {sorted(budgets)}")
     photos = load_test_photos(photos_dir, size, limit)
     networks = [(c.styles, FastStyleNet(c.net.to(device).eval())) for c in (ckpt, previous) if c is not None]
     scores = []

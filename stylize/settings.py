@@ -171,6 +171,12 @@ QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2
 # memory is allocated.  Callers lift it with ``max_pixels=0`` (``--max-pixels 0``).
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
+SHEET_CELL = (32, 256, 4096)
+"""``stylize sheet --cell``: the smallest, default and largest long side of a cell, in pixels."""
+
+SHEET_MAX_COLUMNS = 100
+"""``stylize sheet --columns`` at most: wider than any screen or print at the smallest cell."""
+
 DEFAULT_QUALITY: int = 95
 """JPEG and WebP quality (1-100) of the images stylize writes."""
 

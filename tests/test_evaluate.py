@@ -234,9 +234,9 @@ def test_evaluate_command_prints_a_table_and_caches_the_baseline(tiny_model, pai
     assert len(list((tmp_path / "default" / "baselines").iterdir())) == 2
     assert CliRunner().invoke(app, [*args[:-2], "--no-cache", "--iterations", "2"]).exit_code == 0
     assert len(list((tmp_path / "default" / "baselines").iterdir())) == 2
-    for bad, message in [("many", "comma-separated integers"), ("0,5", "budgets must be positive")]:
+    for bad, message in [("many", "comma-separated integers"), ("0,5", "each budget must be 1 to 10000")]:
         wrong = CliRunner().invoke(app, [*args[:9], bad])
-        assert wrong.exit_code == 1 and message in wrong.output and "Traceback" not in wrong.output
+        assert wrong.exit_code == 2 and message in wrong.output and "Traceback" not in wrong.output
 
 
 def test_the_table_gives_the_verdict_against_100_iterations():

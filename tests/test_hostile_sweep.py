@@ -180,3 +180,77 @@ def test_info_flags_a_default_model_that_does_not_exist(tmp_path: Path, monkeypa
     assert main(["info"]) == 0
     (line,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("default model:")]
     assert str(missing) in line and "does not exist" in line
+
+
+# --------------------------------------------------------------------------- evaluate and sheet bounds
+
+def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_sheet_of_a_tiny_photo_is_one_line(tiny_model: Path, tmp_path: Path, capsys, backend: str) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (3, 3), "red").save(tmp_path / "tiny.png")
+    args = ["sheet", str(tmp_path / "tiny.png"), "-o", str(tmp_path / "s.png"), "-m", str(tiny_model),
+            "--backend", backend, "--device", "cpu"]
+    assert main(args) == 1
+    assert "3x3 px" in one_error_line(capsys)
+    assert not (tmp_path / "s.png").exists()
+
+
+@pytest.mark.parametrize("option", [["--columns", "1000000000"], ["--cell", "1000000"], ["--columns", "0"]])
+def test_sheet_bounds_columns_and_cell_as_usage_errors(tiny_model: Path, tmp_path: Path, capsys,
+                                                       option: list[str]) -> None:
+    photo = make_photo(tmp_path / "p.png")
+    assert main(["sheet", str(photo), "-o", str(tmp_path / "s.png"), "-m", str(tiny_model), *option]) == 2
+    assert option[0] in one_error_line(capsys)
+
+
+def test_evaluate_refuses_paintings_that_do_not_match_the_models_styles(tmp_path: Path, style_dir: Path,
+                                                                        photo_dir: Path, capsys) -> None:
+    model = make_tiny_model(tmp_path / "m.safetensors", ["stripes", "zigzag"])  # paintings: stripes, waves
+    assert main(["evaluate", "-m", str(model), "--styles", str(style_dir), "--photos", str(photo_dir),
+                 "--device", "cpu"]) == 1
+    line = one_error_line(capsys)
+    assert "not styles of the model: waves" in line
+
+
+@pytest.mark.parametrize("iterations", ["1e20", "100000000000000000000", "0", "50,x"])
+def test_evaluate_bounds_the_iterations(tiny_model: Path, style_dir: Path, photo_dir: Path, capsys,
+                                        iterations: str) -> None:
+    assert main(["evaluate", "-m", str(tiny_model), "--styles", str(style_dir), "--photos", str(photo_dir),
+                 "--iterations", iterations, "--device", "cpu"]) == 2
+    assert "--iterations" in one_error_line(capsys)
+
+
+class NeverRenders:
+    """A stylizer of ``n`` styles that fails the test if asked to render."""
+
+    def __init__(self, n: int) -> None:
+        from stylize.styles import choose
+
+        self.choices = choose("all", [f"style{i}" for i in range(n)])
+
+    def choose(self, style: str) -> list:
+        return self.choices
+
+    def stylize_photo(self, *args: object) -> None:
+        raise AssertionError("rendered before checking the sheet's size")
+
+
+def test_a_sheet_too_large_to_hold_is_refused_before_rendering() -> None:
+    import numpy as np
+
+    from stylize.errors import StylizeError
+    from stylize.imageio import Photo
+    from stylize.sheet import style_sheet
+
+    photo = Photo(np.zeros((3, 2048, 2048), np.float32))
+    with pytest.raises(StylizeError, match=r"--cell 2048 .* Mpx"):
+        style_sheet(NeverRenders(22), photo, cell=2048)
+    with pytest.raises(StylizeError, match="Mpx"):
+        style_sheet(NeverRenders(22), photo, cell=4096, columns=100)
