@@ -333,7 +333,7 @@ def run(stylizer: Stylizer | OnnxStylizer, tasks: Sequence[Task], settings: Appl
             for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report, stylizer.arrays):
                 if reading is None:
                     for out in todo:
-                        report(_video(stylizer, task, out, settings, video, on_frame))
+                        report(_video(stylizer, task, out, settings, video, on_frame, options.overwrite))
                     continue
                 try:
                     photo, read_seconds = reading.result()
@@ -431,14 +431,17 @@ def _read(task: Task, options: BatchOptions, stdin: BinaryIO | None, arrays: boo
 
 
 def _video(stylizer: Stylizer, task: Task, out: Output, settings: ApplySettings, video: VideoSettings,
-           on_frame: Callable[[Result, int, int | None], None] | None) -> Result:
-    """Render one video output (folders created as needed); a failure is reported, not raised."""
+           on_frame: Callable[[Result, int, int | None], None] | None, overwrite: bool) -> Result:
+    """Render one video output (folders created as needed); a failure is reported, not raised,
+    and a file another run finished there meanwhile is kept and reported skipped."""
     tick = time.perf_counter()
     result = _result(task, out, "ok", None, 0.0)
     progress = None if on_frame is None else lambda done, total: on_frame(result, done, total)
     try:
         _make_folder(out.destination.parent)
-        stylize_video(stylizer, task.source, out.destination, out.choice, settings, video, on_frame=progress)
+        if stylize_video(stylizer, task.source, out.destination, out.choice, settings, video, on_frame=progress,
+                         overwrite=overwrite) is None:
+            result.status = "skipped"
     except StylizeError as exc:
         result.status, result.error = "failed", f"{task.label}: {exc}"
     result.seconds = time.perf_counter() - tick

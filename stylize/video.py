@@ -92,11 +92,13 @@ def _av() -> Any:
 
 def stylize_video(stylizer: Stylizer, source: Path, destination: Path, choice: StyleChoice,
                   settings: ApplySettings = ApplySettings(), video: VideoSettings = VideoSettings(), *,
-                  on_frame: Callable[[int, int | None], None] | None = None) -> int:
+                  on_frame: Callable[[int, int | None], None] | None = None,
+                  overwrite: bool = True) -> int | None:
     """Write ``source`` stylized to ``destination`` (atomically); returns the number of frames.
 
     ``on_frame(done, total)`` is called after every frame; ``total`` is ``None`` when the
-    container does not say how many frames it holds.
+    container does not say how many frames it holds. Without ``overwrite`` the destination is
+    created exclusively, as photos are: ``None`` when a file appeared there meanwhile (kept).
     """
     av = _av()
     container = CONTAINERS.get(destination.suffix.lower())
@@ -110,12 +112,12 @@ def stylize_video(stylizer: Stylizer, source: Path, destination: Path, choice: S
             frames = _transcode(av, src, dst, container, stylizer, choice, settings, video, on_frame)
 
     try:
-        replace_atomically(destination, write)
+        created = replace_atomically(destination, write, replace=overwrite)
     except av.FFmpegError as exc:
         raise StylizeError(f"cannot read or write the video: {exc}") from None
     except OSError as exc:
         raise StylizeError(f"cannot write {destination}: {exc.strerror or exc}") from None
-    return frames
+    return frames if created else None
 
 
 def _transcode(av: Any, src: Any, dst: Any, container: str, stylizer: Stylizer, choice: StyleChoice,
@@ -131,7 +133,11 @@ def _transcode(av: Any, src: Any, dst: Any, container: str, stylizer: Stylizer, 
     ain = src.streams.audio[0] if src.streams.audio else None
     width, height = output_size(vin.codec_context.width, vin.codec_context.height, settings.max_size)
     vout = _video_stream(av, dst, container, vin, width, height, video.crf)
-    aout = dst.add_stream_from_template(ain) if ain is not None else None
+    try:
+        aout = dst.add_stream_from_template(ain) if ain is not None else None
+    except ValueError:  # the container cannot hold that codec (AAC in WebM): audio is copied, not re-encoded
+        raise StylizeError(f"a {container} file cannot hold this clip's {ain.codec_context.name} audio, which is "
+                           "copied as it is; write .mp4, .mov or .mkv instead") from None
     total = vin.frames or None
     previous: list | None = None
     steadier = Steadier(video.smoothing)

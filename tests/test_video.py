@@ -134,3 +134,36 @@ def test_without_pyav_the_hint_names_commands_that_work(monkeypatch: pytest.Monk
     message = str(info.value)
     assert "pip install av" in message and "pip install -e '.[video]'" in message
     assert "stylize-cin[" not in message  # not on PyPI yet: that command cannot work
+
+
+def test_a_file_that_appears_at_the_output_while_the_video_renders_is_kept_and_reported_skipped(
+        tiny_model: Path, clip: Path, tmp_path: Path):
+    """Outputs are claimed the same way for videos as for photos: created exclusively."""
+    out = tmp_path / "out.mp4"
+    seen: list[str] = []
+
+    def on_frame(result, done: int, total: int | None) -> None:
+        if done == 2:
+            out.write_bytes(b"another run's finished video")
+
+    from stylize import batch
+
+    stylizer = Stylizer.load(tiny_model, device="cpu")
+    summary = batch.run(stylizer, batch.plan([str(clip)], str(out), stylizer.choose("starry")),
+                        on_result=lambda result: seen.append(result.status), on_frame=on_frame)
+    assert out.read_bytes() == b"another run's finished video"
+    assert seen == ["skipped"] and summary.count("skipped") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
+
+
+def test_webm_from_a_clip_with_aac_audio_is_one_line_or_written(tiny_model: Path, clip: Path, tmp_path: Path):
+    assert streams(clip)["audio"] is not None  # the fixture clip has an AAC track, which WebM cannot hold
+    out = tmp_path / "out.webm"
+    result = CliRunner().invoke(app, ["apply", str(clip), "-o", str(out), "--model", str(tiny_model), "-s", "wave"])
+    assert "Traceback" not in result.output and "ValueError" not in result.output, result.output
+    if result.exit_code == 0:
+        assert streams(out)["frames"] == 8
+    else:
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+        assert result.exit_code == 1 and len(errors) == 1 and "audio" in errors[0], result.output
+        assert list(tmp_path.iterdir()) == []
