@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from .data import photo_files
+from .errors import StylizeError
 from .imageio import read_image, resize_long_side, write_image
 from .network import StyleNet
 
@@ -17,9 +18,16 @@ PREVIEW_SIZE = 384
 
 
 def preview_image(photo: Tensor | None, content: Path | Sequence[Path]) -> Tensor:
-    """The preview photo at :data:`PREVIEW_SIZE`: the given one, else the first content photo."""
+    """The preview photo at :data:`PREVIEW_SIZE`: the given one, else the first content photo
+    that can be read (the data loader skips and reports the others)."""
+    for path in [] if photo is not None else photo_files(content):
+        try:
+            photo = read_image(path).rgb
+            break
+        except StylizeError:
+            continue
     if photo is None:
-        photo = read_image(photo_files(content)[0]).rgb
+        raise StylizeError(f"no content photo can be read for the previews in {content}")
     return resize_long_side(photo, PREVIEW_SIZE)
 
 

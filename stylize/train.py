@@ -319,7 +319,10 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
             if s.snapshot_every and step % s.snapshot_every == 0:
                 snapshot(step)
             if job.preview_photo is not None and (step % s.preview_every == 0 or step == s.steps):
-                write_preview(preview_dir / f"step_{step:07d}.jpg", net, job.preview_photo, job.style_ids)
+                try:
+                    write_preview(preview_dir / f"step_{step:07d}.jpg", net, job.preview_photo, job.style_ids)
+                except StylizeError as exc:  # reported below like any stop: what is saved, how to go on
+                    raise OSError(f"the preview: {exc}") from exc
             if on_step is not None:
                 try:
                     on_step(report)

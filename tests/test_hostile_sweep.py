@@ -254,3 +254,47 @@ def test_a_sheet_too_large_to_hold_is_refused_before_rendering() -> None:
         style_sheet(NeverRenders(22), photo, cell=2048)
     with pytest.raises(StylizeError, match="Mpx"):
         style_sheet(NeverRenders(22), photo, cell=4096, columns=100)
+
+
+# --------------------------------------------------------------------------- training
+
+TINY = dict(steps=2, batch_size=2, image_size=32, style_size=32, preset="small", checkpoint_every=1,
+            preview_every=1, workers=0)
+
+
+def test_an_unreadable_photo_that_sorts_first_is_skipped_and_the_first_readable_one_previews(
+        tmp_path: Path, style_dir: Path, photo_dir: Path) -> None:
+    pytest.importorskip("onnx")
+    from stylize.errors import StylizeWarning
+    from stylize.settings import TrainSettings
+    from stylize.train import train
+
+    (photo_dir / "0000-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    out = tmp_path / "m.safetensors"
+    with pytest.warns(StylizeWarning, match="0000-broken.jpg cannot be read"):
+        result = train(style_dir, photo_dir, out, TrainSettings(**TINY), device="cpu")
+    assert result.step == 2
+    assert (tmp_path / "m.previews" / "step_0000002.jpg").is_file()
+
+
+@pytest.mark.parametrize("failure", ["folder", "full disk"])
+def test_a_preview_that_cannot_be_written_says_which_step_is_saved_and_how_to_resume(
+        tmp_path: Path, style_dir: Path, photo_dir: Path, monkeypatch, failure: str) -> None:
+    pytest.importorskip("onnx")
+    from stylize import previews
+    from stylize.errors import StylizeError
+    from stylize.settings import TrainSettings
+    from stylize.train import train
+
+    out = tmp_path / "m.safetensors"
+    if failure == "folder":
+        (tmp_path / "m.previews").write_text("a file where the previews' folder goes")
+    else:
+        def full(path: Path, *args: object, **kwargs: object) -> None:
+            raise StylizeError(f"cannot write {path}: No space left on device (needs 20.0 KB, 0 bytes free)")
+
+        monkeypatch.setattr(previews, "write_image", full)
+    with pytest.raises(StylizeError) as info:
+        train(style_dir, photo_dir, out, TrainSettings(**TINY), device="cpu")
+    message = str(info.value)
+    assert "preview" in message and "holds step 1" in message and "--resume" in message, message
