@@ -240,7 +240,7 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        dead = pid is not None and not _running(pid)
+        dead = pid is not None and not process_running(pid)
         if (dead or age > STALE_AFTER_S) and (not legacy or _ours(Path(entry.path))):
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
@@ -258,7 +258,7 @@ def _ours(path: Path) -> bool:
     return head[8:9] == b"{" and b'"__metadata__"' in head and b'stylize' in head
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine (elsewhere than POSIX: assumed so)."""
     if pid == os.getpid() or os.name != "posix":
         return True

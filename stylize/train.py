@@ -41,6 +41,7 @@ from .device import device_scope, resolve_device
 from .distributed import data_parallel, init_from_env
 from .engine import FastStyleNet
 from .errors import StylizeError, StylizeWarning, first_line
+from .lock import output_lock
 from .loss import PerceptualLoss
 from .network import PRESETS, NetConfig, StyleNet
 from .precision import training_precision
@@ -392,11 +393,22 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     on, so the learning-rate schedule goes on where it was, with a fresh optimizer warmed
     up over ``settings.warmup_steps``.
     """
+    output = Path(output)
+    torch_device = init_from_env(resolve_device(device))
+    # Only the main rank writes the checkpoint, so only it holds the output's lock.
+    with output_lock(output) if distributed.world()[0] == 0 else contextlib.nullcontext():
+        return _train(style_dir, content_dir, output, settings, torch_device, vgg_weights, resume, overwrite,
+                      resume_lr, init_from, preview, on_step, time_limit)
+
+
+def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings, torch_device: torch.device,
+           vgg_weights: Path | None, resume: bool, overwrite: bool, resume_lr: float | None, init_from: Path | None,
+           preview: Path | None, on_step: Callable[[StepReport], None] | None,
+           time_limit: float | None) -> TrainResult:
+    """:func:`train` once its device is chosen and its output locked."""
     from .imageio import read_image
     from .vgg import load_vgg
 
-    output = Path(output)
-    torch_device = init_from_env(resolve_device(device))
     start_step, optimizer_state = 0, None
     if resume and init_from is not None:
         raise StylizeError("--resume and --init-from exclude each other: --resume continues the run in --output")

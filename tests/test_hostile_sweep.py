@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -298,3 +299,43 @@ def test_a_preview_that_cannot_be_written_says_which_step_is_saved_and_how_to_re
         train(style_dir, photo_dir, out, TrainSettings(**TINY), device="cpu")
     message = str(info.value)
     assert "preview" in message and "holds step 1" in message and "--resume" in message, message
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_second_train_into_the_same_output_is_refused_while_the_first_runs(
+        tmp_path: Path, style_dir: Path, photo_dir: Path) -> None:
+    pytest.importorskip("onnx")
+    from stylize.errors import StylizeError
+    from stylize.settings import TrainSettings
+    from stylize.train import train
+
+    out = tmp_path / "same.safetensors"
+    lock = tmp_path / ".same.safetensors.lock"
+    lock.write_text(f"{os.getppid()}\n")  # a run that is still going (a live process)
+    with pytest.raises(StylizeError, match="another run .* is writing it"):
+        train(style_dir, photo_dir, out, TrainSettings(**TINY), device="cpu")
+    assert not out.exists() and lock.read_text() == f"{os.getppid()}\n"
+
+    lock.write_text(f"{dead_pid()}\n")  # a run that was killed: its lock is stale
+    assert train(style_dir, photo_dir, out, TrainSettings(**TINY), device="cpu").step == 2
+    assert not lock.exists()  # removed at the end
+
+
+def test_two_train_commands_started_together_one_is_refused(tmp_path: Path, style_dir: Path,
+                                                            photo_dir: Path) -> None:
+    pytest.importorskip("onnx")
+    out = tmp_path / "same.safetensors"
+    code = "import sys; from stylize.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = [sys.executable, "-c", code, "train", str(style_dir), "-c", str(photo_dir), "-o", str(out), "--steps", "3",
+            "--batch-size", "2", "--image-size", "32", "--style-size", "32", "--preset", "small", "--workers", "0",
+            "--device", "cpu", "-q"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    runs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True, env=env) for _ in range(2)]
+    outcomes = sorted((run.wait(timeout=600), run.stderr.read()) for run in runs)
+    assert [code for code, _ in outcomes] == [0, 1], outcomes
+    assert "another run" in outcomes[1][1] or "already exists" in outcomes[1][1], outcomes
