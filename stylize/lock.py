@@ -43,10 +43,8 @@ def output_lock(output: Path) -> Iterator[None]:
             raise StylizeError(f"cannot create the lock {lock}: {exc.strerror or exc}") from None
     else:
         raise StylizeError(f"{output}: another run took its lock {lock} at the same moment; try again")
-    try:
-        os.write(fd, f"{os.getpid()}\n".encode())
-    finally:
-        os.close(fd)
+    with contextlib.suppress(OSError), os.fdopen(fd, "w") as handle:  # without its id (a full disk)
+        handle.write(f"{os.getpid()}\n")                               # it still locks, for an hour
     try:
         yield
     finally:
