@@ -347,12 +347,18 @@ def _cache_key(source: Checkpoint, style_image: Path, settings: TrainSettings, v
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
+ROW_RANGE = 10.0
+"""How far beyond the model's own style rows a cached learned row may go: a style learned
+from the model's rows stays of the same order, while garbage is orders of magnitude off."""
+
+
 def _cached_style(path: Path, key: str, source: Checkpoint, name: str, painting: Tensor) -> Checkpoint | None:
     """``source`` plus the cached style, or None when absent or unusable (relearned, never an error).
 
     The cache is not trusted: the entry must name its own key (a file planted or copied
-    under another name is not used), hold one finite row per norm tensor, and render its
-    painting as a picture (not saturated, not flat), or it is relearned.
+    under another name is not used), hold one finite row per norm tensor within
+    :data:`ROW_RANGE` times the model's own rows there, and render its painting as a
+    picture (not saturated, not flat), or it is relearned.
     """
     state = source.net.state_dict()
     expected = {k: (1, state[k].shape[1]) for k in style_row_keys(source.net)}
@@ -362,7 +368,8 @@ def _cached_style(path: Path, key: str, source: Checkpoint, name: str, painting:
     meta, rows = cached
     shapes = {k: tuple(tensor.shape) for k, tensor in rows.items()}
     if not (meta.get("format") == _CACHE_FORMAT and meta.get("key") == key and shapes == expected
-            and all(t.dtype.is_floating_point and t.isfinite().all() for t in rows.values())):
+            and all(t.dtype.is_floating_point and t.isfinite().all() for t in rows.values())
+            and all(rows[k].abs().max() <= ROW_RANGE * max(1.0, float(state[k].abs().max())) for k in expected)):
         return None
     learned = _with_rows(source, name, rows)
     return None if style_breaks(learned.net, len(source.styles), painting) else learned

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import make_photo, make_tiny_model
 
 from stylize import atomic
@@ -339,3 +340,29 @@ def test_two_train_commands_started_together_one_is_refused(tmp_path: Path, styl
     outcomes = sorted((run.wait(timeout=600), run.stderr.read()) for run in runs)
     assert [code for code, _ in outcomes] == [0, 1], outcomes
     assert "another run" in outcomes[1][1] or "already exists" in outcomes[1][1], outcomes
+
+
+# --------------------------------------------------------------------------- the learned-style cache
+
+def test_a_planted_learned_style_cache_entry_of_saturating_values_is_not_used(tiny_model: Path,
+                                                                              tmp_path: Path) -> None:
+    from stylize import checkpoint, finetune
+    from stylize.cache import write_cached_tensors
+
+    source = checkpoint.load(tiny_model)
+    state = source.net.state_dict()
+    honest = {key: state[key][:1].clone() for key in finetune.style_row_keys(source.net)}  # a real style's rows
+    painting = torch_full_like(torch.zeros(3, 32, 32), 0.5) + 0.4 * torch.rand(3, 32, 32)
+    path = tmp_path / "entry.safetensors"
+    meta = {"format": finetune._CACHE_FORMAT, "key": "k"}
+    write_cached_tensors(path, honest, meta, "test")
+    assert finetune._cached_style(path, "k", source, "x", painting) is not None
+    planted = {key: torch_full_like(row, 1e4) for key, row in honest.items()}  # finite, right shapes: garbage
+    write_cached_tensors(path, planted, meta, "test")
+    assert finetune._cached_style(path, "k", source, "x", painting) is None
+
+
+def torch_full_like(row, value: float):
+    import torch
+
+    return torch.full_like(row, value)
