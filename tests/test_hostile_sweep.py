@@ -261,7 +261,7 @@ def test_a_sheet_too_large_to_hold_is_refused_before_rendering() -> None:
 # --------------------------------------------------------------------------- training
 
 TINY = dict(steps=2, batch_size=2, image_size=32, style_size=32, preset="small", checkpoint_every=1,
-            preview_every=1, workers=0)
+            preview_every=1, workers=0, precision="fp32")
 
 
 def test_an_unreadable_photo_that_sorts_first_is_skipped_and_the_first_readable_one_previews(
