@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-from . import DISTRIBUTION
+from . import DISTRIBUTION, __version__
 from .errors import StylizeError
 
 MODULES = {"torch": ("torch", "onnx"), "train": ("torch", "onnx")}
@@ -21,9 +21,14 @@ WHAT = {"torch": "PyTorch", "train": "PyTorch and the training extras"}
 
 
 def missing_extra(extra: str, what: str) -> StylizeError:
-    """The one-line error for ``what`` needing ``extra``, which is not installed."""
+    """The one-line error for ``what`` needing ``extra``, which is not installed.
+
+    It names the commands that work while the package is not on PyPI: from a checkout, and
+    from the wheel built from one.
+    """
+    wheel = f"{DISTRIBUTION.replace('-', '_')}-{__version__}-py3-none-any.whl"
     return StylizeError(f"{what} needs {WHAT[extra]}, which the plain install leaves out: "
-                        f"pip install '{DISTRIBUTION}[{extra}]'")
+                        f"in a checkout, pip install -e '.[{extra}]'; from a wheel, pip install '{wheel}[{extra}]'")
 
 
 def require(extra: str, what: str) -> None:

@@ -94,7 +94,7 @@ def test_edits_default_to_the_shipped_model(tmp_path: Path, monkeypatch) -> None
 def test_apply_takes_dash_c_for_content(tmp_path: Path, tiny_model: Path) -> None:
     photo = make_photo(tmp_path / "p.png")
     result = runner.invoke(app, ["apply", str(photo), "-m", str(tiny_model), "-s", "wave", "-c", str(tmp_path)])
-    assert result.exit_code == 1 and "--content and --save-style-to go with --style-image" in result.stderr
+    assert result.exit_code == 1 and "--content, --save-style-to and --style-steps go with --style-image" in result.stderr
 
 
 def test_workers_zero_means_no_background_work_in_apply_too(tmp_path: Path, tiny_model: Path) -> None:

@@ -76,5 +76,7 @@ def test_commands_that_need_torch_name_the_extra(site_without_torch: Path, tmp_p
         run = plain_install(site_without_torch, ["-m", "stylize", *args], tmp_path)
         assert run.returncode == 1, (name, run.stderr)
         assert len(run.stderr.splitlines()) == 1, (name, run.stderr)
-        assert f"pip install 'stylize-cin[{extras.get(name, 'torch')}]'" in run.stderr, (name, run.stderr)
+        extra = extras.get(name, "torch")
+        assert f"pip install -e '.[{extra}]'" in run.stderr, (name, run.stderr)
+        assert f"-py3-none-any.whl[{extra}]'" in run.stderr, (name, run.stderr)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["mine.safetensors", "photo.png"]
