@@ -26,8 +26,8 @@ from .extras import missing_extra, provides, require
 from .process import own_process
 from .render import AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings
 from .settings import (ADD_STEPS, BACKENDS, DEVICE_KINDS, FORMAT_BY_EXTENSION, PRECISIONS, QUICK_CPU, SHEET_CELL,
-                       SHEET_MAX_COLUMNS, STYLE_LR, BatchOptions, EngineOptions, LossWeights, TrainSettings,
-                       check_device_name)
+                       SHEET_MAX_COLUMNS, STYLE_LR, BatchOptions, DistillSettings, EngineOptions, LossWeights,
+                       TrainSettings, check_device_name)
 from .progress import Progress, Verbosity
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from .train import StepReport, TrainResult
 
 TRAIN, LOSS, FILES, RENDER = TrainSettings(), LossWeights(), BatchOptions(), ApplySettings()
+DISTILL = DistillSettings()
 """The defaults every option shows and starts from (:mod:`stylize.settings` holds them)."""
 
 app = typer.Typer(
@@ -373,6 +374,54 @@ def train(
                                                    preview=preview, on_step=on_step,
                                                    time_limit=time_limit * 60 if time_limit is not None else None),
                       say, "train")
+
+
+@app.command()
+def distill(
+    teacher: Path = typer.Argument(..., help="The model to learn from (e.g. weights/stylize-22.safetensors)."),
+    content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to train on (searched recursively)."),
+    output: Path = typer.Option(Path("student.safetensors"), "--output", "-o",
+                                help="Checkpoint to write; its .log.jsonl and .preview.jpg go beside it."),
+    preset: str = typer.Option(DISTILL.preset, help="The student's architecture (a network preset)."),
+    steps: int = typer.Option(DISTILL.steps, min=1, help="Total optimizer steps (with --resume: the new total)."),
+    batch_size: int = typer.Option(DISTILL.batch_size, min=1, help="Photos per step."),
+    image_size: int = typer.Option(DISTILL.image_size, min=32, help="Side of the square photo crops."),
+    resize: int = typer.Option(DISTILL.resize, min=32, help="Short side the photos are resized to before cropping."),
+    lr: float = typer.Option(DISTILL.lr, min=0.0, max=LR_MAX,
+                             help=f"Adam learning rate, cosine-decayed to {DISTILL.final_lr_fraction:.0%} over the run."),
+    gradient_weight: float = typer.Option(DISTILL.gradient_weight, min=0.0,
+                                          help="Weight of the image-difference L1 (strokes) beside the pixel L1."),
+    seed: int = typer.Option(DISTILL.seed, help="Seed for the initial weights and the data sequence."),
+    checkpoint_minutes: float = typer.Option(DISTILL.checkpoint_minutes, min=0.0,
+                                             help="Write the checkpoint (and preview) this often."),
+    preview: Optional[Path] = typer.Option(None, help="Photo for the preview (default: the first content photo)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (its settings; a new --steps)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
+    time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.0,
+                                               help="Stop and save after this many minutes (continue with --resume)."),
+    quiet: Quiet = False,
+    verbose: Verbose = False,
+) -> None:
+    """Train a cheaper student network to paint what TEACHER paints, in all its styles (no loss network).
+
+    Example:
+
+      stylize distill weights/stylize-22.safetensors -c photos/ -o fast.safetensors --time-limit 600
+    """
+    from .distill import distill as run_distill
+    from .imageio import read_image
+
+    own_process()
+    say = verbosity(quiet, verbose)
+    settings = DistillSettings(preset=preset, steps=steps, batch_size=batch_size, image_size=image_size,
+                               resize=resize, lr=lr,
+                               gradient_weight=gradient_weight, seed=seed, checkpoint_minutes=checkpoint_minutes)
+    with user_errors():
+        photo = read_image(preview).rgb if preview is not None else None
+    run_training_loop(lambda on_step: run_distill(teacher, content, output, settings, resume=resume, overwrite=overwrite,
+                                                  time_limit=time_limit * 60 if time_limit is not None else None,
+                                                  preview_photo=photo, on_step=on_step),
+                      say, "distill")
 
 
 def parse_numbers(text: str, option: str) -> tuple[float, ...]:

@@ -83,17 +83,18 @@ class ContentPhotos(Dataset):
     """Training batches indexed by step: item ``step`` is this rank's share of that batch.
 
     ``folder`` is a folder of photos or a list of photo files (see :func:`photo_files`).
-    Photos are resized so the short side is ``image_size`` and randomly cropped to a
-    square and flipped. Photos are drawn without replacement within an epoch; each
+    Photos are resized so the short side is ``resize`` (default and at least ``image_size``)
+    and randomly cropped to an ``image_size`` square and flipped. Photos are drawn without replacement within an epoch; each
     sample draws a style index in ``range(style_pool)``.
     """
 
     def __init__(self, folder: Path | Sequence[Path], *, image_size: int, batch_size: int, style_pool: int,
-                 seed: int, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int, rank: int = 0, world_size: int = 1, resize: int | None = None) -> None:
         if batch_size % world_size:
             raise StylizeError(f"--batch-size {batch_size} must be divisible by the {world_size} processes")
         self.files = photo_files(folder)
         self.image_size = image_size
+        self.resize = max(resize or image_size, image_size)
         self.batch_size = batch_size
         self.style_pool = style_pool
         self.seed = seed
@@ -123,18 +124,18 @@ class ContentPhotos(Dataset):
         )
 
     def crop(self, index: int, where: Tensor, flip: bool) -> Tensor:
-        """Photo ``index``, short side resized to ``image_size``, square crop at ``where`` in [0,1)^2."""
+        """Photo ``index``, short side resized to ``resize``, ``image_size`` square crop at ``where`` in [0,1)^2."""
         path = self.files[index]
         try:
             with Image.open(path) as img:
                 check_pixels(img, f"content photo {path}")
-                img.draft("RGB", (self.image_size, self.image_size))
+                img.draft("RGB", (self.resize, self.resize))
                 rgb = img.convert("RGB")
         except (*CORRUPT_DATA_ERRORS, Image.DecompressionBombError) as exc:
             raise StylizeError(f"content photo {path} cannot be read ({first_line(exc)})") from None
         w, h = rgb.size
-        scale = self.image_size / min(w, h)
-        size = (max(self.image_size, round(w * scale)), max(self.image_size, round(h * scale)))
+        scale = self.resize / min(w, h)
+        size = (max(self.resize, round(w * scale)), max(self.resize, round(h * scale)))
         rgb = rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
         x = int(where[0] * (size[0] - self.image_size + 1))
         y = int(where[1] * (size[1] - self.image_size + 1))

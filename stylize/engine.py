@@ -76,6 +76,7 @@ class FastStyleNet(nn.Module):
             x = conv_by_rows(x, net.out_conv)
         else:
             x = self.conv(x, net.out_conv)
+        x = net.output(x)
         x = torch.sigmoid_(x) if not torch.is_grad_enabled() else torch.sigmoid(x)
         return x[..., :h, :w].contiguous()
 
@@ -87,10 +88,14 @@ class FastStyleNet(nn.Module):
 
     def layer(self, layer: ConvNormAct, x: Tensor, weights: Tensor) -> Tensor:
         """``layer(x, weights)``, with the upsampling folded into the kernels; ``x`` in any memory layout."""
-        if layer.upsample:
+        if layer.upsample == "nearest" and isinstance(layer.conv, nn.Conv2d):
             y = upsample_conv(x, layer.conv)
         else:
-            y = self.conv(pad2d(x, layer.conv.kernel_size[0] // 2, "reflect"), layer.conv)
+            if layer.upsample == "nearest":
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            y = self.conv(pad2d(x, layer.pad.padding[0], "reflect"), layer.conv)
+            if layer.upsample == "shuffle":
+                y = F.pixel_shuffle(y, 2)
         gamma, beta = layer.norm.affine(weights)
         return conditional_instance_norm(y, gamma, beta, layer.norm.stats, relu=layer.relu)
 
@@ -99,7 +104,7 @@ class FastStyleNet(nn.Module):
         y = self.layer(block.b, self.layer(block.a, x, weights), weights)
         return y.add_(x) if not torch.is_grad_enabled() else x + y
 
-    def uses_nnpack(self, x: Tensor, conv: nn.Conv2d) -> bool:
+    def uses_nnpack(self, x: Tensor, conv: nn.Module) -> bool:
         """Whether :meth:`conv` sends this convolution of ``x`` to NNPACK."""
         if not nnpack_wins(x, conv):
             return False
@@ -107,7 +112,7 @@ class FastStyleNet(nn.Module):
             self._nnpack = nnpack_available()
         return self._nnpack
 
-    def conv(self, x: Tensor, conv: nn.Conv2d) -> Tensor:
+    def conv(self, x: Tensor, conv: nn.Module) -> Tensor:
         """``conv(x)``, through NNPACK where it wins (output NCHW then), else PyTorch's own."""
         if not self.uses_nnpack(x, conv):
             return conv(x)
@@ -243,7 +248,7 @@ def nnpack_available() -> bool:
         return False
 
 
-def nnpack_wins(x: Tensor, conv: nn.Conv2d) -> bool:
+def nnpack_wins(x: Tensor, conv: nn.Module) -> bool:
     """Whether NNPACK beats oneDNN on this CPU inference convolution.
 
     NNPACK's Winograd F(6x6, 3x3) does a 3x3 convolution with ~1/5 of the multiplies
@@ -251,8 +256,10 @@ def nnpack_wins(x: Tensor, conv: nn.Conv2d) -> bool:
     (which pads 3 output channels to 16). Winograd's rounding is ~1e-5 relative per
     layer, far below what an 8-bit image shows. Only for stride 1, fp32, no autograd
     (training keeps oneDNN), and only where it wins: 3x3 with >= 32 input channels and
-    large kernels with few outputs.
+    large kernels with few outputs. Never for other modules (a depthwise-separable pair).
     """
+    if not isinstance(conv, nn.Conv2d):
+        return False
     if x.device.type != "cpu" or x.dtype != torch.float32 or torch.is_grad_enabled():
         return False
     if conv.stride != (1, 1) or conv.groups != 1 or conv.dilation != (1, 1) or conv.padding != (0, 0):

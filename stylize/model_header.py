@@ -66,6 +66,20 @@ MAX_RESIDUAL_BLOCKS = 1024
 MAX_STYLES = 1_000_000
 """Far beyond any real network; a checkpoint claiming more is refused before anything is built."""
 
+LAYER_KINDS: dict[str, tuple[Any, ...]] = {
+    "separable": (False, True),
+    "upsample": ("nearest", "shuffle"),
+    "outer_kernel": (9, 7, 5, 3),
+    "full_res": (True, False),
+}
+"""The values each layer-kind field of a :class:`~stylize.network.NetConfig` may take. The
+first is the default, which is what a checkpoint written before the field existed means."""
+
+
+def layer_kind(config: dict[str, Any], key: str) -> Any:
+    """``config[key]``, or the default of that layer kind (:data:`LAYER_KINDS`) if absent."""
+    return config.get(key, LAYER_KINDS[key][0])
+
 
 def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
     """``meta`` if every field a checkpoint needs is there with the right type and range.
@@ -94,6 +108,10 @@ def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
         value = config.get(key)
         if not (is_int(value) and (key == "n_residual" or value >= 1) and 0 <= value <= top):
             raise bad(f"{key} is {shown(value)}, not an integer up to {top}")
+    for key, kinds in LAYER_KINDS.items():
+        value = layer_kind(config, key)
+        if not any(value == kind and type(value) is type(kind) for kind in kinds):
+            raise bad(f"{key} is {shown(value)}, not one of {', '.join(map(str, kinds))}")
     styles = meta.get("styles")
     if not (isinstance(styles, list) and all(isinstance(name, str) for name in styles)):
         raise bad("no list of style names")
@@ -154,18 +172,27 @@ def check_tensors(path: Path, found: dict[str, tuple[tuple[int, ...], str]], met
 def tensor_shapes(config: dict[str, Any]) -> dict[str, tuple[int, ...]]:
     """The weights' names and shapes of a :class:`~stylize.network.StyleNet` with ``config``
     (a checked checkpoint ``config``), told without PyTorch; ``tests/test_checkpoint.py``
-    holds it to the network's own ``state_dict``."""
+    holds it to the network's own ``state_dict`` for every preset."""
     c1, c2, c3 = config["channels"]
     n = config["n_styles"]
-    layers = {"down.0": (3, c1, 9), "down.1": (c1, c2, 3), "down.2": (c2, c3, 3)}
+    k, sep, full = (layer_kind(config, key) for key in ("outer_kernel", "separable", "full_res"))
+    up = 4 if layer_kind(config, "upsample") == "shuffle" else 1
+    # name: (input channels, output channels, kernel, separable, output channels per norm channel)
+    layers = {"down.0": (3, c1, k, False, 1), "down.1": (c1, c2, 3, sep, 1), "down.2": (c2, c3, 3, sep, 1)}
     for i in range(config["n_residual"]):
-        layers |= {f"res.{i}.a": (c3, c3, 3), f"res.{i}.b": (c3, c3, 3)}
-    layers |= {"up.0": (c3, c2, 3), "up.1": (c2, c1, 3)}
+        layers |= {f"res.{i}.a": (c3, c3, 3, sep, 1), f"res.{i}.b": (c3, c3, 3, sep, 1)}
+    layers |= {"up.0": (c3, c2, 3, sep, up), "up.1": (c2, c1, 3, sep, up if full else 1)}
     shapes: dict[str, tuple[int, ...]] = {}
-    for name, (c_in, c_out, kernel) in layers.items():
-        shapes |= {f"{name}.conv.weight": (c_out, c_in, kernel, kernel), f"{name}.conv.bias": (c_out,),
-                   f"{name}.norm.weight": (n, c_out), f"{name}.norm.bias": (n, c_out)}
-    return shapes | {"out_conv.weight": (3, c1, 9, 9), "out_conv.bias": (3,)}
+    for name, (c_in, c_out, kernel, separable, per) in layers.items():
+        width = c_out * per
+        if separable:
+            shapes |= {f"{name}.conv.0.weight": (c_in, 1, kernel, kernel), f"{name}.conv.1.weight": (width, c_in, 1, 1),
+                       f"{name}.conv.1.bias": (width,)}
+        else:
+            shapes |= {f"{name}.conv.weight": (width, c_in, kernel, kernel), f"{name}.conv.bias": (width,)}
+        shapes |= {f"{name}.norm.weight": (n, c_out), f"{name}.norm.bias": (n, c_out)}
+    rgb = 3 if full else 12
+    return shapes | {"out_conv.weight": (rgb, c1, k, k), "out_conv.bias": (rgb,)}
 
 
 def check_finite(path: Path) -> None:

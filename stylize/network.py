@@ -10,8 +10,17 @@ stages, 9x9 conv to RGB and a sigmoid. Choices that matter for image quality:
 * the output is a sigmoid into [0, 1]: with an unbounded output, training with this
   loss network diverged.
 
-Widths and depth come from :class:`NetConfig`, which is stored in every checkpoint,
-so smaller presets (for CPUs) load with the same code.
+Widths, depth and two layer kinds come from :class:`NetConfig`, which is stored in
+every checkpoint, so smaller presets (for CPUs) load with the same code. The ``fast``
+preset, distilled from the ``johnson`` one (:mod:`stylize.distill`), swaps the layers that
+cost most on a CPU for cheaper ones of the same shape, and keeps conditional instance
+norm after every convolution, so its styles are rows of (gamma, beta) like the others':
+
+* depthwise-separable residual blocks (a 3x3 per-channel conv, then a 1x1 conv): about
+  1/9 of a full 3x3 convolution's multiply-adds at that width;
+* pixel-shuffle upsampling: a 3x3 conv at the *low* resolution to 4x the channels,
+  rearranged into a 2x larger map, instead of convolving the upsampled map (which costs
+  4x the multiply-adds and, in ONNX Runtime, writes the 4x larger copy first).
 
 This module is the network as the paper draws it, layer by layer: what a reader,
 ``torch.onnx.export`` and ``torch.compile`` see. :mod:`stylize.engine` computes the same
@@ -27,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .model_header import LAYER_KINDS
 from .norm import ConditionalInstanceNorm2d
 from .render import ALIGN, check_size
 
@@ -38,48 +48,90 @@ class NetConfig:
     channels: tuple[int, int, int] = (32, 64, 128)
     n_residual: int = 5
     n_styles: int = 1
+    separable: bool = False
+    """Every 3x3 convolution (all but the first and the last) depthwise-separable: depthwise 3x3, then 1x1."""
+    upsample: str = "nearest"
+    """Upsampling stages: ``nearest`` (upsample, then 3x3 conv) or ``shuffle`` (3x3 conv, then pixel shuffle)."""
+    outer_kernel: int = 9
+    """Kernel size of the first and the last convolution."""
+    full_res: bool = True
+    """Whether the first and the last convolution run at full resolution. If not, the first
+    strides by 2 and the last predicts every 2x2 block of pixels (pixel shuffle), so no
+    feature map is ever at full size; the second stride-2 convolution and the last
+    upsampling stage then keep their resolution, and the depth stays 1/4."""
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict) -> "NetConfig":
-        return cls(channels=tuple(data["channels"]), n_residual=int(data["n_residual"]), n_styles=int(data["n_styles"]))
+        """The config in ``data``; checkpoints written before the layer kinds existed get the defaults."""
+        return cls(channels=tuple(data["channels"]), n_residual=int(data["n_residual"]), n_styles=int(data["n_styles"]),
+                   separable=bool(data.get("separable", cls.separable)), upsample=data.get("upsample", cls.upsample),
+                   outer_kernel=int(data.get("outer_kernel", cls.outer_kernel)),
+                   full_res=bool(data.get("full_res", cls.full_res)))
+
+
 
 
 PRESETS: dict[str, NetConfig] = {
     "johnson": NetConfig(),
     "small": NetConfig(channels=(16, 32, 64), n_residual=3),
+    "fast": NetConfig(channels=(16, 32, 64), n_residual=4, separable=True, upsample="shuffle", outer_kernel=3,
+                      full_res=False),
 }
-"""Named architectures: ``johnson`` is the paper's network, ``small`` is for CPUs."""
+"""Named architectures: ``johnson`` is the paper's network, ``small`` and ``fast`` are for CPUs
+(``fast`` chosen by measured ONNX Runtime time: ``benchmarks/student_candidates.py``)."""
+
+
+class SeparableConv2d(nn.Sequential):
+    """A depthwise ``kernel`` x ``kernel`` convolution (one filter per channel, ``stride``), then a 1x1 one.
+
+    No bias on the depthwise part: the pointwise bias already shifts every output channel.
+    """
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
+        super().__init__(nn.Conv2d(c_in, c_in, kernel, stride, groups=c_in, bias=False), nn.Conv2d(c_in, c_out, 1))
 
 
 class ConvNormAct(nn.Module):
-    """Reflection-padded conv, conditional IN, optional ReLU; optional nearest upsample first."""
+    """Reflection-padded conv, conditional IN, optional ReLU; optionally upsampling x2.
+
+    ``upsample``: ``""`` (none), ``"nearest"`` (nearest x2 before the conv) or ``"shuffle"``
+    (the conv makes 4x ``c_out`` channels, pixel-shuffled into a 2x larger map before the norm).
+    ``separable``: the conv is a :class:`SeparableConv2d`.
+    """
 
     def __init__(self, c_in: int, c_out: int, kernel: int, n_styles: int, stride: int = 1,
-                 upsample: bool = False, relu: bool = True) -> None:
+                 upsample: str = "", relu: bool = True, separable: bool = False) -> None:
         super().__init__()
         self.upsample = upsample
         self.relu = relu
         self.pad = nn.ReflectionPad2d(kernel // 2)
-        self.conv = nn.Conv2d(c_in, c_out, kernel, stride)
+        width = c_out * 4 if upsample == "shuffle" else c_out
+        if separable:
+            self.conv: nn.Module = SeparableConv2d(c_in, width, kernel, stride)
+        else:
+            self.conv = nn.Conv2d(c_in, width, kernel, stride)
         self.norm = ConditionalInstanceNorm2d(c_out, n_styles)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
-        if self.upsample:
+        if self.upsample == "nearest":
             x = F.interpolate(x, scale_factor=2, mode="nearest")
-        x = self.norm(self.conv(self.pad(x)), style)
+        x = self.conv(self.pad(x))
+        if self.upsample == "shuffle":
+            x = F.pixel_shuffle(x, 2)
+        x = self.norm(x, style)
         return F.relu(x) if self.relu else x
 
 
 class ResidualBlock(nn.Module):
-    """Two 3x3 conv + IN layers with an identity shortcut."""
+    """Two 3x3 conv (full or depthwise-separable) + IN layers with an identity shortcut."""
 
-    def __init__(self, channels: int, n_styles: int) -> None:
+    def __init__(self, channels: int, n_styles: int, separable: bool = False) -> None:
         super().__init__()
-        self.a = ConvNormAct(channels, channels, 3, n_styles)
-        self.b = ConvNormAct(channels, channels, 3, n_styles, relu=False)
+        self.a = ConvNormAct(channels, channels, 3, n_styles, separable=separable)
+        self.b = ConvNormAct(channels, channels, 3, n_styles, relu=False, separable=separable)
 
     def forward(self, x: Tensor, style: Tensor) -> Tensor:
         return x + self.b(self.a(x, style), style)
@@ -95,21 +147,24 @@ class StyleNet(nn.Module):
 
     def __init__(self, config: NetConfig = NetConfig()) -> None:
         super().__init__()
+        if config.upsample not in LAYER_KINDS["upsample"] or config.outer_kernel not in LAYER_KINDS["outer_kernel"]:
+            raise StylizeError(f"unknown layer kinds: upsample {config.upsample!r}, outer kernel {config.outer_kernel!r}")
         self.config = config
         c1, c2, c3 = config.channels
-        n = config.n_styles
+        n, k, sep, full = config.n_styles, config.outer_kernel, config.separable, config.full_res
         self.down = nn.ModuleList([
-            ConvNormAct(3, c1, 9, n),
-            ConvNormAct(c1, c2, 3, n, stride=2),
-            ConvNormAct(c2, c3, 3, n, stride=2),
+            ConvNormAct(3, c1, k, n, stride=1 if full else 2),
+            ConvNormAct(c1, c2, 3, n, stride=2, separable=sep),
+            ConvNormAct(c2, c3, 3, n, stride=2 if full else 1, separable=sep),
         ])
-        self.res = nn.ModuleList([ResidualBlock(c3, n) for _ in range(config.n_residual)])
+        self.res = nn.ModuleList([ResidualBlock(c3, n, separable=sep) for _ in range(config.n_residual)])
         self.up = nn.ModuleList([
-            ConvNormAct(c3, c2, 3, n, upsample=True),
-            ConvNormAct(c2, c1, 3, n, upsample=True),
+            ConvNormAct(c3, c2, 3, n, upsample=config.upsample, separable=sep),
+            ConvNormAct(c2, c1, 3, n, upsample=config.upsample if full else "", separable=sep),
         ])
-        self.out_pad = nn.ReflectionPad2d(4)
-        self.out_conv = nn.Conv2d(c1, 3, 9)
+        self.out_pad = nn.ReflectionPad2d(k // 2)
+        self.out_conv = nn.Conv2d(c1, 3 if full else 12, k)
+        self.out_shuffle = 1 if full else 2
 
     @property
     def n_styles(self) -> int:
@@ -137,6 +192,10 @@ class StyleNet(nn.Module):
             x = F.pad(x, (0, pw, 0, ph), mode="reflect")
         return x, weights
 
+    def output(self, x: Tensor) -> Tensor:
+        """The last convolution's output as RGB: pixel-shuffled when it predicts 2x2 blocks."""
+        return F.pixel_shuffle(x, self.out_shuffle) if self.out_shuffle > 1 else x
+
     def forward(self, x: Tensor, style: Tensor | int) -> Tensor:
         h, w = x.shape[-2:]
         x, weights = self.prepare(x, style)
@@ -146,5 +205,5 @@ class StyleNet(nn.Module):
             x = block(x, weights)
         for layer in self.up:
             x = layer(x, weights)
-        x = torch.sigmoid(self.out_conv(self.out_pad(x)))
+        x = torch.sigmoid(self.output(self.out_conv(self.out_pad(x))))
         return x[..., :h, :w]

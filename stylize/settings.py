@@ -135,14 +135,54 @@ class TrainSettings:
         started fresh: step 0, or the step of a released model training continues from)
         keeps Adam's first, poorly estimated steps from undoing what the weights know.
         """
-        progress = min(step / max(self.steps, 1), 1.0)
-        floor = self.lr * self.final_lr_fraction
-        lr = floor + (self.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        lr = cosine_lr(self.lr, self.final_lr_fraction, self.steps, step)
         if self.warmup_steps > 0:
             # Never below the first warm-up step's rate: a step before ``warmup_from`` (settings
             # carried over to a fresh optimizer) would otherwise get a negative rate, and Adam climb the loss.
             lr *= min(1.0, max(step - self.warmup_from + 1, 1) / self.warmup_steps)
         return lr
+
+
+def cosine_lr(lr: float, final_fraction: float, steps: int, step: int) -> float:
+    """Cosine decay from ``lr`` at step 0 to ``lr * final_fraction`` at ``steps`` (and after)."""
+    progress = min(step / max(steps, 1), 1.0)
+    floor = lr * final_fraction
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """What shapes a distillation run (:mod:`stylize.distill`); stored in the student's checkpoint.
+
+    Small crops and batches: on a CPU the step is the teacher's forward pass, which grows
+    with the pixels, and many small steps teach more per hour than few large ones.
+    """
+
+    preset: str = "fast"
+    steps: int = 200_000
+    batch_size: int = 4
+    image_size: int = 160
+    resize: int = 320
+    """Short side the photos are resized to before cropping: crops of a photo at the scale
+    the network paints at (apply paints at 1024 px), not the whole photo shrunk."""
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.05
+    gradient_weight: float = 1.0
+    """Weight of the image-difference L1 (the strokes) beside the pixel L1."""
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, **changes: Any) -> "DistillSettings":
+        """Settings stored in a student's metadata (checked: checkpoints are untrusted), with ``changes``."""
+        return dataclasses.replace(cls(**_checked_settings(cls, data, "distillation settings")), **changes)
+
+    def lr_at(self, step: int) -> float:
+        return cosine_lr(self.lr, self.final_lr_fraction, self.steps, step)
 
 
 ADD_STEPS = 2000
@@ -240,7 +280,7 @@ class EngineOptions:
         return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)
 
 
-_AT_LEAST_ONE = frozenset({"steps", "batch_size", "image_size", "style_size", "checkpoint_every", "preview_every",
+_AT_LEAST_ONE = frozenset({"steps", "batch_size", "image_size", "resize", "style_size", "checkpoint_every", "preview_every",
                            "log_every"})
 _ANY_SIGN = frozenset({"seed"})
 

@@ -175,10 +175,19 @@ def test_a_new_checkpoint_gets_the_umask_permissions(tmp_path: Path):
         os.umask(old_umask)
 
 
-@pytest.mark.parametrize("config", [*PRESETS.values(), NetConfig(channels=(4, 5, 6), n_residual=0, n_styles=7)],
-                         ids=[*PRESETS, "odd"])
+@pytest.mark.parametrize("config", [*PRESETS.values(), NetConfig(channels=(4, 5, 6), n_residual=0, n_styles=7),
+                                    NetConfig(channels=(4, 5, 6), n_residual=1, upsample="shuffle", outer_kernel=5),
+                                    NetConfig(channels=(4, 5, 6), n_residual=1, separable=True, full_res=False)],
+                         ids=[*PRESETS, "odd", "shuffle-full-res", "separable-nearest-half-res"])
 def test_the_torch_free_shapes_are_the_networks(config: NetConfig):
     """styles and apply check a checkpoint's tensors without PyTorch, from tensor_shapes."""
     with torch.device("meta"):
         expected = {k: tuple(v.shape) for k, v in StyleNet(config).state_dict().items()}
     assert tensor_shapes(config.to_dict()) == expected
+
+
+def test_the_layer_kinds_defaults_are_the_configs():
+    """A checkpoint without a layer-kind field means the paper's layers, in the header check as in NetConfig."""
+    from stylize.model_header import LAYER_KINDS
+
+    assert {key: kinds[0] for key, kinds in LAYER_KINDS.items()} == {key: getattr(NetConfig(), key) for key in LAYER_KINDS}

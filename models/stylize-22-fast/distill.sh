@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Distil stylize-22-fast from the released stylize-22 (the teacher): the `fast` network learns
+# to paint what the teacher paints, every crop in a random one of its 22 styles (pixel L1 plus
+# L1 of image differences; no VGG pass). Run from the project root; DATA holds content/train/
+# (models/README.md says how to get it from its public sources).
+#
+#   DATA=/path/to/data bash models/stylize-22-fast/distill.sh                  # start
+#   DATA=/path/to/data bash models/stylize-22-fast/distill.sh --resume         # continue after a stop
+#
+# The checkpoint (with optimizer state) and a preview (teacher above student) are written
+# every 5 minutes and when --time-limit (minutes) runs out; the log is $RUN/stylize-22-fast.log.jsonl.
+set -euo pipefail
+DATA=${DATA:?set DATA to the data folder (content/train/): see models/README.md}
+RUN=${RUN:-runs/fast}
+mkdir -p "$RUN"
+
+# 1. Distil: crops of 160 px from the photos at a short side of 320 px, 4 a step.
+stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -o "$RUN/stylize-22-fast.safetensors" \
+  --preset fast --steps 15000 --batch-size 4 --image-size 160 --resize 320 --lr 0.001 --gradient-weight 1 \
+  --seed 0 --checkpoint-minutes 5 --preview examples/photos/chelsea.jpg "$@"
+
+# 2. Ship: drop the optimizer state, store fp16.
+stylize export "$RUN/stylize-22-fast.safetensors" -o weights/stylize-22-fast.safetensors --overwrite
