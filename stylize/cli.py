@@ -62,11 +62,26 @@ Quiet = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print only errors and the command's result: no progress, no 'saved' lines or summaries.")]
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Also say on stderr which device and precision ran and how long each stage took.")]
+
+
+def shipped_model(value: Path | None) -> Path | None:
+    """``--model``'s value with a shipped model's short name (``default``, ``small``, ``fast``) resolved."""
+    from .weights import resolve_model
+
+    if value is None:
+        return None
+    with user_errors():
+        return resolve_model(value)
+
+
+SHORT_NAMES = "a shipped model by name: default, small, fast"
 ModelOption = Annotated[Optional[Path], typer.Option(
-    "--model", "-m", help="Checkpoint (default: the shipped model, or $STYLIZE_MODEL).")]
+    "--model", "-m", callback=shipped_model,
+    help=f"Checkpoint, or {SHORT_NAMES} (default: $STYLIZE_MODEL, a file or a name, else the default model).")]
 EditedModel = Annotated[Optional[Path], typer.Option(
-    "--model", "-m", help="Checkpoint to read, never modified (default: the shipped model). "
-                          "The old spelling, MODEL.safetensors as the first argument, works too.")]
+    "--model", "-m", callback=shipped_model,
+    help=f"Checkpoint to read, never modified, or {SHORT_NAMES} (default: the shipped model). "
+         "The old spelling, MODEL.safetensors as the first argument, works too.")]
 NewCheckpoint = Annotated[Path, typer.Option("--output", "-o", help="New checkpoint to write.")]
 ReplaceOutput = Annotated[bool, typer.Option("--overwrite", help="Replace --output if it exists.")]
 
@@ -381,7 +396,7 @@ def distill(
     teacher: Path = typer.Argument(..., help="The model to learn from (e.g. weights/stylize-22.safetensors)."),
     content: Path = typer.Option(..., "--content", "-c", help="Folder of photos to train on (searched recursively)."),
     output: Path = typer.Option(Path("student.safetensors"), "--output", "-o",
-                                help="Checkpoint to write; its .log.jsonl and .preview.jpg go beside it."),
+                                help="Checkpoint to write; its .log.jsonl and .preview.png go beside it."),
     preset: str = typer.Option(DISTILL.preset, help="The student's architecture (a network preset)."),
     steps: int = typer.Option(DISTILL.steps, min=1, help="Total optimizer steps (with --resume: the new total)."),
     batch_size: int = typer.Option(DISTILL.batch_size, min=1, help="Photos per step."),
@@ -389,6 +404,8 @@ def distill(
     resize: int = typer.Option(DISTILL.resize, min=32, help="Short side the photos are resized to before cropping."),
     lr: float = typer.Option(DISTILL.lr, min=0.0, max=LR_MAX,
                              help=f"Adam learning rate, cosine-decayed to {DISTILL.final_lr_fraction:.0%} over the run."),
+    style_lr: float = typer.Option(DISTILL.style_lr, min=0.0, max=LR_MAX,
+                                   help="Learning rate of the styles' (gamma, beta) rows, decayed alike."),
     gradient_weight: float = typer.Option(DISTILL.gradient_weight, min=0.0,
                                           help="Weight of the image-difference L1 (strokes) beside the pixel L1."),
     seed: int = typer.Option(DISTILL.seed, help="Seed for the initial weights and the data sequence."),
@@ -414,7 +431,7 @@ def distill(
     own_process()
     say = verbosity(quiet, verbose)
     settings = DistillSettings(preset=preset, steps=steps, batch_size=batch_size, image_size=image_size,
-                               resize=resize, lr=lr,
+                               resize=resize, lr=lr, style_lr=style_lr,
                                gradient_weight=gradient_weight, seed=seed, checkpoint_minutes=checkpoint_minutes)
     with user_errors():
         photo = read_image(preview).rgb if preview is not None else None

@@ -16,7 +16,9 @@ The student has the teacher's styles, in the same order, with its own (gamma, be
 rows: style mixing, ``--strength`` and ``add-style`` work on it as on any model. The
 student starts with every style's rows at the identity (gamma 1, beta 0), the same
 as a network trained from scratch: the rows have no counterpart in the teacher (other
-widths, other layers) and grow apart from the first steps, as the targets differ.
+widths, other layers) and grow apart from the first steps, as the targets differ. They
+learn at ``style_lr`` (10x the weights' rate, as ``add-style``'s rows do), since each row
+learns from one style's samples only, 1/22 of them.
 
 The run never loses more than ``checkpoint_minutes``: it saves the checkpoint with its
 optimizer state that often (and when stopped by ``time_limit`` or Ctrl-C), and
@@ -44,6 +46,7 @@ from .engine import FastStyleNet
 from .errors import StylizeError
 from .imageio import write_image
 from .network import PRESETS, StyleNet
+from .norm import ConditionalInstanceNorm2d
 from .previews import preview_image
 from .settings import DistillSettings
 from .train import StepReport, TrainResult
@@ -88,7 +91,10 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
         net = StyleNet(dataclasses.replace(PRESETS[settings.preset], n_styles=len(styles)))
         start = 0
     net.train()
-    optimizer = torch.optim.Adam(net.parameters(), lr=settings.lr)
+    rows = [p for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d) for p in m.parameters()]
+    weights = [p for p in net.parameters() if id(p) not in {id(r) for r in rows}]
+    optimizer = torch.optim.Adam([{"params": weights, "lr": settings.lr, "base_lr": settings.lr},
+                                  {"params": rows, "lr": settings.style_lr, "base_lr": settings.style_lr}])
     if resume:
         ckpt_io.check_optimizer_state(run.optimizer_state, optimizer, output)
         optimizer.load_state_dict(run.optimizer_state)
@@ -106,7 +112,7 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
         training = {"distill": settings.to_dict(), "teacher": Path(teacher_path).name}
         ckpt_io.save(output, ckpt_io.Checkpoint(net=net, styles=styles, step=step, training=training,
                                                 loss_network=None), optimizer=optimizer)
-        write_image(output.with_suffix(".preview.jpg"), preview_sheet(master, student, photo), quality=90)
+        write_image(output.with_suffix(".preview.png"), preview_sheet(master, student, photo))
 
     step, losses, interrupted, out_of_time = start, {}, False, False
     saved_at = time.monotonic()
@@ -117,9 +123,10 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
             if images is None:
                 raise StylizeError(f"no photo in {content_dir} can be read")
             x = images.float() / 255
-            lr = settings.lr_at(step)
+            decay = settings.decay_at(step)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = group["base_lr"] * decay
+            lr = settings.lr * decay
             with torch.no_grad():
                 target = master(x, style_ids)
             terms = distill_loss(student(x, style_ids), target, settings.gradient_weight)

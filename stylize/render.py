@@ -92,13 +92,20 @@ class ApplySettings:
 def tile_margin(config: NetConfig) -> int:
     """How far (px, rounded up to a multiple of 4) an output pixel sees into the input.
 
-    The sum over the layers of :class:`~stylize.network.StyleNet` of each kernel's
-    radius times the stride of its input: 9x9 at 1, 3x3 at 1 and 2 going down, two 3x3
-    at 4 per residual block, 3x3 at 2 and 1 going up, 9x9 at 1; plus 4 px for the
-    rounding of the nearest-neighbour upsampling. Pixels farther than this from a tile's
-    edges do not depend on how the edges were padded.
+    The sum over the convolutions of :class:`~stylize.network.StyleNet` of each kernel's
+    radius times the scale of its input (1 at full resolution, 2 at half, 4 at quarter).
+    ``johnson``: 9x9 at 1, 3x3 at 1 and 2 going down, two 3x3 at 4 per residual block,
+    3x3 at 2 and 1 going up (after nearest upsampling), 9x9 at 1. Pixel-shuffle upsampling
+    convolves before upsampling (at 4 and 2); without full-resolution ends the first
+    conv strides at 1, the others go down at 2 and 4, and the last works at 2. Plus 4 px
+    for the rounding of the upsampling. Pixels farther than this from a tile's edges do
+    not depend on how the edges were padded.
     """
-    radius = 4 + 1 + 2 + 2 * 4 * config.n_residual + 2 + 1 + 4 + ALIGN
+    outer = config.outer_kernel // 2
+    down = (1, 2) if config.full_res else (2, 4)
+    up = (2, 1) if config.full_res and config.upsample == "nearest" else (4, 2)
+    last = 1 if config.full_res else 2
+    radius = outer + sum(down) + 2 * 4 * config.n_residual + sum(up) + outer * last + ALIGN
     return -(-radius // ALIGN) * ALIGN
 
 

@@ -150,6 +150,16 @@ def cosine_lr(lr: float, final_fraction: float, steps: int, step: int) -> float:
     return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+ADD_STEPS = 2000
+"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
+
+STYLE_LR = 1e-2
+"""Learning rate of new style rows (add-style and on the fly), not the model's own (1e-3 for a
+whole network): with Adam each number moves at most ~lr a step, and gamma/beta must travel
+O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
+"Quality: as good as a network trained on the painting alone?")."""
+
+
 @dataclass(frozen=True)
 class DistillSettings:
     """What shapes a distillation run (:mod:`stylize.distill`); stored in the student's checkpoint.
@@ -166,6 +176,9 @@ class DistillSettings:
     """Short side the photos are resized to before cropping: crops of a photo at the scale
     the network paints at (apply paints at 1024 px), not the whole photo shrunk."""
     lr: float = 1e-3
+    style_lr: float = STYLE_LR
+    """Learning rate of the styles' (gamma, beta) rows: each row learns from 1/22 of the
+    samples only, and must travel O(1) from the identity (see :data:`STYLE_LR`)."""
     final_lr_fraction: float = 0.05
     gradient_weight: float = 1.0
     """Weight of the image-difference L1 (the strokes) beside the pixel L1."""
@@ -181,18 +194,9 @@ class DistillSettings:
         """Settings stored in a student's metadata (checked: checkpoints are untrusted), with ``changes``."""
         return dataclasses.replace(cls(**_checked_settings(cls, data, "distillation settings")), **changes)
 
-    def lr_at(self, step: int) -> float:
-        return cosine_lr(self.lr, self.final_lr_fraction, self.steps, step)
-
-
-ADD_STEPS = 2000
-"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
-
-STYLE_LR = 1e-2
-"""Learning rate of new style rows (add-style and on the fly), not the model's own (1e-3 for a
-whole network): with Adam each number moves at most ~lr a step, and gamma/beta must travel
-O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
-"Quality: as good as a network trained on the painting alone?")."""
+    def decay_at(self, step: int) -> float:
+        """The factor every learning rate is multiplied by at ``step``: a cosine from 1 to ``final_lr_fraction``."""
+        return cosine_lr(1.0, self.final_lr_fraction, self.steps, step)
 
 QUICK_CPU = dict(steps=40, image_size=192, batch_size=1, lr=0.025, workers=0)
 """``apply --style-image`` on a CPU: a first look in well under a minute (VGG16 is most of each step), from

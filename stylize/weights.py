@@ -26,14 +26,39 @@ def _find_weights_dir() -> Path:
 WEIGHTS_DIR = _find_weights_dir()
 """The folder holding the shipped checkpoints (installed wheel or checkout)."""
 
-DEFAULT_MODEL_NAME = "stylize-22.safetensors"
+SHIPPED_MODELS = {
+    "default": "stylize-22.safetensors",
+    "small": "stylize-22-small.safetensors",
+    "fast": "stylize-22-fast.safetensors",
+}
+"""Short names of the shipped models (``-m fast``, ``STYLIZE_MODEL=fast``) and their files in ``WEIGHTS_DIR``."""
+
+DEFAULT_MODEL_NAME = SHIPPED_MODELS["default"]
+
+
+def resolve_model(model: str | Path) -> Path:
+    """``model`` as a path: a short name of :data:`SHIPPED_MODELS` is that shipped file.
+
+    A file or folder that exists under the given name wins over the short name, so that a
+    model someone saved as ``./fast`` still loads as given. A short name whose file is not
+    shipped here is a one-line error naming the ones that are.
+    """
+    path = Path(model)
+    name = str(model)
+    if name not in SHIPPED_MODELS or path.exists():
+        return path
+    shipped = WEIGHTS_DIR / SHIPPED_MODELS[name]
+    if not shipped.is_file():
+        here = [short for short, file in SHIPPED_MODELS.items() if (WEIGHTS_DIR / file).is_file()]
+        raise StylizeError(f"model {name!r} is not shipped in {WEIGHTS_DIR} (shipped: {', '.join(here) or 'none'})")
+    return shipped
 
 
 def default_model() -> Path:
-    """``$STYLIZE_MODEL`` if set, else the shipped checkpoint in ``WEIGHTS_DIR``, else a clear error."""
+    """``$STYLIZE_MODEL`` (a path or a short name) if set, else the shipped default model, else a clear error."""
     chosen = os.environ.get("STYLIZE_MODEL")
     if chosen:
-        return Path(chosen)
+        return resolve_model(chosen)
     shipped = WEIGHTS_DIR / DEFAULT_MODEL_NAME
     if shipped.is_file():
         return shipped

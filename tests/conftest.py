@@ -98,14 +98,17 @@ TINY_STYLES = ["starry_night", "great_wave", "the_scream"]
 """Style names of :func:`tiny_model`, chosen so prefixes and word prefixes can be tested."""
 
 
-def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0) -> Path:
-    """A small untrained checkpoint whose styles differ: every CIN row is perturbed."""
+def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0, **layers) -> Path:
+    """A small untrained checkpoint whose styles differ: every CIN row is perturbed.
+
+    ``layers``: :class:`~stylize.network.NetConfig` layer kinds (``separable``, ...), default the paper's.
+    """
     from stylize import checkpoint
     from stylize.network import NetConfig, StyleNet
     from stylize.norm import ConditionalInstanceNorm2d
 
     torch.manual_seed(seed)
-    net = StyleNet(NetConfig(channels=(8, 16, 32), n_residual=1, n_styles=len(styles)))
+    net = StyleNet(NetConfig(channels=(8, 16, 32), n_residual=1, n_styles=len(styles), **layers))
     with torch.no_grad():
         for norm in net.modules():
             if isinstance(norm, ConditionalInstanceNorm2d):
@@ -149,3 +152,13 @@ def site_without_torch(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if top not in TORCH_PACKAGES and not entry.name.endswith(".pth") and not (site / entry.name).exists():
                 (site / entry.name).symlink_to(entry)
     return site
+
+
+FAST_LAYERS = dict(separable=True, upsample="shuffle", outer_kernel=3, full_res=False)
+"""The layer kinds of the ``fast`` preset (at tiny widths in :func:`tiny_fast_model`)."""
+
+
+@pytest.fixture(scope="session")
+def tiny_fast_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """:func:`tiny_model` with the ``fast`` preset's layer kinds."""
+    return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny-fast.safetensors", **FAST_LAYERS)

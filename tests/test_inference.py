@@ -14,7 +14,7 @@ from stylize import Stylizer
 from stylize.errors import StylizeError
 from stylize.imageio import read_image
 from stylize.inference import ApplySettings, keep_chroma, tile_margin, tile_spans
-from stylize.network import NetConfig, StyleNet
+from stylize.network import PRESETS, NetConfig, StyleNet
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +183,10 @@ def test_tile_spans_cover_exactly_aligned_and_clear_of_edges(length, tile):
             assert stop <= end - margin and following[2] >= following[0] + margin
 
 
-@pytest.mark.parametrize("config", [NetConfig(channels=(8, 16, 32), n_residual=1), NetConfig(n_residual=5)],
-                         ids=["tiny", "johnson"])
+@pytest.mark.parametrize("config", [NetConfig(channels=(8, 16, 32), n_residual=1), NetConfig(n_residual=5),
+                                    PRESETS["small"], PRESETS["fast"],
+                                    NetConfig(channels=(8, 16, 32), n_residual=1, upsample="shuffle")],
+                         ids=["tiny", "johnson", "small", "fast", "shuffle-full-res"])
 def test_tile_margin_covers_the_receptive_field(config):
     torch.manual_seed(0)
     net = StyleNet(config).eval()

@@ -26,10 +26,16 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
+@pytest.fixture(scope="module", params=["tiny_model", "tiny_fast_model"])
+def model(request: pytest.FixtureRequest) -> Path:
+    """Every test runs on the paper's layers and on the ``fast`` preset's (separable, pixel shuffle)."""
+    return request.getfixturevalue(request.param)
+
+
 @pytest.fixture(scope="module")
-def exported(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exported(model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    result = CliRunner().invoke(app, ["export", str(tiny_model), "--onnx", str(out)])
+    result = CliRunner().invoke(app, ["export", str(model), "--onnx", str(out)])
     assert result.exit_code == 0, result.output
     assert f"saved {out}" in result.output
     return out
@@ -44,8 +50,8 @@ def session(exported: Path):
 
 
 @pytest.fixture(scope="module")
-def net(tiny_model: Path):
-    return checkpoint.load(tiny_model).net.eval()
+def net(model: Path):
+    return checkpoint.load(model).net.eval()
 
 
 @pytest.mark.parametrize("size", [(40, 48), (37, 50), (8, 8), (97, 66)])

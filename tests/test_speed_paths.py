@@ -9,12 +9,14 @@ in fp32 they agree to float rounding (>90 dB), which is what is asserted where i
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from stylize.engine import FastStyleNet, conv_by_rows, pad2d, subpixel_kernels, upsample_conv
-from stylize.network import NetConfig, StyleNet
+from stylize.network import PRESETS, NetConfig, StyleNet
 from stylize.norm import (
     ConditionalInstanceNorm2d,
     NormStats,
@@ -42,9 +44,14 @@ def styled_net(config: NetConfig, seed: int = 0) -> StyleNet:
     return net
 
 
-@pytest.fixture(scope="module")
-def net():
-    return styled_net(NetConfig(channels=(8, 16, 32), n_residual=2, n_styles=3))
+TINY = dict(channels=(8, 16, 32), n_residual=2, n_styles=3)
+
+
+@pytest.fixture(scope="module", params=[NetConfig(**TINY), dataclasses.replace(PRESETS["fast"], **TINY)],
+                ids=["johnson-layers", "fast-layers"])
+def net(request):
+    """The paper's layers, and the ``fast`` preset's (separable, pixel shuffle, half-resolution ends), tiny."""
+    return styled_net(request.param)
 
 
 @pytest.mark.parametrize("size", [(64, 64), (37, 50), (8, 8)])

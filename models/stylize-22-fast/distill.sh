@@ -16,7 +16,7 @@ mkdir -p "$RUN"
 
 # 1. Distil: crops of 160 px from the photos at a short side of 320 px, 4 a step.
 stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -o "$RUN/stylize-22-fast.safetensors" \
-  --preset fast --steps 15000 --batch-size 4 --image-size 160 --resize 320 --lr 0.001 --gradient-weight 1 \
+  --preset fast --steps 2400 --batch-size 4 --image-size 160 --resize 320 --lr 0.001 --gradient-weight 1 \
   --seed 0 --checkpoint-minutes 5 --preview examples/photos/chelsea.jpg "$@"
 
 # 2. Ship: drop the optimizer state, store fp16.
