@@ -157,13 +157,14 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
 
 
 @torch.no_grad()
-def preview_sheet(teacher: torch.nn.Module, student: torch.nn.Module, photo: Tensor, styles: int = 4) -> Tensor:
-    """The photo in the first ``styles`` styles: the teacher's renderings above the student's, (3, H, W)."""
+def preview_sheet(teacher: FastStyleNet, student: FastStyleNet, photo: Tensor, styles: int = 4) -> Tensor:
+    """The photo in the first ``styles`` styles (or all, if fewer): the teacher's renderings above the student's."""
     from torchvision.utils import make_grid
 
     was_training = student.training
     student.eval()
     x = photo[None]
+    styles = min(styles, student.net.n_styles)
     rows = [teacher(x, i)[0] for i in range(styles)] + [student(x, i)[0] for i in range(styles)]
     student.train(was_training)
     return make_grid(torch.stack(rows), nrow=styles, padding=4, pad_value=1.0)

@@ -37,14 +37,26 @@ from .render import (AUTO_TILE_ONNX, ApplySettings, check_size, keep_chroma, res
                      tile_spans)
 from .settings import BACKENDS
 from .styles import StyleChoice, choose
+from .model_header import layer_kind
 from .weights import default_model
 
 
 @dataclass(frozen=True)
 class GraphConfig:
-    """What tiling needs to know of the exported network (from the graph's metadata)."""
+    """What tiling needs to know of the exported network (from the graph's metadata; see
+    :class:`~stylize.network.NetConfig`, which this torch-free side cannot import)."""
 
     n_residual: int
+    outer_kernel: int
+    full_res: bool
+    upsample: str
+
+    @classmethod
+    def from_json(cls, text: str) -> "GraphConfig":
+        """The config in a graph's metadata; graphs made before the layer kinds existed get the defaults."""
+        config = json.loads(text)
+        return cls(n_residual=int(config["n_residual"]),
+                   **{key: layer_kind(config, key) for key in ("outer_kernel", "full_res", "upsample")})
 
 
 def cpu_only() -> bool:
@@ -94,7 +106,7 @@ class OnnxStylizer:
         """The graph's metadata: styles, config, and the checkpoint it was made from (:mod:`stylize.graphs`)."""
         try:
             self._styles = [str(s) for s in json.loads(self.metadata["styles"])]
-            self.config = GraphConfig(n_residual=int(json.loads(self.metadata["config"])["n_residual"]))
+            self.config = GraphConfig.from_json(self.metadata["config"])
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
         self.on_tile: Callable[[int, int], None] | None = None

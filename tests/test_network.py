@@ -74,3 +74,39 @@ def test_johnson_layout():
     assert net.out_conv.kernel_size == (9, 9) and net.out_conv.out_channels == 3
     small = StyleNet(PRESETS["small"])
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in net.parameters()) / 3
+
+
+def test_fast_layout_has_no_full_resolution_feature_map():
+    """The ``fast`` preset: separable convolutions, pixel shuffle, first and last convolution at half size."""
+    net = StyleNet(NetConfig(**{**PRESETS["fast"].to_dict(), "n_styles": 2})).eval()
+    seen = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o.shape))
+             for name, m in net.named_modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        y = net(torch.rand(1, 3, 64, 48), 1)
+    for hook in hooks:
+        hook.remove()
+    assert y.shape == (1, 3, 64, 48)
+    assert max(shape[-2] for shape in seen.values()) == 32  # half of 64: no conv output at full size
+    assert seen["out_conv"] == (1, 12, 32, 24)  # 2x2 RGB blocks, pixel-shuffled
+    depthwise = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+    assert depthwise and all(m.groups == m.in_channels for m in depthwise)
+    # every convolution but the first and the last is separable; conditional norms stay after each
+    assert len(depthwise) == 2 + 2 * len(net.res) + 2
+    norms = [m for m in net.modules() if m.__class__.__name__ == "ConditionalInstanceNorm2d"]
+    assert len(norms) == 3 + 2 * len(net.res) + 2 and all(n.weight.shape[0] == 2 for n in norms)
+    small = StyleNet(PRESETS["small"])
+    assert sum(p.numel() for p in net.parameters()) < sum(p.numel() for p in small.parameters()) / 3
+
+
+def test_config_of_an_older_checkpoint_gets_the_papers_layers():
+    old = {"channels": [8, 16, 32], "n_residual": 1, "n_styles": 2}  # written before the layer kinds existed
+    config = NetConfig.from_dict(old)
+    assert config == NetConfig(channels=(8, 16, 32), n_residual=1, n_styles=2)
+    assert not config.separable and config.upsample == "nearest" and config.outer_kernel == 9 and config.full_res
+    assert NetConfig.from_dict(PRESETS["fast"].to_dict()) == PRESETS["fast"]
+
+
+def test_unknown_layer_kinds_are_refused():
+    with pytest.raises(StylizeError, match="upsample"):
+        StyleNet(NetConfig(channels=(8, 16, 32), n_residual=1, upsample="bilinear"))

@@ -45,3 +45,32 @@ def test_apply_uses_them_with_the_short_style_names(tmp_path: Path, monkeypatch,
     # Three different paintings, three different renderings.
     assert min(np.abs(a - b).mean() for a, b in [(outputs[0], outputs[1]), (outputs[0], outputs[2]),
                                                   (outputs[1], outputs[2])]) > 2
+
+
+def test_short_model_names_pick_the_shipped_files(tmp_path: Path, monkeypatch):
+    from stylize.weights import SHIPPED_MODELS, resolve_model
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_model("default") == SHIPPED and resolve_model("small") == SMALL
+    assert set(SHIPPED_MODELS) == {"default", "small", "fast"}
+    assert resolve_model("other.safetensors") == Path("other.safetensors")  # a path stays a path
+    (tmp_path / "small").write_bytes(b"x")
+    assert resolve_model("small") == Path("small")  # a file of that name wins
+    monkeypatch.setenv("STYLIZE_MODEL", "small")
+    (tmp_path / "small").unlink()
+    from stylize.weights import default_model
+
+    assert default_model() == SMALL
+
+
+def test_short_names_on_the_command_line(tmp_path: Path, monkeypatch):
+    from stylize import weights
+
+    monkeypatch.delenv("STYLIZE_MODEL", raising=False)
+    listed = runner.invoke(app, ["styles", "-m", "small"])
+    assert listed.exit_code == 0 and str(SMALL) in listed.output
+    monkeypatch.setenv("STYLIZE_MODEL", "small")
+    assert str(SMALL) in runner.invoke(app, ["styles"]).output
+    monkeypatch.setattr(weights, "WEIGHTS_DIR", tmp_path)  # a wheel without the fast model
+    missing = runner.invoke(app, ["styles", "-m", "fast"])
+    assert missing.exit_code == 1 and "'fast' is not shipped" in missing.output
