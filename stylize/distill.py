@@ -48,7 +48,7 @@ from .imageio import write_image
 from .network import PRESETS, StyleNet
 from .norm import ConditionalInstanceNorm2d
 from .previews import preview_image
-from .settings import DistillSettings
+from .settings import DistillSettings, TrainSettings
 from .train import StepReport, TrainResult
 
 
@@ -103,13 +103,17 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
                          style_pool=len(styles), seed=settings.seed, resize=settings.resize)
     photo = preview_image(preview_photo, content_dir)
     log_path = output.with_suffix(".log.jsonl")
+    # The teacher's loss (weights, painting size) is the student's objective by proxy: `stylize
+    # evaluate` of the student then measures both under the same loss, and reuses its baselines.
+    taught = TrainSettings.from_dict(teacher.training)
+    loss = {"weights": taught.weights.to_dict(), "style_size": taught.style_size}
     deadline = time.monotonic() + time_limit if time_limit is not None else math.inf
 
     def save(step: int) -> None:
         if not all(bool(torch.isfinite(p).all()) for p in net.parameters()):
             raise StylizeError(f"the student's weights became NaN or infinite at step {step}; "
                                f"{output} keeps the last good state")
-        training = {"distill": settings.to_dict(), "teacher": Path(teacher_path).name}
+        training = {"preset": settings.preset, **loss, "distill": settings.to_dict(), "teacher": Path(teacher_path).name}
         ckpt_io.save(output, ckpt_io.Checkpoint(net=net, styles=styles, step=step, training=training,
                                                 loss_network=None), optimizer=optimizer)
         write_image(output.with_suffix(".preview.png"), preview_sheet(master, student, photo))

@@ -46,6 +46,7 @@ def test_distill_writes_a_resumable_student_with_the_teachers_styles(tiny_model,
     assert student.styles == TINY_STYLES and student.step == 3 and student.optimizer_state is not None
     assert student.net.config.separable and not student.net.config.full_res  # the fast preset
     assert student.training["distill"]["image_size"] == 32 and student.training["teacher"] == tiny_model.name
+    assert student.training["preset"] == "fast" and "weights" in student.training  # evaluated under the teacher's loss
     lines = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]
     assert [line["step"] for line in lines] == [1, 2, 3] and all(line["loss"] > 0 for line in lines)
     assert out.with_suffix(".preview.png").stat().st_size > 0
