@@ -9,7 +9,7 @@ first fills caches (the ONNX graph export, the page cache).
     python -m benchmarks.end_to_end --photo photo-1024.jpg --rounds 5
 
 compares ``stylize apply`` on ONNX Runtime (the CPU default) and on PyTorch
-(``--backend torch``), for the shipped model and ``stylize-22-small``, with
+(``--backend torch``), for the shipped models (``--models``, ``--backends`` to choose), with
 ``styletransfer-lite PHOTO -s 19`` from the venv of ``--lite-python``.
 """
 
@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -56,11 +57,15 @@ def interleaved(commands: dict[str, list[str]], rounds: int,
     return results
 
 
-def configurations(photo: Path, out: Path, lite_python: str | None) -> dict[str, list[str]]:
+MODELS = ("stylize-22", "stylize-22-small", "stylize-22-fast")
+
+
+def configurations(photo: Path, out: Path, lite_python: str | None, models: Sequence[str] = MODELS,
+                   backends: Sequence[str] = ("onnx", "torch")) -> dict[str, list[str]]:
     stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite"]
     configs = {}
-    for model in ("stylize-22", "stylize-22-small"):
-        for backend in ("onnx", "torch"):
+    for model in (m for m in models if (WEIGHTS / f"{m}.safetensors").is_file()):
+        for backend in backends:
             configs[f"{model}, {backend}"] = stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
                                                        "--backend", backend, "-o", str(out / f"{model}-{backend}.jpg")]
     if lite_python:
@@ -75,10 +80,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
                         help="python of a venv with styletransfer-lite ('' to leave it out)")
+    parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
+    parser.add_argument("--backends", default="onnx,torch")
     args = parser.parse_args()
     lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
     with tempfile.TemporaryDirectory() as tmp:
-        results = interleaved(configurations(args.photo, Path(tmp), lite), args.rounds, timed)
+        results = interleaved(configurations(args.photo, Path(tmp), lite, args.models.split(","),
+                                             args.backends.split(",")), args.rounds, timed)
     peer = results.get(LITE)
     print(f"| {args.photo.name}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
           "time (median of the rounds' ratios) |\n|---|---|---|---|")

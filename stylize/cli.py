@@ -752,8 +752,12 @@ def styles(
         typer.echo(json.dumps(meta, indent=2))
         return
     config = meta.get("config", {})
+    kinds = [("separable" if config.get("separable") else ""),
+             ("pixel-shuffle upsampling" if config.get("upsample") == "shuffle" else ""),
+             ("half-resolution ends" if config.get("full_res") is False else "")]
     echo(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
-         f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks", err=False)
+         f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks"
+         + "".join(f", {kind}" for kind in kinds if kind), err=False)
     for name in meta["styles"]:
         echo(f"  {name}", err=False)
 
