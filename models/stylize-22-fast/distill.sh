@@ -21,3 +21,14 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 
 # 2. Ship: drop the optimizer state, store fp16.
 stylize export "$RUN/stylize-22-fast.safetensors" -o weights/stylize-22-fast.safetensors --overwrite
+
+# 3. The card's figures: the perceptual loss beside the teacher's (same loss, the teacher's
+#    L-BFGS baselines: forward passes only), and PSNR against the teacher, kodim01-04 at 256 px.
+CARD=models/stylize-22-fast
+stylize evaluate -m weights/stylize-22-fast.safetensors --compare weights/stylize-22.safetensors \
+  --styles "$DATA/styles" --photos "$DATA/content/test" --size 256 --limit 4 --iterations 50,100,300 \
+  --device cpu --cache-dir models/stylize-22/baselines > "$CARD/evaluation-vs-teacher.md"
+# evaluation.md: the same table without the two teacher columns (the form every card has).
+grep '^|' "$CARD/evaluation-vs-teacher.md" | cut -d'|' -f1-9 | sed 's/$/|/' > "$CARD/evaluation.md"
+python models/teacher_match.py --student weights/stylize-22-fast.safetensors --teacher weights/stylize-22.safetensors \
+  --photos "$DATA/content/test" --limit 4 --size 256 > "$CARD/teacher-psnr.md"
