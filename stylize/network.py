@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import StylizeError
 from .model_header import LAYER_KINDS
 from .norm import ConditionalInstanceNorm2d
 from .render import ALIGN, check_size

@@ -19,8 +19,9 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
   --preset fast --steps 2400 --batch-size 4 --image-size 160 --resize 320 --lr 0.001 --gradient-weight 1 \
   --seed 0 --checkpoint-minutes 5 --preview examples/photos/chelsea.jpg "$@"
 
-# 2. Ship: drop the optimizer state, store fp16.
+# 2. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
 stylize export "$RUN/stylize-22-fast.safetensors" -o weights/stylize-22-fast.safetensors --overwrite
+stylize export -m weights/stylize-22-fast.safetensors --onnx weights/stylize-22-fast.onnx --overwrite
 
 # 3. The card's figures: the perceptual loss beside the teacher's (same loss, the teacher's
 #    L-BFGS baselines: forward passes only), and PSNR against the teacher, kodim01-04 at 256 px.
