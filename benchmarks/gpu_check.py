@@ -17,7 +17,7 @@ unattended and to leave files behind whatever fails. Steps, each written to
    stage by stage (decode, network, encode; seconds per image) to show where the time goes.
 5. ``style_image``: ``--style-image`` on a synthetic painting: learning time with the
    device's defaults, then the cache hit, then one render.
-6. ``memory``: peak memory of one 1024 px pass against :mod:`stylize.memory`'s estimate,
+6. ``memory``: peak memory of one 1024 px pass against :mod:`stylize.apply.memory`'s estimate,
    and the tile the free memory gives.
 
 A summary goes to stdout and ``OUT/summary.md``; the exit code is 1 if any step failed.
@@ -214,7 +214,7 @@ def _stage_times(photos: list[Path], device: str) -> dict:
     import torch
 
     from stylize import Stylizer
-    from stylize.imageio import read_image, write_image
+    from stylize.io.images import read_image, write_image
 
     stylizer = Stylizer.load(device=device)
     choice = stylizer.choose("starry")[0]
@@ -241,10 +241,11 @@ def _stage_times(photos: list[Path], device: str) -> dict:
 
 def style_image(check: Check) -> dict:
     from benchmarks.synthetic_painting import synthetic_painting
-    from stylize import Stylizer, checkpoint
-    from stylize.finetune import Overrides, learn_style
-    from stylize.vgg import CACHE_FILENAME, load_vgg
-    from stylize.weights import cache_dir, default_model
+    from stylize import Stylizer
+    from stylize.model import checkpoint
+    from stylize.train.finetune import Overrides, learn_style
+    from stylize.train.vgg import CACHE_FILENAME, load_vgg
+    from stylize.io.weights import cache_dir, default_model
 
     sizes = check.sizes
     painting = check.out / "swirls.png"
@@ -267,7 +268,7 @@ def style_image(check: Check) -> dict:
     learn_style(model, painting, photos, overrides=overrides, device=sizes.device)
     cached_s = time.perf_counter() - tick
     stylizer = Stylizer(learned.net, learned.styles, device=sizes.device)
-    from stylize.imageio import read_image
+    from stylize.io.images import read_image
 
     photo = read_image(photos[0])
     tick = time.perf_counter()
@@ -286,8 +287,8 @@ def memory_use(check: Check) -> dict:
     import torch
 
     from stylize import Stylizer
-    from stylize.inference import ApplySettings
-    from stylize.memory import auto_tile, pass_bytes_per_pixel
+    from stylize.apply.torch_backend import ApplySettings
+    from stylize.apply.memory import auto_tile, pass_bytes_per_pixel
 
     stylizer = Stylizer.load(device="cuda")
     side = 1024

@@ -1,6 +1,6 @@
 """Would int8 make ``apply``'s ONNX path faster? ONNX Runtime's static quantization of a model's graph.
 
-The graph ``apply`` runs (exported afresh, as :mod:`stylize.graphs` would make it) is quantized the way ONNX Runtime
+The graph ``apply`` runs (exported afresh, as :mod:`stylize.apply.graphs` would make it) is quantized the way ONNX Runtime
 recommends for CNNs on x86 (QDQ format, per-channel int8 weights, uint8 activations,
 calibrated on a few photos), then both graphs run the same photo in turn: the time ratio
 (> 1: int8 is faster) and the PSNR of int8 against fp32 per style (the bar for a lower
@@ -24,10 +24,10 @@ from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantTy
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from PIL import Image
 
-from stylize.data import list_images
-from stylize import checkpoint
-from stylize.onnx_engine import resize_long_side
-from stylize.onnx_export import export_onnx
+from stylize.train.data import list_images
+from stylize.model import checkpoint
+from stylize.apply.onnx_backend import resize_long_side
+from stylize.model.onnx_export import export_onnx
 
 
 def load(path: Path, size: int) -> np.ndarray:

@@ -31,13 +31,13 @@ from pathlib import Path
 import torch
 
 from benchmarks.speed import DEFAULT_LITE_PYTHON
-from stylize import checkpoint
-from stylize.device import resolve_device
-from stylize.evaluate import gatys, load_test_photos, loss_terms, mean_terms
-from stylize.imageio import read_image, resize_long_side, write_image
-from stylize.loss import PerceptualLoss
-from stylize.train import TrainSettings
-from stylize.vgg import load_vgg
+from stylize.model import checkpoint
+from stylize.runtime.device import resolve_device
+from stylize.train.evaluate import gatys, load_test_photos, loss_terms, mean_terms
+from stylize.io.images import read_image, resize_long_side, write_image
+from stylize.train.loss import PerceptualLoss
+from stylize.train.loop import TrainSettings
+from stylize.train.vgg import load_vgg
 
 
 def parse_row(text: str) -> tuple[str, Path, str]:

@@ -8,8 +8,8 @@ What is measured (see benchmarks/README.md for the method and the recorded figur
 
 * inference throughput in Mpix/s (batch x H x W / seconds per call) at each size and
   batch, for the baseline (:mod:`benchmarks.baseline`, eager fp32) and every candidate:
-  ``stylize:<preset>`` is :class:`stylize.engine.FastStyleNet` as ``stylize apply`` runs it
-  (after the CLI's :func:`stylize.process.own_process`; inference mode; fp16 autocast on CUDA,
+  ``stylize:<preset>`` is :class:`stylize.model.engine.FastStyleNet` as ``stylize apply`` runs it
+  (after the CLI's :func:`stylize.runtime.process.own_process`; inference mode; fp16 autocast on CUDA,
   fp32 on CPU, like :class:`stylize.Stylizer`), ``reference:<preset>`` is the textbook
   ``StyleNet.forward`` (the code before the speed work), ``compiled:<preset>`` the same forward
   as ``stylize:<preset>`` through ``torch.compile(mode="reduce-overhead")`` (Inductor kernels
@@ -110,8 +110,8 @@ class Worker:
     def _stylenet(self, n_styles: int):
         import dataclasses
 
-        from stylize.network import PRESETS, StyleNet
-        from stylize.norm import ConditionalInstanceNorm2d
+        from stylize.model.network import PRESETS, StyleNet
+        from stylize.model.norm import ConditionalInstanceNorm2d
 
         net = StyleNet(dataclasses.replace(PRESETS[self.preset], n_styles=n_styles))
         with self.torch.no_grad():  # distinct styles, as after training
@@ -125,8 +125,8 @@ class Worker:
         """The textbook network for ``reference``; otherwise the engine, set up as the CLI does."""
         if self.kind == "reference":
             return net
-        from stylize.process import own_process
-        from stylize.engine import FastStyleNet
+        from stylize.runtime.process import own_process
+        from stylize.model.engine import FastStyleNet
 
         engine = own_process()
         self.info["engine"] = str(engine)
@@ -153,7 +153,7 @@ class Worker:
             net = TransformerNet().to(self.device).eval()
             self.info["precision"] = "fp32"
             if self.kind == "baseline-malloc":  # the baseline with stylize's allocator setting only
-                from stylize.process import keep_freed_memory
+                from stylize.runtime.process import keep_freed_memory
 
                 self.info["malloc_tuned"] = keep_freed_memory()
 
@@ -183,17 +183,17 @@ class Worker:
 
     def _training(self, spec: dict, size: int, batch: int):
         torch = self.torch
-        from stylize.loss import LossWeights, PerceptualLoss
+        from stylize.train.loss import LossWeights, PerceptualLoss
 
         try:
-            from stylize.vgg import load_vgg
+            from stylize.train.vgg import load_vgg
 
             vgg = load_vgg(device=self.device)
-            self.info["loss_network"] = "stylize.vgg.load_vgg() (Caffe VGG16)"
+            self.info["loss_network"] = "stylize.train.vgg.load_vgg() (Caffe VGG16)"
         except Exception as exc:  # noqa: BLE001 - no train extra: a random torchvision-format VGG16 costs the same
             import torchvision
 
-            from stylize.vgg import VGGFeatures
+            from stylize.train.vgg import VGGFeatures
 
             state = {k: v for k, v in torchvision.models.vgg16().features.state_dict().items()
                      if int(k.split(".")[0]) <= 21}
@@ -213,7 +213,7 @@ class Worker:
             net = self._stylenet(1).train()
             forward = self._forward(net)
             model = lambda x: forward(x, styles)
-            # stylize.train.fit: bf16 autocast on CUDA, fp32 elsewhere
+            # stylize.train.loop.fit: bf16 autocast on CUDA, fp32 elsewhere
             autocast = self._autocast(spec.get("precision") if spec.get("precision") not in (None, "auto")
                                       else ("bf16" if self.device.type == "cuda" else "fp32"))
         optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
@@ -453,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time the textbook StyleNet.forward (the code before the speed work)")
     parser.add_argument("--baseline-malloc", action="store_true",
                         help="CPU: also time the baseline with only stylize's allocator setting "
-                             "(stylize.process.keep_freed_memory), to separate it from the compute changes")
+                             "(stylize.runtime.process.keep_freed_memory), to separate it from the compute changes")
     parser.add_argument("--compile", action="store_true",
                         help="CUDA only: also time torch.compile(mode='reduce-overhead') of stylize's forward")
     parser.add_argument("--lite", action="store_true",

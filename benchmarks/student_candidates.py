@@ -1,8 +1,8 @@
 """Candidate architectures for the distilled CPU student: ONNX Runtime time and multiply-adds.
 
-Every candidate is a :class:`~stylize.network.NetConfig` (so the winner is a preset that
+Every candidate is a :class:`~stylize.model.network.NetConfig` (so the winner is a preset that
 checkpoints, ``export-onnx`` and ``apply`` handle unchanged), exported with
-:func:`stylize.onnx_export.export_onnx` exactly as ``apply`` caches it, then timed in ONNX
+:func:`stylize.model.onnx_export.export_onnx` exactly as ``apply`` caches it, then timed in ONNX
 Runtime on one square image with 1 and 2 intra-op threads. Calls are interleaved round by
 round (every candidate once per round), and the figure used is the median over rounds
 of each candidate's time relative to the ``small`` preset's in the same round, so load
@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from stylize.checkpoint import Checkpoint
-from stylize.network import PRESETS, NetConfig, StyleNet
-from stylize.onnx_export import export_onnx
+from stylize.model.checkpoint import Checkpoint
+from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.model.onnx_export import export_onnx
 
 N_STYLES = 22
 

@@ -1,7 +1,7 @@
 """``--style-image`` on every painting of a model, its own row held out: no divergence, and how close.
 
 For each painting the model holds, the style is learned with the ``--style-image`` code
-(:func:`stylize.finetune.learn_style`, a fresh cache, the CPU recipe unless overridden)
+(:func:`stylize.train.finetune.learn_style`, a fresh cache, the CPU recipe unless overridden)
 on a copy of the model *without that painting's row* (so the warm start is another
 painting's row, never its own), then scored on the test photos under the model's own
 perceptual loss beside the model's own row for that painting. Also synthetic paintings
@@ -29,16 +29,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from stylize import checkpoint
-from stylize.data import list_images
-from stylize.divergence import style_breaks
+from stylize.model import checkpoint
+from stylize.train.data import list_images
+from stylize.train.divergence import style_breaks
 from stylize.errors import StylizeError, StylizeWarning
-from stylize.evaluate import load_test_photos, loss_terms, mean_terms
-from stylize.finetune import Overrides, learn_style, quick_settings
-from stylize.imageio import read_image, resize_long_side
-from stylize.loss import PerceptualLoss
-from stylize.style_edit import remove_styles
-from stylize.vgg import load_vgg
+from stylize.train.evaluate import load_test_photos, loss_terms, mean_terms
+from stylize.train.finetune import Overrides, learn_style, quick_settings
+from stylize.io.images import read_image, resize_long_side
+from stylize.train.loss import PerceptualLoss
+from stylize.model.edits import remove_styles
+from stylize.train.vgg import load_vgg
 
 BOUND = 1.3
 """The issue's bound: a learned style's loss within this many times the model's own row's."""

@@ -20,8 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from stylize.vgg import CACHE_FILENAME
-from stylize.weights import cache_dir
+from stylize.train.vgg import CACHE_FILENAME
+from stylize.io.weights import cache_dir
 
 
 def timed(args: list[str], output: Path, env: dict[str, str]) -> tuple[float, float]:

@@ -40,9 +40,9 @@ def child(size: int, tile: int, preset: str, threads: int | None) -> dict:
 
     if threads:
         torch.set_num_threads(threads)
-    from stylize.process import own_process
-    from stylize.inference import ApplySettings, Stylizer
-    from stylize.network import PRESETS, StyleNet
+    from stylize.runtime.process import own_process
+    from stylize.apply.torch_backend import ApplySettings, Stylizer
+    from stylize.model.network import PRESETS, StyleNet
 
     torch.manual_seed(0)
     net = StyleNet(dataclasses.replace(PRESETS[preset], n_styles=1)).eval()

@@ -15,7 +15,7 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from stylize.train import TrainSettings, train
+from stylize.train.loop import TrainSettings, train
 
 
 def run(args: argparse.Namespace, precision: str) -> tuple[float, float, float]:

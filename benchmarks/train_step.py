@@ -13,8 +13,8 @@ import time
 from itertools import pairwise
 from pathlib import Path
 
-from stylize.process import own_process
-from stylize.train import TrainSettings, train
+from stylize.runtime.process import own_process
+from stylize.train.loop import TrainSettings, train
 
 own_process()  # as `stylize train` does
 

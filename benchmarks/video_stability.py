@@ -37,8 +37,8 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.speed import DEFAULT_LITE_PYTHON
-from stylize.inference import Stylizer
-from stylize.video import VideoSettings, stylize_video
+from stylize.apply.torch_backend import Stylizer
+from stylize.apply.video import VideoSettings, stylize_video
 
 
 def pan_shifts(backdrop_width: int, width: int, frames: int, pan: bool = True) -> list[int]:

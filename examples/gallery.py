@@ -18,7 +18,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from stylize import Stylizer
-from stylize.data import list_images
+from stylize.train.data import list_images
 
 HERE = Path(__file__).resolve().parent
 FULL_SIZE = {"chelsea": "starry_night", "astronaut": "the_scream", "coffee": "great_wave", "rocket": "udnie"}

@@ -19,11 +19,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from stylize import checkpoint
-from stylize.data import load_styles
-from stylize.evaluate import load_test_photos
-from stylize.loss import LAYERS, gram
-from stylize.vgg import load_vgg
+from stylize.model import checkpoint
+from stylize.train.data import load_styles
+from stylize.train.evaluate import load_test_photos
+from stylize.train.loss import LAYERS, gram
+from stylize.train.vgg import load_vgg
 
 
 @torch.no_grad()

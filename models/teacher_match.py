@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from stylize import Stylizer
-from stylize.data import photo_files
-from stylize.imageio import read_image, resize_long_side
+from stylize.train.data import photo_files
+from stylize.io.images import read_image, resize_long_side
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

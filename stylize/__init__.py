@@ -20,8 +20,8 @@ stay ``stylize``, because PyPI's ``stylize`` is an unrelated code formatter. Ins
 use this name; ``pyproject.toml`` must say the same (a test checks)."""
 
 _EXPORTS = {
-    "Stylizer": "stylize.inference",
-    "ApplySettings": "stylize.render",
+    "Stylizer": "stylize.apply.torch_backend",
+    "ApplySettings": "stylize.apply.tiling",
     "StylizeError": "stylize.errors",
 }
 

@@ -64,8 +64,8 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     """
     cache = tmp_path_factory.getbasetemp() / "cache"
     if not cache.exists():
-        from stylize.vgg import CACHE_FILENAME
-        from stylize.weights import cache_dir
+        from stylize.train.vgg import CACHE_FILENAME
+        from stylize.io.weights import cache_dir
 
         cache.mkdir()
         machine = cache_dir() / CACHE_FILENAME
@@ -77,8 +77,8 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 @pytest.fixture
 def styles_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty style cache for this test; the converted VGG16 is copied over from the session's cache."""
-    from stylize.weights import cache_dir
-    from stylize.vgg import CACHE_FILENAME, load_vgg
+    from stylize.io.weights import cache_dir
+    from stylize.train.vgg import CACHE_FILENAME, load_vgg
 
     load_vgg()
     fresh = tmp_path / "cache"
@@ -101,11 +101,11 @@ TINY_STYLES = ["starry_night", "great_wave", "the_scream"]
 def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0, **layers) -> Path:
     """A small untrained checkpoint whose styles differ: every CIN row is perturbed.
 
-    ``layers``: :class:`~stylize.network.NetConfig` layer kinds (``separable``, ...), default the paper's.
+    ``layers``: :class:`~stylize.model.network.NetConfig` layer kinds (``separable``, ...), default the paper's.
     """
-    from stylize import checkpoint
-    from stylize.network import NetConfig, StyleNet
-    from stylize.norm import ConditionalInstanceNorm2d
+    from stylize.model import checkpoint
+    from stylize.model.network import NetConfig, StyleNet
+    from stylize.model.norm import ConditionalInstanceNorm2d
 
     torch.manual_seed(seed)
     net = StyleNet(NetConfig(channels=(8, 16, 32), n_residual=1, n_styles=len(styles), **layers))
@@ -123,7 +123,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-style checkpoint (channels 8/16/32, one residual block), made once per session, with its
     ONNX graph cached as after a first ``apply`` (whose 'making the ONNX graph' line tests of
     other things need not expect)."""
-    from stylize.onnx_engine import OnnxStylizer
+    from stylize.apply.onnx_backend import OnnxStylizer
 
     path = make_tiny_model(tmp_path_factory.mktemp("model") / "tiny.safetensors")
     with pytest.MonkeyPatch.context() as patch:  # isolated_cache's folder: this fixture runs before it

@@ -9,12 +9,12 @@ import torch
 from conftest import make_painting, make_tiny_model
 from typer.testing import CliRunner
 
-from stylize import checkpoint
+from stylize.model import checkpoint
 from stylize.cli import app
 from stylize.errors import StylizeError
-from stylize.finetune import ADD_STEPS, STYLE_LR, Overrides, add_styles
-from stylize.style_edit import free_name, remove_styles, rename_style, style_row_keys
-from stylize.train import TrainSettings
+from stylize.train.finetune import ADD_STEPS, STYLE_LR, Overrides, add_styles
+from stylize.model.edits import free_name, remove_styles, rename_style, style_row_keys
+from stylize.train.loop import TrainSettings
 
 pytest.importorskip("onnx")
 runner = CliRunner()
@@ -26,7 +26,7 @@ TINY = dict(batch_size=2, image_size=32, style_size=48, workers=0, checkpoint_ev
 @pytest.fixture
 def model(tmp_path: Path) -> Path:
     """A 2-style ('a', 'b') tiny network whose metadata says how it was trained."""
-    from stylize.vgg import load_vgg
+    from stylize.train.vgg import load_vgg
 
     path = make_tiny_model(tmp_path / "model.safetensors", ["a", "b"])
     ckpt = checkpoint.load(path)
@@ -79,7 +79,7 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
 
 
 def test_default_settings_and_overrides(tmp_path, model):
-    from stylize.finetune import quick_settings
+    from stylize.train.finetune import quick_settings
 
     base = TrainSettings(**TINY)
     assert Overrides().apply(base) == base

@@ -154,8 +154,8 @@ def test_existing_outputs_are_skipped_unless_overwrite(tiny_model, photo):
 
 
 def test_interrupted_batch_keeps_complete_outputs_and_resumes(tiny_model, album, tmp_path):
-    from stylize import batch
-    from stylize.inference import Stylizer
+    from stylize.apply import batch
+    from stylize.apply.torch_backend import Stylizer
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
     tasks = batch.plan([str(album)], str(tmp_path / "out"), stylizer.choose("wave"))
@@ -174,8 +174,8 @@ def test_interrupted_batch_keeps_complete_outputs_and_resumes(tiny_model, album,
 
 
 def test_decoding_and_encoding_run_beside_the_network_with_bounded_queues(tiny_model, tmp_path, monkeypatch):
-    from stylize import batch
-    from stylize.inference import Stylizer
+    from stylize.apply import batch
+    from stylize.apply.torch_backend import Stylizer
 
     for i in range(12):
         make_photo(tmp_path / "many" / f"{i:02d}.png", (32, 32), seed=i)
@@ -312,7 +312,7 @@ def test_decompression_bomb_guard_and_max_pixels(tiny_model, photo):
 
 def test_default_model_and_missing_model(tmp_path, photo, tiny_model, monkeypatch):
     monkeypatch.delenv("STYLIZE_MODEL", raising=False)
-    monkeypatch.setattr("stylize.weights.WEIGHTS_DIR", tmp_path / "none")
+    monkeypatch.setattr("stylize.io.weights.WEIGHTS_DIR", tmp_path / "none")
     result = runner.invoke(app, ["apply", str(photo), "-s", "wave"])
     assert result.exit_code == 1 and "no --model given and no shipped model" in error_of(result)
     result = runner.invoke(app, ["apply", str(photo), "-s", "wave", "-m", str(tmp_path / "nope.safetensors")])

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from conftest import make_photo
-from stylize.distributed import gather, shard, world
+from stylize.runtime.distributed import gather, shard, world
 
 ROOT = Path(__file__).resolve().parent.parent
 

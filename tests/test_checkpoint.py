@@ -8,10 +8,11 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stylize import atomic, checkpoint
+from stylize.io import atomic
+from stylize.model import checkpoint
 from stylize.errors import StylizeError
-from stylize.model_header import tensor_shapes
-from stylize.network import PRESETS, NetConfig, StyleNet
+from stylize.model.header import tensor_shapes
+from stylize.model.network import PRESETS, NetConfig, StyleNet
 
 
 def _two_style_net() -> StyleNet:
@@ -188,6 +189,6 @@ def test_the_torch_free_shapes_are_the_networks(config: NetConfig):
 
 def test_the_layer_kinds_defaults_are_the_configs():
     """A checkpoint without a layer-kind field means the paper's layers, in the header check as in NetConfig."""
-    from stylize.model_header import LAYER_KINDS
+    from stylize.model.header import LAYER_KINDS
 
     assert {key: kinds[0] for key, kinds in LAYER_KINDS.items()} == {key: getattr(NetConfig(), key) for key in LAYER_KINDS}

@@ -11,7 +11,7 @@ from conftest import make_photo, make_tiny_model
 from safetensors import safe_open
 from typer.testing import CliRunner
 
-from stylize import checkpoint
+from stylize.model import checkpoint
 from stylize.cli import app
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
-from stylize import checkpoint
+from stylize.model import checkpoint
 from stylize.cli import app
 
 pytest.importorskip("onnx")
@@ -67,8 +67,8 @@ def test_option_defaults_are_the_settings_defaults():
     """Every option named like a setting starts from that setting's default (one place for each)."""
     import typer.main
 
-    from stylize.render import ApplySettings
-    from stylize.settings import BatchOptions, LossWeights, TrainSettings
+    from stylize.apply.tiling import ApplySettings
+    from stylize.config import BatchOptions, LossWeights, TrainSettings
 
     sources = {"train": [TrainSettings(), LossWeights()], "apply": [BatchOptions(), ApplySettings()]}
     aliases = {"content_weight": "content", "style_weight": "style", "tv_weight": "tv"}
@@ -85,7 +85,7 @@ def test_option_defaults_are_the_settings_defaults():
 
 
 def test_command_line_loads_without_torch():
-    """--help and --version stay fast: the defaults come from torch-free stylize.settings."""
+    """--help and --version stay fast: the defaults come from torch-free stylize.config."""
     code = "import sys, stylize.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from conftest import make_tiny_model
 
-from stylize import memory
-from stylize.device import choose_device
+from stylize.apply import memory
+from stylize.runtime.device import choose_device
 from stylize.errors import StylizeError
-from stylize.inference import ApplySettings, Stylizer
+from stylize.apply.torch_backend import ApplySettings, Stylizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -53,7 +53,7 @@ def test_tiles_on_the_gpu_equal_the_whole_image(model):
 
 def test_a_real_out_of_memory_error_is_recovered_from():
     """With this process capped to 1 GiB, a 4096 px johnson pass cannot fit whole; tiles must."""
-    from stylize.network import NetConfig, StyleNet
+    from stylize.model.network import NetConfig, StyleNet
 
     torch.manual_seed(0)
     stylizer = Stylizer(StyleNet(NetConfig(n_styles=1)).eval(), ["only"], device=torch.device("cuda"))
@@ -72,7 +72,7 @@ def test_a_real_out_of_memory_error_is_recovered_from():
 
 def test_peak_memory_of_a_pass_is_within_the_planned_headroom():
     """The tile plan assumes a pass needs at most SAFETY x the layout estimate; measure it."""
-    from stylize.network import NetConfig, StyleNet
+    from stylize.model.network import NetConfig, StyleNet
 
     stylizer = Stylizer(StyleNet(NetConfig(n_styles=1)).eval(), ["only"], device=torch.device("cuda"))
     image, choice = torch.rand(3, 1024, 1024), stylizer.choose(None)[0]
@@ -86,7 +86,7 @@ def test_peak_memory_of_a_pass_is_within_the_planned_headroom():
 
 
 def test_a_training_step_on_the_gpu(tmp_path, style_dir, photo_dir):
-    from stylize.train import TrainSettings, train
+    from stylize.train.loop import TrainSettings, train
 
     settings = TrainSettings(steps=3, batch_size=2, image_size=64, style_size=64, workers=1, preset="small",
                              checkpoint_every=10, preview_every=10)

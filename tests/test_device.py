@@ -10,9 +10,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from stylize import device as device_mod
+from stylize.runtime import device as device_mod
 from stylize.cli import app
-from stylize.device import choose_device, device_scope, resolve_device
+from stylize.runtime.device import choose_device, device_scope, resolve_device
 from stylize.errors import StylizeError
 
 
@@ -136,7 +136,7 @@ def test_training_iterates_its_loader_with_its_gpu_current(monkeypatch, tmp_path
     """The pin-memory thread takes the current device when the loader starts iterating."""
     from torch.utils.data import DataLoader
 
-    from stylize import train as train_mod
+    from stylize.train import loop as train_mod
 
     state = {"inside": False, "checked": 0}
 

@@ -10,11 +10,11 @@ import torch
 from conftest import TINY_STYLES, make_photo
 from typer.testing import CliRunner
 
-from stylize import checkpoint
+from stylize.model import checkpoint
 from stylize.cli import app
-from stylize.distill import distill, distill_loss
+from stylize.train.distill import distill, distill_loss
 from stylize.errors import StylizeError
-from stylize.settings import DistillSettings
+from stylize.config import DistillSettings
 
 QUICK = DistillSettings(steps=3, batch_size=2, image_size=32, resize=48, log_every=1, checkpoint_minutes=0)
 PREVIEW = torch.rand(3, 24, 32)

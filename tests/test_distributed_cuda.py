@@ -14,9 +14,9 @@ import torch.multiprocessing as mp
 from conftest import make_painting, make_photo
 from typer.testing import CliRunner
 
-from stylize import distributed
+from stylize.runtime import distributed
 from stylize.cli import app
-from stylize.device import DeviceChoice
+from stylize.runtime.device import DeviceChoice
 from stylize.errors import StylizeError
 
 
@@ -51,7 +51,7 @@ def test_apply_with_a_style_image_joins_nccl_on_gpus(torchrun_rank_1_of_2, monke
         raise Joined
 
     monkeypatch.setattr(dist, "init_process_group", init_process_group)
-    monkeypatch.setattr("stylize.device.choose_device", lambda name: DeviceChoice(torch.device("cuda")))
+    monkeypatch.setattr("stylize.runtime.device.choose_device", lambda name: DeviceChoice(torch.device("cuda")))
     photo, painting = make_photo(tmp_path / "p.png"), make_painting(tmp_path / "s.png")
     result = CliRunner().invoke(app, ["apply", str(photo), "--style-image", str(painting), "--device", "cuda"])
     assert isinstance(result.exception, Joined)
@@ -73,7 +73,7 @@ def test_ddp_on_a_gpu_uses_its_local_rank_and_nccl(monkeypatch):
 
 def test_training_builds_ddp_through_data_parallel(monkeypatch, tmp_path, style_dir, photo_dir):
     """fit() under a 2-rank world wraps the network with data_parallel (here a recording stand-in)."""
-    from stylize import train as train_mod
+    from stylize.train import loop as train_mod
 
     wrapped = []
     monkeypatch.setattr(distributed, "world", lambda: (0, 2))

@@ -28,9 +28,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from stylize import checkpoint
-from stylize.loss import LossWeights
-from stylize.train import TrainSettings, train
+from stylize.model import checkpoint
+from stylize.train.loss import LossWeights
+from stylize.train.loop import TrainSettings, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # fp32: ranks are compared to float precision, and on a CPU with native BF16 "auto" would pick bf16.
@@ -45,7 +45,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 @pytest.fixture(scope="module")
 def random_vgg(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A He-initialized VGG16 (through conv4_3) as a torchvision-format state dict."""
-    from stylize.vgg import _EXPECTED_SHAPES
+    from stylize.train.vgg import _EXPECTED_SHAPES
 
     g = torch.Generator().manual_seed(0)
     state = {f"features.{key}": (torch.randn(shape, generator=g) * (2 / (shape[1] * 9)) ** 0.5
@@ -102,9 +102,9 @@ SCRIPT = """
 import json, os, shutil, signal, sys
 from pathlib import Path
 import torch.distributed as dist
-from stylize import loss as loss_module
-from stylize.loss import LossWeights
-from stylize.train import TrainSettings, TrainingDiverged, train
+from stylize.train import loss as loss_module
+from stylize.train.loss import LossWeights
+from stylize.train.loop import TrainSettings, TrainingDiverged, train
 
 style_dir, photo_dir, vgg, out = map(Path, sys.argv[1:5])
 rank = int(os.environ["RANK"])
@@ -267,7 +267,7 @@ def test_ctrl_c_on_torchrun_saves_on_rank_0_and_exits(tmp_path, data, random_vgg
 def test_train_leaves_the_process_group_it_joined_but_not_the_callers(tmp_path):
     import torch.distributed as dist
 
-    from stylize.train import leaves_process_group
+    from stylize.train.loop import leaves_process_group
 
     def join():
         dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)
@@ -287,7 +287,7 @@ def test_train_leaves_the_process_group_it_joined_but_not_the_callers(tmp_path):
 
 
 def test_global_batch_must_split_evenly_across_ranks(data):
-    from stylize.data import ContentPhotos
+    from stylize.train.data import ContentPhotos
     from stylize.errors import StylizeError
 
     with pytest.raises(StylizeError, match="--batch-size 6 must be divisible by the 4 processes"):

@@ -9,10 +9,11 @@ from conftest import TINY_STYLES, make_painting, make_photo, make_tiny_model
 from torch import nn
 from typer.testing import CliRunner
 
-from stylize import checkpoint, evaluate as ev
+from stylize.model import checkpoint
+from stylize.train import evaluate as ev
 from stylize.cli import app
-from stylize.imageio import read_image
-from stylize.loss import LossWeights, PerceptualLoss
+from stylize.io.images import read_image
+from stylize.train.loss import LossWeights, PerceptualLoss
 
 needs_vgg = pytest.mark.skipif(importlib.util.find_spec("onnx") is None, reason="the VGG16 loss network needs onnx")
 
@@ -124,7 +125,7 @@ def test_an_unusable_cache_file_is_recomputed_not_an_error(tmp_path, damage):
     if damage == "garbage":
         path.write_bytes(b"not a safetensors file")
     else:
-        from stylize.cache import write_cached_tensors
+        from stylize.io.cache import write_cached_tensors
 
         table = torch.tensor([[float("nan"), 2.0], [0.5, 1.0]]) if damage == "nan" else torch.ones(3, 2)
         write_cached_tensors(path, {"terms": table}, {"format": ev._CACHE_FORMAT, "budgets": "[1, 3]",
@@ -163,9 +164,9 @@ def test_the_release_rule(new_totals, verdict):
 
 @needs_vgg
 def test_gatys_lowers_the_loss_at_every_budget(tmp_path):
-    from stylize.evaluate import gatys
-    from stylize.imageio import read_image
-    from stylize.vgg import load_vgg
+    from stylize.train.evaluate import gatys
+    from stylize.io.images import read_image
+    from stylize.train.vgg import load_vgg
 
     # These two images stalled the baseline when its line search was starved: L-BFGS
     # allowed one function evaluation per iteration, so a failed trial step became a zero
@@ -219,7 +220,7 @@ def test_gatys_reuses_the_line_search_evaluation_and_keeps_every_iterate(tmp_pat
 
 def test_evaluate_command_prints_a_table_and_caches_the_baseline(tiny_model, paintings, photo_dir, tmp_path,
                                                                monkeypatch):
-    monkeypatch.setattr("stylize.vgg.load_vgg", lambda weights=None, device=None: StubFeatures())
+    monkeypatch.setattr("stylize.train.vgg.load_vgg", lambda weights=None, device=None: StubFeatures())
     args = ["evaluate", str(tiny_model), "--styles", str(tmp_path / "paintings"), "--photos", str(photo_dir),
             "--size", "32", "--iterations", "1,3", "--limit", "1", "--device", "cpu",
             "--cache-dir", str(tmp_path / "cache")]
@@ -240,7 +241,7 @@ def test_evaluate_command_prints_a_table_and_caches_the_baseline(tiny_model, pai
 
 
 def test_the_table_gives_the_verdict_against_100_iterations():
-    from stylize.evaluate import StyleScores, markdown_table
+    from stylize.train.evaluate import StyleScores, markdown_table
 
     scores = [StyleScores("good", terms(90.0), {50: terms(120.0), 100: terms(100.0)}),
               StyleScores("weak", terms(250.0), {50: terms(120.0), 100: terms(100.0)})]

@@ -14,11 +14,11 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from stylize import inference, memory
+from stylize.apply import torch_backend as inference, memory
 from stylize.errors import StylizeError
-from stylize.inference import ApplySettings, Stylizer
-from stylize.network import NetConfig, StyleNet
-from stylize.norm import NormStats
+from stylize.apply.torch_backend import ApplySettings, Stylizer
+from stylize.model.network import NetConfig, StyleNet
+from stylize.model.norm import NormStats
 
 
 class Recorder(TorchDispatchMode):

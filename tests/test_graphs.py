@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from conftest import make_photo, make_tiny_model
-from stylize import graphs
-from stylize.imageio import read_image
-from stylize.onnx_engine import OnnxStylizer
-from stylize.weights import file_sha256
+from stylize.apply import graphs
+from stylize.io.images import read_image
+from stylize.apply.onnx_backend import OnnxStylizer
+from stylize.io.weights import file_sha256
 
 
 def render(stylizer: OnnxStylizer, photo: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ import pytest
 import torch
 from conftest import make_photo, make_tiny_model
 
-from stylize import atomic
+from stylize.io import atomic
 from stylize.cli import main
 
 
@@ -130,7 +130,7 @@ def test_short_writes_to_a_stream_are_continued_and_a_closed_reader_is_an_error(
     import torch
 
     from stylize.errors import StylizeError
-    from stylize.imageio import write_image_to
+    from stylize.io.images import write_image_to
 
     rgb = torch.rand(3, 64, 64)
     whole = ShortWrites(step=1000)
@@ -234,7 +234,7 @@ class NeverRenders:
     """A stylizer of ``n`` styles that fails the test if asked to render."""
 
     def __init__(self, n: int) -> None:
-        from stylize.styles import choose
+        from stylize.model.styles import choose
 
         self.choices = choose("all", [f"style{i}" for i in range(n)])
 
@@ -249,8 +249,8 @@ def test_a_sheet_too_large_to_hold_is_refused_before_rendering() -> None:
     import numpy as np
 
     from stylize.errors import StylizeError
-    from stylize.imageio import Photo
-    from stylize.sheet import style_sheet
+    from stylize.io.images import Photo
+    from stylize.apply.sheet import style_sheet
 
     photo = Photo(np.zeros((3, 2048, 2048), np.float32))
     with pytest.raises(StylizeError, match=r"--cell 2048 .* Mpx"):
@@ -269,8 +269,8 @@ def test_an_unreadable_photo_that_sorts_first_is_skipped_and_the_first_readable_
         tmp_path: Path, style_dir: Path, photo_dir: Path) -> None:
     pytest.importorskip("onnx")
     from stylize.errors import StylizeWarning
-    from stylize.settings import TrainSettings
-    from stylize.train import train
+    from stylize.config import TrainSettings
+    from stylize.train.loop import train
 
     (photo_dir / "0000-broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     out = tmp_path / "m.safetensors"
@@ -284,10 +284,10 @@ def test_an_unreadable_photo_that_sorts_first_is_skipped_and_the_first_readable_
 def test_a_preview_that_cannot_be_written_says_which_step_is_saved_and_how_to_resume(
         tmp_path: Path, style_dir: Path, photo_dir: Path, monkeypatch, failure: str) -> None:
     pytest.importorskip("onnx")
-    from stylize import previews
+    from stylize.train import previews
     from stylize.errors import StylizeError
-    from stylize.settings import TrainSettings
-    from stylize.train import train
+    from stylize.config import TrainSettings
+    from stylize.train.loop import train
 
     out = tmp_path / "m.safetensors"
     if failure == "folder":
@@ -313,8 +313,8 @@ def test_a_second_train_into_the_same_output_is_refused_while_the_first_runs(
         tmp_path: Path, style_dir: Path, photo_dir: Path) -> None:
     pytest.importorskip("onnx")
     from stylize.errors import StylizeError
-    from stylize.settings import TrainSettings
-    from stylize.train import train
+    from stylize.config import TrainSettings
+    from stylize.train.loop import train
 
     out = tmp_path / "same.safetensors"
     lock = tmp_path / ".same.safetensors.lock"
@@ -347,8 +347,9 @@ def test_two_train_commands_started_together_one_is_refused(tmp_path: Path, styl
 
 def test_a_planted_learned_style_cache_entry_of_saturating_values_is_not_used(tiny_model: Path,
                                                                               tmp_path: Path) -> None:
-    from stylize import checkpoint, finetune
-    from stylize.cache import write_cached_tensors
+    from stylize.model import checkpoint
+    from stylize.train import finetune
+    from stylize.io.cache import write_cached_tensors
 
     source = checkpoint.load(tiny_model)
     state = source.net.state_dict()

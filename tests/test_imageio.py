@@ -1,4 +1,4 @@
-"""Tests for stylize.imageio: decoding every mode, faithful writing, one-line errors.
+"""Tests for stylize.io.images: decoding every mode, faithful writing, one-line errors.
 
 Every image is generated here with Pillow/numpy inside ``tmp_path``.
 """
@@ -18,9 +18,9 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from stylize import imageio
+from stylize.io import images as imageio
 from stylize.errors import StylizeError
-from stylize.imageio import (
+from stylize.io.images import (
     DEFAULT_MAX_PIXELS,
     SUPPORTED_EXTENSIONS,
     Photo,
@@ -608,7 +608,7 @@ def test_decompression_bomb_default_limit_checked_before_decoding(monkeypatch):
 
 
 def test_training_loader_has_the_bomb_guard_too(tmp_path, monkeypatch):
-    from stylize.data import ContentPhotos
+    from stylize.train.data import ContentPhotos
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # as under the CLI: our guard is the only one
     (tmp_path / "bomb.png").write_bytes(_png_header_only(20_000, 20_000))

@@ -12,9 +12,9 @@ from PIL import Image
 from conftest import TINY_STYLES, make_photo
 from stylize import Stylizer
 from stylize.errors import StylizeError
-from stylize.imageio import read_image
-from stylize.inference import ApplySettings, keep_chroma, tile_margin, tile_spans
-from stylize.network import PRESETS, NetConfig, StyleNet
+from stylize.io.images import read_image
+from stylize.apply.torch_backend import ApplySettings, keep_chroma, tile_margin, tile_spans
+from stylize.model.network import PRESETS, NetConfig, StyleNet
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_tile_margin_covers_the_receptive_field(config):
     bumped = x.clone()
     bumped[..., 80, 80] += 1
     norms = [m for m in net.modules() if hasattr(m, "stats")]
-    from stylize.norm import NormStats, shared_stats
+    from stylize.model.norm import NormStats, shared_stats
 
     stats = NormStats()
     with torch.no_grad(), shared_stats(net, stats):  # fixed statistics isolate the convolutions' reach
@@ -226,7 +226,7 @@ def test_out_of_memory_retries_with_smaller_tiles(stylizer, big, monkeypatch):
         return real(self, x, weights, stats)
 
     monkeypatch.setattr(type(stylizer), "_forward", forward)
-    monkeypatch.setattr("stylize.render.AUTO_TILE_OTHER", 400)
+    monkeypatch.setattr("stylize.apply.tiling.AUTO_TILE_OTHER", 400)
     choice = stylizer.choose("wave")[0]
     out = stylizer.stylize(big, choice)
     assert out.shape == big.shape and torch.isfinite(out).all()
@@ -298,10 +298,10 @@ def test_tiling_still_works_at_the_working_size(fresh, big, monkeypatch):
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_restore_detail_brings_back_the_photos_fine_luminance(backend):
     """A grey photo with one-pixel detail: upsampling alone loses it, restore_detail returns it."""
-    from stylize.data import resize_long_side
-    from stylize.inference import _upsample
-    from stylize.onnx_engine import upsample
-    from stylize.render import restore_detail
+    from stylize.train.data import resize_long_side
+    from stylize.apply.torch_backend import _upsample
+    from stylize.apply.onnx_backend import upsample
+    from stylize.apply.tiling import restore_detail
 
     torch.manual_seed(0)
     grey = (0.5 + 0.2 * torch.rand(1, 64, 96)).expand(3, -1, -1).contiguous()
@@ -356,6 +356,6 @@ def test_default_model(tiny_model, monkeypatch, tmp_path):
     monkeypatch.setenv("STYLIZE_MODEL", str(tiny_model))
     assert Stylizer.load(device="cpu").styles == TINY_STYLES
     monkeypatch.delenv("STYLIZE_MODEL")
-    monkeypatch.setattr("stylize.weights.WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr("stylize.io.weights.WEIGHTS_DIR", tmp_path)
     with pytest.raises(StylizeError, match="no --model given and no shipped model"):
         Stylizer.load(device="cpu")

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from stylize.loss import PerceptualLoss, gram
-from stylize.network import NetConfig, StyleNet
-from stylize.norm import ConditionalInstanceNorm2d
+from stylize.train.loss import PerceptualLoss, gram
+from stylize.model.network import NetConfig, StyleNet
+from stylize.model.norm import ConditionalInstanceNorm2d
 
 
 class TinyFeatures(nn.Module):
@@ -82,8 +82,8 @@ def test_a_mixed_precision_training_step_on_the_cpu():
 
 def _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir, precision="auto"):
     """Run train() for 2 steps on the CPU; returns the (enabled, dtype) autocast state each loss call saw."""
-    from stylize import loss as loss_mod
-    from stylize.train import TrainSettings, train
+    from stylize.train import loss as loss_mod
+    from stylize.train.loop import TrainSettings, train
 
     seen = []
     real_forward = loss_mod.PerceptualLoss.forward
@@ -103,7 +103,7 @@ def _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir, preci
 @pytest.mark.parametrize("native, expected", [(True, (True, torch.bfloat16)), (False, (False, None))])
 def test_auto_trains_in_bf16_on_cpus_with_native_bf16_only(monkeypatch, tmp_path, style_dir, photo_dir, native,
                                                            expected):
-    from stylize import precision
+    from stylize.runtime import precision
 
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
     seen = _train_recording_autocast(monkeypatch, tmp_path, style_dir, photo_dir)
@@ -115,7 +115,8 @@ def test_auto_trains_in_bf16_on_cpus_with_native_bf16_only(monkeypatch, tmp_path
 def test_the_fp16_and_gradient_scaler_step_of_older_gpus_runs_on_the_cpu(monkeypatch, tmp_path, style_dir,
                                                                          photo_dir):
     """What auto picks on a pre-Ampere GPU (fp16 autocast + GradScaler), driven through fit() on the CPU."""
-    from stylize import precision, train as train_mod
+    from stylize.runtime import precision
+    from stylize.train import loop as train_mod
 
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 5))
     on_gpu = precision.training_precision("auto", torch.device("cuda", 0))

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stylize import checkpoint
+from stylize.model import checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 CARDS = sorted((ROOT / "models").glob("*/README.md"))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from stylize.errors import StylizeError
-from stylize.network import PRESETS, NetConfig, StyleNet
+from stylize.model.network import PRESETS, NetConfig, StyleNet
 
 
 @pytest.fixture(scope="module")

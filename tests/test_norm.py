@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from stylize.norm import ConditionalInstanceNorm2d, NormStats, instance_norm, shared_stats
+from stylize.model.norm import ConditionalInstanceNorm2d, NormStats, instance_norm, shared_stats
 
 
 def test_zero_mean_unit_variance_per_sample_and_channel():

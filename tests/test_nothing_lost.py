@@ -17,9 +17,11 @@ import torch
 from PIL import Image
 
 from conftest import make_photo
-from stylize import atomic, batch, checkpoint
+from stylize.io import atomic
+from stylize.apply import batch
+from stylize.model import checkpoint
 from stylize.errors import StylizeError
-from stylize.imageio import read_image, write_image
+from stylize.io.images import read_image, write_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -98,7 +100,7 @@ def test_a_file_shorter_than_its_data_is_never_put_in_place(tmp_path, monkeypatc
 
 
 def test_an_output_another_run_finished_meanwhile_is_kept_and_reported_skipped(tiny_model, tmp_path, monkeypatch):
-    from stylize.inference import Stylizer
+    from stylize.apply.torch_backend import Stylizer
 
     make_photo(tmp_path / "in" / "a.png", seed=1)
     make_photo(tmp_path / "in" / "b.png", seed=2)
@@ -167,7 +169,7 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_write(tiny_model, tmp
     for path in (old, safetensors_temp, foreign, *others):
         os.utime(path, (hour_ago, hour_ago))
     make_photo(tmp_path / "a.png")
-    from stylize.inference import Stylizer
+    from stylize.apply.torch_backend import Stylizer
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
     batch.run(stylizer, batch.plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
@@ -328,7 +330,7 @@ def test_integer_tensors_are_refused(tiny_model, tmp_path):
     ({"weights": [1]}, "loss weights"),
 ])
 def test_bad_training_settings_are_one_line(tiny_model, tmp_path, training, words):
-    from stylize.train import TrainSettings
+    from stylize.train.loop import TrainSettings
 
     bad = crafted(tiny_model, tmp_path / "bad.safetensors", meta={"training": training})
     with pytest.raises(StylizeError, match=words):
@@ -382,14 +384,14 @@ TINY_RUN = dict(batch_size=2, image_size=32, style_size=48, preset="small", work
 
 
 def tiny_settings(**overrides):
-    from stylize.train import TrainSettings
+    from stylize.train.loop import TrainSettings
 
     return TrainSettings(**{**TINY_RUN, **overrides})
 
 
 def test_weights_that_became_infinite_are_never_saved(tmp_path, style_dir, photo_dir, monkeypatch):
     pytest.importorskip("onnx")
-    from stylize.train import TrainingDiverged, train
+    from stylize.train.loop import TrainingDiverged, train
 
     real_step = torch.optim.Adam.step
     calls = []
@@ -426,7 +428,7 @@ def test_a_checkpoint_with_infinite_weights_is_refused(tiny_model, tmp_path):
 
 def test_resume_takes_a_new_learning_rate(tmp_path, style_dir, photo_dir):
     pytest.importorskip("onnx")
-    from stylize.train import train
+    from stylize.train.loop import train
 
     out = tmp_path / "m.safetensors"
     train(style_dir, photo_dir, out, tiny_settings(steps=3, lr=1e-2), device="cpu")
@@ -444,7 +446,7 @@ def test_resume_takes_a_new_learning_rate(tmp_path, style_dir, photo_dir):
 
 def test_a_learning_rate_that_overflows_is_one_line(tmp_path, style_dir, photo_dir):
     pytest.importorskip("onnx")
-    from stylize.train import train
+    from stylize.train.loop import train
 
     with pytest.raises(StylizeError) as info:
         train(style_dir, photo_dir, tmp_path / "m.safetensors", tiny_settings(steps=3, lr=1e38), device="cpu")
@@ -455,7 +457,7 @@ def test_a_learning_rate_that_overflows_is_one_line(tmp_path, style_dir, photo_d
 def test_an_unreadable_training_photo_is_skipped_with_a_warning(tmp_path, style_dir, photo_dir, workers):
     pytest.importorskip("onnx")
     from stylize.errors import StylizeWarning
-    from stylize.train import train
+    from stylize.train.loop import train
 
     (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
     (photo_dir / "p1.png").write_bytes((photo_dir / "p1.png").read_bytes()[:200])
@@ -471,7 +473,7 @@ def test_an_unreadable_training_photo_is_skipped_with_a_warning(tmp_path, style_
 
 def test_no_readable_training_photo_is_one_line(tmp_path, style_dir):
     pytest.importorskip("onnx")
-    from stylize.train import train
+    from stylize.train.loop import train
 
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "a.jpg").write_bytes(b"not a photo")
@@ -484,7 +486,7 @@ def test_no_readable_training_photo_is_one_line(tmp_path, style_dir):
 
 def test_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path, style_dir, photo_dir, monkeypatch):
     pytest.importorskip("onnx")
-    from stylize.train import train
+    from stylize.train.loop import train
 
     run = tmp_path / "run"
     run.mkdir()
@@ -509,7 +511,7 @@ def test_full_disk_during_training_keeps_the_previous_checkpoint(tmp_path, style
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE short writes")
 def test_a_file_size_limit_while_training_is_one_line_and_keeps_the_checkpoint(tmp_path, style_dir, photo_dir):
     pytest.importorskip("onnx")
-    from stylize.train import train
+    from stylize.train.loop import train
 
     out = tmp_path / "m.safetensors"
     train(style_dir, photo_dir, out, tiny_settings(steps=5), device="cpu")
@@ -552,7 +554,7 @@ def test_usage_errors_are_one_line(args, words):
 def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(tiny_model, tmp_path):
     photo = make_photo(tmp_path / "p.png")
     # A bug stand-in: the model file is read by torch in a way that fails unexpectedly.
-    code = ("import sys, stylize.inference as inference; "
+    code = ("import sys, stylize.apply.torch_backend as inference; "
             "inference.Stylizer.stylize_photo = lambda *a, **k: (_ for _ in ()).throw(RuntimeError('boom\\nline 2')); "
             "from stylize.cli import main; sys.exit(main(sys.argv[1:]))")
     args = ["apply", str(photo), "-s", "starry", "-m", str(tiny_model), "-o", str(tmp_path / "o.png"), "--backend",
@@ -584,7 +586,7 @@ class Zeros:
 
 
 def test_stdin_is_read_only_up_to_what_the_pixel_limit_allows():
-    from stylize.imageio import max_stream_bytes
+    from stylize.io.images import max_stream_bytes
 
     stream = Zeros(64 * 2**20)
     with pytest.raises(StylizeError, match=r"<stdin>: more than \d+ MB.*--max-pixels") as info:

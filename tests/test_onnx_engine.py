@@ -17,12 +17,12 @@ from typer.testing import CliRunner
 from conftest import make_photo, make_tiny_model
 from stylize.cli import app
 from stylize.errors import StylizeError
-from stylize.imageio import read_image
-from stylize.inference import Stylizer
-from stylize import graphs
-from stylize.onnx_engine import OnnxStylizer, onnx_backend_applies, resize_long_side
-from stylize.render import AUTO_TILE_ONNX, ApplySettings, min_tile
-from stylize.weights import file_sha256
+from stylize.io.images import read_image
+from stylize.apply.torch_backend import Stylizer
+from stylize.apply import graphs
+from stylize.apply.onnx_backend import OnnxStylizer, onnx_backend_applies, resize_long_side
+from stylize.apply.tiling import AUTO_TILE_ONNX, ApplySettings, min_tile
+from stylize.io.weights import file_sha256
 
 REPO = Path(__file__).resolve().parent.parent
 SHIPPED = sorted(p.name for p in (REPO / "weights").glob("*.safetensors"))
@@ -69,7 +69,7 @@ def test_tiles_share_the_whole_images_statistics(engines, tmp_path: Path):
 
 
 def test_resize_matches_torch_in_size(photo):
-    from stylize.imageio import resize_long_side as torch_resize
+    from stylize.io.images import resize_long_side as torch_resize
 
     ours = resize_long_side(photo, 33)
     theirs = torch_resize(torch.from_numpy(photo), 33).numpy()
@@ -220,8 +220,8 @@ def test_a_large_photo_renders_in_passes_of_at_most_a_tile(tiny_model: Path):
 MEMORY_PROBE = """
 import sys
 import numpy as np
-from stylize.onnx_engine import OnnxStylizer
-from stylize.render import ApplySettings
+from stylize.apply.onnx_backend import OnnxStylizer
+from stylize.apply.tiling import ApplySettings
 
 def peak_kb():  # this process's own high-water mark (ru_maxrss would carry the parent's across exec)
     status = open("/proc/self/status").read()

@@ -11,11 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 from conftest import TINY_STYLES
-from stylize import checkpoint
+from stylize.model import checkpoint
 from stylize.cli import app
-from stylize.engine import FastStyleNet
-from stylize.inference import tile_margin, tile_spans
-from stylize.norm import BlendedStats, NormStats, shared_stats
+from stylize.model.engine import FastStyleNet
+from stylize.apply.torch_backend import tile_margin, tile_spans
+from stylize.model.norm import BlendedStats, NormStats, shared_stats
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from stylize import precision as prec
+from stylize.runtime import precision as prec
 from stylize.errors import StylizeError
-from stylize.precision import cpu_flags_have_bf16, training_precision
+from stylize.runtime.precision import cpu_flags_have_bf16, training_precision
 
 CPU, CUDA, MPS = torch.device("cpu"), torch.device("cuda", 0), torch.device("mps")
 
@@ -49,7 +49,7 @@ def test_explicit_choices_the_device_cannot_run_are_one_line_errors(monkeypatch)
 
 
 def test_bf16_autocast_on_cpu_keeps_the_gram_in_fp32():
-    from stylize.loss import gram
+    from stylize.train.loss import gram
 
     features = torch.randn(2, 8, 6, 6)
     with training_precision("bf16", CPU).autocast(CPU):

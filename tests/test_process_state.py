@@ -6,7 +6,7 @@ import subprocess
 import sys
 import textwrap
 
-from stylize.process import own_process
+from stylize.runtime.process import own_process
 
 LIBRARY_USER = textwrap.dedent("""
     import ctypes, pkgutil, importlib
@@ -27,7 +27,7 @@ LIBRARY_USER = textwrap.dedent("""
         if module.name != "__main__":  # that one runs the CLI
             importlib.import_module(f"stylize.{module.name}")
     from stylize import Stylizer
-    from stylize.network import NetConfig, StyleNet
+    from stylize.model.network import NetConfig, StyleNet
     stylizer = Stylizer(StyleNet(NetConfig(channels=(8, 8, 8), n_residual=1)), ["a"], device="cpu")
     stylizer.apply(Image.new("RGB", (40, 32), "orange"))
 
@@ -47,7 +47,7 @@ def test_library_changes_no_global_state():
 def test_cli_owns_the_process(monkeypatch):
     from PIL import Image
 
-    from stylize.settings import EngineOptions
+    from stylize.config import EngineOptions
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     monkeypatch.setenv("STYLIZE_NNPACK", "0")

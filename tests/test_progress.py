@@ -2,8 +2,8 @@
 
 import io
 
-from stylize import progress
-from stylize.progress import Progress
+from stylize.cli import progress
+from stylize.cli.progress import Progress
 
 
 def test_plain_lines_estimate_the_time_left(monkeypatch):

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from conftest import TINY_STYLES, make_photo
 from stylize.cli import app
-from stylize.sheet import GAP
+from stylize.apply.sheet import GAP
 
 
 def test_sheet_shows_the_photo_and_every_style(tiny_model: Path, tmp_path: Path):

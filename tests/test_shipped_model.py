@@ -8,9 +8,9 @@ from conftest import make_photo
 from PIL import Image
 from typer.testing import CliRunner
 
-from stylize import checkpoint
+from stylize.model import checkpoint
 from stylize.cli import app
-from stylize.weights import DEFAULT_MODEL_NAME, WEIGHTS_DIR
+from stylize.io.weights import DEFAULT_MODEL_NAME, WEIGHTS_DIR
 
 SHIPPED = WEIGHTS_DIR / DEFAULT_MODEL_NAME
 SMALL = WEIGHTS_DIR / "stylize-22-small.safetensors"
@@ -48,7 +48,7 @@ def test_apply_uses_them_with_the_short_style_names(tmp_path: Path, monkeypatch,
 
 
 def test_short_model_names_pick_the_shipped_files(tmp_path: Path, monkeypatch):
-    from stylize.weights import SHIPPED_MODELS, resolve_model
+    from stylize.io.weights import SHIPPED_MODELS, resolve_model
 
     monkeypatch.chdir(tmp_path)
     assert resolve_model("default") == SHIPPED and resolve_model("small") == SMALL
@@ -58,13 +58,13 @@ def test_short_model_names_pick_the_shipped_files(tmp_path: Path, monkeypatch):
     assert resolve_model("small") == Path("small")  # a file of that name wins
     monkeypatch.setenv("STYLIZE_MODEL", "small")
     (tmp_path / "small").unlink()
-    from stylize.weights import default_model
+    from stylize.io.weights import default_model
 
     assert default_model() == SMALL
 
 
 def test_short_names_on_the_command_line(tmp_path: Path, monkeypatch):
-    from stylize import weights
+    from stylize.io import weights
 
     monkeypatch.delenv("STYLIZE_MODEL", raising=False)
     listed = runner.invoke(app, ["styles", "-m", "small"])

@@ -1,6 +1,6 @@
 """The contract between the network and the speed engine: same function, computed faster.
 
-:class:`stylize.engine.FastStyleNet` folds norm + affine + ReLU into one batch-norm call,
+:class:`stylize.model.engine.FastStyleNet` folds norm + affine + ReLU into one batch-norm call,
 replaces "upsample, pad, 3x3 conv" by four 2x2 kernels on the small input, runs
 channels-last and NNPACK on CPUs and splits the last 9x9 conv into rows. None of that may
 change the picture: the bar is 40 dB PSNR against the textbook :meth:`StyleNet.forward`;
@@ -15,16 +15,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from stylize.engine import FastStyleNet, conv_by_rows, pad2d, subpixel_kernels, upsample_conv
-from stylize.network import PRESETS, NetConfig, StyleNet
-from stylize.norm import (
+from stylize.model.engine import FastStyleNet, conv_by_rows, pad2d, subpixel_kernels, upsample_conv
+from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.model.norm import (
     ConditionalInstanceNorm2d,
     NormStats,
     conditional_instance_norm,
     instance_norm,
     shared_stats,
 )
-from stylize.settings import EngineOptions
+from stylize.config import EngineOptions
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

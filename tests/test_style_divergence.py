@@ -13,9 +13,9 @@ import pytest
 import torch
 from conftest import make_painting, make_photo, make_tiny_model
 
-from stylize import checkpoint
-from stylize.finetune import Overrides, add_styles, learn_style
-from stylize.settings import TrainSettings
+from stylize.model import checkpoint
+from stylize.train.finetune import Overrides, add_styles, learn_style
+from stylize.config import TrainSettings
 
 pytest.importorskip("onnx")
 TINY = dict(steps=6, image_size=32, batch_size=2, style_size=48, workers=0)
@@ -23,7 +23,7 @@ TINY = dict(steps=6, image_size=32, batch_size=2, style_size=48, workers=0)
 
 def released_model(path: Path) -> Path:
     """A tiny model whose metadata is that of a continued, released run (warm-up from a late step)."""
-    from stylize.vgg import load_vgg
+    from stylize.train.vgg import load_vgg
 
     make_tiny_model(path, ["a", "b"])
     ckpt = checkpoint.load(path)
@@ -67,7 +67,7 @@ def _photos(tmp_path: Path) -> list[Path]:
 
 
 def test_broken_renderings_are_told_from_pictures():
-    from stylize.divergence import broken_rendering
+    from stylize.train.divergence import broken_rendering
 
     blue = torch.zeros(1, 3, 16, 16)
     blue[:, 2] = 1.0
@@ -80,9 +80,9 @@ def test_broken_renderings_are_told_from_pictures():
 
 
 def test_the_guard_keeps_the_last_good_rows_and_refuses_a_jump(model):
-    from stylize.divergence import RowGuard
-    from stylize.finetune import train_only_rows_from, with_new_styles
-    from stylize.train import TrainingDiverged
+    from stylize.train.divergence import RowGuard
+    from stylize.train.finetune import train_only_rows_from, with_new_styles
+    from stylize.train.loop import TrainingDiverged
 
     source = checkpoint.load(model)
     net = with_new_styles(source, ["new"]).net
@@ -103,13 +103,13 @@ def test_the_guard_keeps_the_last_good_rows_and_refuses_a_jump(model):
 
 
 def _always_broken(monkeypatch: pytest.MonkeyPatch) -> None:
-    from stylize import divergence
+    from stylize.train import divergence
 
     monkeypatch.setattr(divergence, "broken_rendering", lambda image: "its rendering is saturated (100% ...)")
 
 
 def test_a_run_that_cannot_recover_caches_nothing_and_says_so(tmp_path, model, monkeypatch, styles_cache):
-    from stylize.train import TrainingDiverged
+    from stylize.train.loop import TrainingDiverged
 
     _always_broken(monkeypatch)
     with pytest.warns(UserWarning, match="going back to step"), \
@@ -136,7 +136,7 @@ def test_add_style_that_cannot_recover_writes_no_model(tmp_path, model, photo_di
 def test_apply_that_cannot_recover_writes_no_image(tmp_path, model, monkeypatch, styles_cache):
     from typer.testing import CliRunner
 
-    from stylize import finetune
+    from stylize.train import finetune
     from stylize.cli import app
 
     _always_broken(monkeypatch)
@@ -150,7 +150,7 @@ def test_apply_that_cannot_recover_writes_no_image(tmp_path, model, monkeypatch,
 
 def test_a_run_that_jumps_goes_back_and_learns_at_a_lower_rate(tmp_path, model, styles_cache, monkeypatch):
     """The loss of step 4 comes out 1000x (once): steps 4.. are redone from the rows after step 3, at 1/4 the rate."""
-    from stylize.divergence import RowGuard
+    from stylize.train.divergence import RowGuard
 
     check, jumped = RowGuard.check_loss, []
 

@@ -7,10 +7,11 @@ import pytest
 import torch
 from conftest import make_painting, make_photo, make_tiny_model
 
-from stylize import checkpoint, finetune
+from stylize.model import checkpoint
+from stylize.train import finetune
 from stylize.errors import StylizeError
-from stylize.finetune import Overrides, learn_style
-from stylize.style_edit import style_row_keys
+from stylize.train.finetune import Overrides, learn_style
+from stylize.model.edits import style_row_keys
 
 pytest.importorskip("onnx")
 QUICK = Overrides(steps=3, image_size=32, batch_size=2, style_size=48)
@@ -122,7 +123,7 @@ def test_bad_inputs_are_one_line_errors_before_any_training(styles_cache, model,
 
 
 def test_photos_to_learn_on_can_be_files_and_folders(photo, photo_dir):
-    from stylize.data import photo_files
+    from stylize.train.data import photo_files
 
     assert photo_files([photo_dir, photo]) == [*sorted(photo_dir.iterdir()), photo]
     assert photo_files(photo_dir) == sorted(photo_dir.iterdir())

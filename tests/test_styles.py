@@ -3,7 +3,7 @@
 import pytest
 
 from stylize.errors import StylizeError
-from stylize.styles import choose, find_style
+from stylize.model.styles import choose, find_style
 
 NAMES = ["starry_night", "great_wave", "the_scream"]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from stylize import checkpoint
-from stylize.data import ContentPhotos
+from stylize.model import checkpoint
+from stylize.train.data import ContentPhotos
 from stylize.errors import StylizeError
-from stylize.train import TrainSettings, TrainingDiverged, train
+from stylize.train.loop import TrainSettings, TrainingDiverged, train
 
 pytest.importorskip("onnx")
 
@@ -24,9 +24,9 @@ def _settings(**overrides) -> TrainSettings:
 
 def _fixed_batch_loss(model_path: Path, style_dir: Path, photo_dir: Path) -> float:
     """Loss of a checkpoint on one fixed batch: comparable across checkpoints, unlike per-step losses."""
-    from stylize.data import load_styles
-    from stylize.loss import PerceptualLoss
-    from stylize.vgg import load_vgg
+    from stylize.train.data import load_styles
+    from stylize.train.loss import PerceptualLoss
+    from stylize.train.vgg import load_vgg
 
     ckpt = checkpoint.load(model_path)
     _, paintings = load_styles(style_dir, 48)
@@ -128,7 +128,7 @@ def test_ctrl_c_saves_and_returns(tmp_path, style_dir, photo_dir):
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, style_dir, photo_dir, monkeypatch):
     out = tmp_path / "m.safetensors"
-    from stylize import loss as loss_module
+    from stylize.train import loss as loss_module
 
     real_forward = loss_module.PerceptualLoss.forward
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from stylize.cli import app
 from stylize.errors import StylizeError
-from stylize.inference import Stylizer
-from stylize.video import VideoSettings, output_size, stylize_video
+from stylize.apply.torch_backend import Stylizer
+from stylize.apply.video import VideoSettings, output_size, stylize_video
 
 av = pytest.importorskip("av")
 from benchmarks.video_stability import (make_clip, mean_change, read_frames, stability,  # noqa: E402  (needs av)
@@ -126,7 +126,7 @@ def test_motion_compensated_change_follows_the_pan_and_catches_trails():
 def test_without_pyav_the_hint_names_commands_that_work(monkeypatch: pytest.MonkeyPatch):
     import sys
 
-    from stylize import video
+    from stylize.apply import video
 
     monkeypatch.setitem(sys.modules, "av", None)
     with pytest.raises(StylizeError) as info:
@@ -146,7 +146,7 @@ def test_a_file_that_appears_at_the_output_while_the_video_renders_is_kept_and_r
         if done == 2:
             out.write_bytes(b"another run's finished video")
 
-    from stylize import batch
+    from stylize.apply import batch
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
     summary = batch.run(stylizer, batch.plan([str(clip)], str(out), stylizer.choose("starry")),

@@ -22,7 +22,7 @@ from conftest import make_photo
 from PIL import Image
 
 import stylize
-from stylize.inference import Stylizer
+from stylize.apply.torch_backend import Stylizer
 
 ROOT = Path(__file__).resolve().parent.parent
 

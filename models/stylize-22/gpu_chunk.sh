@@ -27,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GPU=.gpu
-step_of() { python3 -c "from stylize.checkpoint import read_metadata; print(read_metadata('$1')['step'])"; }
+step_of() { python3 -c "from stylize.model.checkpoint import read_metadata; print(read_metadata('$1')['step'])"; }
 usage="usage: gpu_chunk.sh prepare [INIT] | run|evaluate|all [--dry-run]"
 mode=${1:?$usage}
 
@@ -47,7 +47,7 @@ if [[ $mode == prepare ]]; then
   cp "weights/$MODEL.safetensors" "$GPU/released.safetensors"
   # Every other training photo: ~20 MB, leaving room for the rest under the 64 MiB carry limit.
   ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$GPU/content/"; done
-  python -c "from stylize.vgg import load_vgg; load_vgg()"  # makes sure the converted network is cached
+  python -c "from stylize.train.vgg import load_vgg; load_vgg()"  # makes sure the converted network is cached
   cp "${STYLIZE_CACHE_DIR:-$HOME/.cache/stylize}/vgg16_caffe_relu4_3.safetensors" "$GPU/cache/"
   python -m stylize export "$INIT" -o "$GPU/init.safetensors"
   du -sh "$GPU"

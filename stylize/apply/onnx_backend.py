@@ -1,0 +1,246 @@
+"""Applying styles on a CPU with ONNX Runtime, in a process that never imports PyTorch.
+
+For one photo on a CPU, most of ``stylize apply``'s time and memory went to PyTorch
+itself: importing it takes longer than the small network needs for a 1024 px photo, and
+its libraries dominate the peak memory. ONNX Runtime, numpy and Pillow start in a
+fraction of that. So on a CPU ``apply`` runs the model's ONNX graph
+(:mod:`stylize.model.onnx_export`, the textbook network with its norm statistics as inputs
+and outputs): the shipped models' graphs ship beside them, a user's model gets its graph
+made once and cached (:mod:`stylize.apply.graphs`); applying then loads only ONNX Runtime.
+
+Everything else is what :class:`~stylize.apply.torch_backend.Stylizer` does, on numpy arrays:
+``max_size``, ``strength``, ``preserve_color`` (:mod:`stylize.apply.tiling`), and tiling with
+whole-image statistics: the graph runs once on the whole image (downscaled to the tile
+size) and outputs its statistics, then on every tile with those statistics as its prior
+at weight 1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from dataclasses import dataclass
+from itertools import product
+from pathlib import Path
+from typing import Callable, Mapping
+
+import numpy as np
+from PIL import Image
+
+from .. import DISTRIBUTION
+from ..errors import StylizeError, first_line
+from .graphs import open_graph
+from ..io.images import Photo
+from .tiling import (AUTO_TILE_ONNX, ApplySettings, check_size, keep_chroma, restore_detail, tile_margin,
+                     tile_size_for, tile_spans)
+from ..config import BACKENDS
+from ..model.styles import StyleChoice, choose
+from ..model.header import layer_kind
+from ..io.weights import default_model
+
+
+@dataclass(frozen=True)
+class GraphConfig:
+    """What tiling needs to know of the exported network (from the graph's metadata; see
+    :class:`~stylize.model.network.NetConfig`, which this torch-free side cannot import)."""
+
+    n_residual: int
+    outer_kernel: int
+    full_res: bool
+    upsample: str
+
+    @classmethod
+    def from_json(cls, text: str) -> "GraphConfig":
+        """The config in a graph's metadata; graphs made before the layer kinds existed get the defaults."""
+        config = json.loads(text)
+        return cls(n_residual=int(config["n_residual"]),
+                   **{key: layer_kind(config, key) for key in ("outer_kernel", "full_res", "upsample")})
+
+
+def cpu_only() -> bool:
+    """Whether ``--device auto`` would pick the CPU, told without importing torch.
+
+    It picks CUDA where an NVIDIA driver is loaded and MPS on macOS; this errs toward
+    PyTorch (a driver without a usable GPU), which is slower but renders the same.
+    """
+    return sys.platform != "darwin" and not Path("/proc/driver/nvidia/version").exists()
+
+
+def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
+    """Whether ``apply --backend BACKEND --device DEVICE --precision PRECISION`` runs on ONNX Runtime.
+
+    ``auto`` does on a CPU in fp32, and wherever PyTorch is not installed (the plain
+    install); ``onnx`` insists (and fails clearly where it cannot); ``torch`` never does.
+    """
+    if backend not in BACKENDS:
+        raise StylizeError(f"--backend {backend}: choose one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        return False
+    on_cpu = device == "cpu" or (device == "auto" and cpu_only())
+    if backend == "onnx":
+        if not on_cpu or precision not in ("auto", "fp32"):
+            raise StylizeError("--backend onnx runs on the CPU in fp32 (--device cpu, --precision fp32)")
+        return True
+    from importlib.util import find_spec
+
+    if precision not in ("auto", "fp32") or device not in ("auto", "cpu"):
+        return False
+    return find_spec("torch") is None or (on_cpu and find_spec("onnxruntime") is not None)
+
+
+class OnnxStylizer:
+    """:class:`~stylize.apply.torch_backend.Stylizer`'s rendering on ONNX Runtime, on numpy arrays."""
+
+    arrays = True
+    """Takes photos as numpy arrays (``read_image(..., arrays=True)``)."""
+    precision = "fp32"
+    """The precision the graph runs in (as :attr:`Stylizer.precision <stylize.apply.torch_backend.Stylizer.precision>`)."""
+    device = "cpu"
+
+    def __init__(self, graph: Path | bytes, threads: int | None = None) -> None:
+        """The stylizer of an ONNX graph (a file or its bytes); a one-line error if it is none of ours."""
+        self.session = open_session(graph, threads)
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        """The graph's metadata: styles, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
+        try:
+            self._styles = [str(s) for s in json.loads(self.metadata["styles"])]
+            self.config = GraphConfig.from_json(self.metadata["config"])
+        except (KeyError, ValueError, TypeError, RecursionError) as exc:
+            raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
+        self.on_tile: Callable[[int, int], None] | None = None
+        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
+
+    @classmethod
+    def load(cls, model: str | Path | None = None, threads: int | None = None,
+             on_make: Callable[[Path], None] | None = None) -> "OnnxStylizer":
+        """The stylizer for checkpoint ``model`` (default: the shipped one), from its graph.
+
+        The graph ships beside the model or is cached; else it is made (needs PyTorch),
+        after a call of ``on_make(model)`` (see :func:`stylize.apply.graphs.open_graph`).
+        """
+        def opener(data: bytes) -> tuple[OnnxStylizer, dict[str, str]]:
+            stylizer = cls(data, threads)
+            return stylizer, stylizer.metadata
+
+        return open_graph(Path(model) if model is not None else default_model(), opener, on_make)
+
+    @property
+    def styles(self) -> list[str]:
+        return list(self._styles)
+
+    def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
+        """The renderings ``style`` asks for (see :func:`stylize.model.styles.choose`)."""
+        return choose(style, self._styles)
+
+    def stylize_photo(self, photo: Photo, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Photo:
+        """A decoded photo (numpy pixels) stylized, with its alpha (resized along), ICC profile and EXIF kept."""
+        rgb = self.stylize(np.asarray(photo.rgb, dtype=np.float32), choice, settings)
+        alpha = photo.alpha
+        if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
+            alpha = resize_long_side(np.asarray(alpha, dtype=np.float32), max(rgb.shape[-2:]))
+        return dataclasses.replace(photo, rgb=rgb, alpha=alpha)
+
+    def stylize(self, rgb: np.ndarray, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> np.ndarray:
+        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') (smaller with ``max_size``)."""
+        if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
+            rgb = resize_long_side(rgb, settings.max_size)
+        if settings.strength == 0:
+            return rgb
+        weights = np.asarray([choice.weights], dtype=np.float32)
+        if settings.paints_smaller(rgb.shape[-2:]):
+            small = resize_long_side(rgb, settings.work_size)
+            out = restore_detail(rgb, small, self._render(small, weights, settings), upsample)
+        else:
+            out = self._render(rgb, weights, settings)
+        if settings.preserve_color:
+            out = keep_chroma(rgb, out)
+        return rgb + (out - rgb) * np.float32(settings.strength)
+
+    def _render(self, rgb: np.ndarray, weights: np.ndarray, settings: ApplySettings) -> np.ndarray:
+        """The network whole or tiled."""
+        tile = tile_size_for(settings, self.config, AUTO_TILE_ONNX)
+        if not tile or max(rgb.shape[-2:]) <= tile:
+            return self._run(rgb, weights)[0]
+        return self._tiled(rgb, weights, tile, settings)
+
+    def _run(self, rgb: np.ndarray, weights: np.ndarray,
+             prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One pass: (stylized (3, H, W), mean, var); with ``prior``, normalized by those statistics."""
+        check_size(*rgb.shape[-2:])
+        feed = {"image": np.ascontiguousarray(rgb[None]), "style": weights}
+        if prior is not None:
+            feed.update(prior_mean=prior[0], prior_var=prior[1], prior_weight=np.array(1.0, np.float32))
+        stylized, mean, var = self.session.run(None, feed)
+        return stylized[0], mean, var
+
+    def _tiled(self, rgb: np.ndarray, weights: np.ndarray, tile: int, settings: ApplySettings) -> np.ndarray:
+        """Statistics from the whole (or downscaled) image, then tile by tile, as Stylizer does."""
+        _, height, width = rgb.shape
+        stats_size = tile if settings.stats_size is None else settings.stats_size
+        probe = rgb if not stats_size or max(height, width) <= stats_size else resize_long_side(rgb, stats_size)
+        _, mean, var = self._run(probe, weights)
+        margin = tile_margin(self.config)
+        out = np.empty((3, height, width), np.float32)
+        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
+        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
+            piece = self._run(rgb[:, y0:y1, x0:x1], weights, (mean, var))[0]
+            out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
+            if self.on_tile is not None:
+                self.on_tile(done, len(tiles))
+        return out
+
+
+def open_session(graph: Path | bytes, threads: int | None) -> object:
+    """An ONNX Runtime session of ``graph`` on the CPU, quiet: errors come back as exceptions,
+    never as ONNX Runtime's own log lines on stderr."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise StylizeError(f"the ONNX backend needs onnxruntime: pip install '{DISTRIBUTION}'") from None
+    options = ort.SessionOptions()
+    options.log_severity_level = QUIET
+    if threads:
+        options.intra_op_num_threads = threads
+    source = str(graph) if isinstance(graph, Path) else graph
+    try:
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
+        raise StylizeError(f"{describe(graph)}: not a usable ONNX graph ({first_line(exc)})") from None
+
+
+QUIET = 4
+"""ONNX Runtime's log severity for fatal errors only: a failed call raises, and says why, anyway."""
+
+
+def describe(graph: Path | bytes) -> str:
+    """A graph's name in messages: its file, or what it is."""
+    return str(graph) if isinstance(graph, Path) else "the ONNX graph"
+
+
+def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
+    """(C, H, W) float32 resized so its long side is ``size`` (bilinear, antialiased by Pillow).
+
+    The same output size as :func:`stylize.io.images.resize_long_side`, and nearly the same
+    pixels (both filter with a widened triangle when shrinking).
+    """
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
+              for plane in image.astype(np.float32, copy=False)]
+    return np.clip(np.stack(planes), 0, 1)
+
+
+def upsample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, h, w) float32 -> (C, H, W), bicubic (Pillow)."""
+    height, width = size
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((width, height), Image.BICUBIC))
+                     for plane in image.astype(np.float32, copy=False)])
+
+
+def default_threads() -> int | None:
+    """``OMP_NUM_THREADS`` if set (as PyTorch honours it), else ONNX Runtime's own choice."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None

@@ -1,0 +1,66 @@
+"""Every style of a model on one photo, in a labelled grid, to choose a style by eye."""
+
+from __future__ import annotations
+
+import math
+import textwrap
+from typing import TYPE_CHECKING
+
+from PIL import Image, ImageDraw, ImageFont
+
+from ..errors import StylizeError
+from ..io.images import Photo, tensor_to_pil
+from .tiling import ApplySettings
+from ..config import DEFAULT_MAX_PIXELS
+
+if TYPE_CHECKING:
+    from .torch_backend import Stylizer
+    from .onnx_backend import OnnxStylizer
+
+GAP = 6
+"""Pixels between cells and around the sheet."""
+
+
+def style_sheet(stylizer: Stylizer | OnnxStylizer, photo: Photo, *, cell: int = 256,
+                columns: int | None = None) -> Image.Image:
+    """The photo (first cell) and then every style, each rendered at long side ``cell``, labelled.
+
+    ``columns`` defaults to a near-square grid. Rendering at the cell size (rather than
+    rendering the full photo and shrinking it) shows the strokes at the size the sheet
+    shows them, and keeps a sheet of many styles quick.
+    """
+    choices = stylizer.choose("all")
+    columns = min(columns or math.ceil(math.sqrt(len(choices) + 1)), len(choices) + 1)
+    rows = math.ceil((len(choices) + 1) / columns)
+    label_height = 2 * (max(11, cell // 16) + 4)
+    h, w = photo.rgb.shape[-2:]
+    scale = min(1.0, cell / max(h, w))  # each cell is the photo at most cell px long
+    size = _canvas_size(columns, rows, round(w * scale), round(h * scale), label_height)
+    if size[0] * size[1] > DEFAULT_MAX_PIXELS:
+        raise StylizeError(f"a sheet of {len(choices) + 1} cells, {columns} a row, at --cell {cell} would be "
+                           f"{size[0]}x{size[1]} px ({size[0] * size[1] / 1e6:.0f} Mpx), over the "
+                           f"{DEFAULT_MAX_PIXELS / 1e6:.1f} Mpx an image may have; "
+                           "use a smaller --cell or fewer --columns")
+    # The photo, resized as the styled cells are:
+    unstyled = stylizer.stylize_photo(photo, choices[0], ApplySettings(strength=0.0, max_size=cell))
+    cells = [("photo", tensor_to_pil(unstyled.rgb))]
+    settings = ApplySettings(max_size=cell)
+    for choice in choices:
+        cells.append((choice.label, tensor_to_pil(stylizer.stylize_photo(photo, choice, settings).rgb)))
+    font = ImageFont.load_default(size=max(11, cell // 16))
+    width, height = max(c.width for _, c in cells), max(c.height for _, c in cells)
+    sheet = Image.new("RGB", _canvas_size(columns, rows, width, height, label_height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (label, image) in enumerate(cells):
+        x = GAP + (i % columns) * (width + GAP)
+        y = GAP + (i // columns) * (height + label_height + GAP)
+        sheet.paste(image, (x + (width - image.width) // 2, y + (height - image.height) // 2))
+        text = textwrap.fill(label.replace("_", " "), width=max(8, width // max(6, cell // 28)))
+        draw.multiline_text((x + width // 2, y + height + 2), text, fill="black", font=font, anchor="ma",
+                            align="center")
+    return sheet
+
+
+def _canvas_size(columns: int, rows: int, width: int, height: int, label_height: int) -> tuple[int, int]:
+    """Width and height of a sheet of ``rows`` x ``columns`` cells of ``width`` x ``height`` px, labelled."""
+    return GAP + columns * (width + GAP), GAP + rows * (height + label_height + GAP)

@@ -1,0 +1,182 @@
+"""What a rendering is asked for, and how an image is cut into tiles: the torch-free part.
+
+Shared by the PyTorch renderer (:mod:`stylize.apply.torch_backend`) and the ONNX Runtime one
+(:mod:`stylize.apply.onnx_backend`), which must not import PyTorch: its point is to start fast.
+``keep_chroma`` works on torch tensors and numpy arrays alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+from ..errors import StylizeError
+
+if TYPE_CHECKING:
+    from ..model.network import NetConfig
+
+MIN_SIZE = 8
+"""Smallest input side: the network sees it at 1/4 scale, where a 3x3 reflection pad needs 2 px."""
+
+ALIGN = 4
+"""The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
+
+
+def check_size(height: int, width: int) -> None:
+    """Refuse, in one line, an image too small for the network (on either backend)."""
+    if min(height, width) < MIN_SIZE:
+        raise StylizeError(f"image is {width}x{height} px; the network needs at least {MIN_SIZE} px on each side")
+
+
+AUTO_TILE_OTHER = 2048
+"""Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs);
+on CUDA it follows the free memory (``stylize.apply.memory.auto_tile``)."""
+
+AUTO_TILE_ONNX = 1024
+"""Tile size of the ONNX Runtime path when none is asked for. ONNX Runtime's memory arena
+holds about twice what a pass keeps alive at once, so at PyTorch's 2048 px tiles a
+full-resolution 4000 px photo peaked at over twice the PyTorch path's memory; a quarter of
+the pixels per pass brings it well under, for some more overlap between tiles."""
+
+WORK_SIZE = 1024
+"""Long side (px) the network paints at by default. The network paints strokes of a fixed
+size in pixels, which shrink to an invisible hatching on a large photo seen whole; painted
+at this size, they have the size relative to the photo that they have on a ~1000 px photo,
+whatever its resolution, and :func:`restore_detail` brings the photo's sharpness back."""
+
+LUMA = (0.299, 0.587, 0.114)
+"""ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """How to render a photo, besides the style; checked on creation.
+
+    ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
+    back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
+    photo first so its long side is at most that many pixels. ``tile_size``: tile
+    images whose long side exceeds it (``None``: from the free memory on CUDA, 2048 px
+    elsewhere; 0: never); smaller tiles are used if it runs out of memory.
+    ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
+    tile size; 0: the full image, exact but as memory-hungry as not tiling).
+    ``work_size``: photos longer than this are painted at this long side and brought
+    back to full resolution with their detail (:func:`restore_detail`), so strokes keep
+    their size relative to the photo (0: paint at full resolution, the network's native
+    strokes; smaller: larger strokes).
+    """
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None
+    tile_size: int | None = None
+    stats_size: int | None = None
+    work_size: int = WORK_SIZE
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
+            raise StylizeError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.max_size is not None and self.max_size < 8:
+            raise StylizeError(f"max size must be at least 8 px, got {self.max_size}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
+        if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
+            raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
+        if self.work_size != 0 and not self.work_size >= MIN_SIZE:
+            raise StylizeError(f"work size must be 0 (full resolution) or at least {MIN_SIZE} px, got {self.work_size}")
+
+    def paints_smaller(self, size: tuple[int, int]) -> bool:
+        """Whether an image of ``size`` (H, W) is painted at the working size rather than as is."""
+        return bool(self.work_size) and max(size) > self.work_size
+
+
+def tile_margin(config: NetConfig) -> int:
+    """How far (px, rounded up to a multiple of 4) an output pixel sees into the input.
+
+    The sum over the convolutions of :class:`~stylize.model.network.StyleNet` of each kernel's
+    radius times the scale of its input (1 at full resolution, 2 at half, 4 at quarter).
+    ``johnson``: 9x9 at 1, 3x3 at 1 and 2 going down, two 3x3 at 4 per residual block,
+    3x3 at 2 and 1 going up (after nearest upsampling), 9x9 at 1. Pixel-shuffle upsampling
+    convolves before upsampling (at 4 and 2); without full-resolution ends the first
+    conv strides at 1, the others go down at 2 and 4, and the last works at 2. Plus 4 px
+    for the rounding of the upsampling. Pixels farther than this from a tile's edges do
+    not depend on how the edges were padded.
+    """
+    outer = config.outer_kernel // 2
+    down = (1, 2) if config.full_res else (2, 4)
+    up = (2, 1) if config.full_res and config.upsample == "nearest" else (4, 2)
+    last = 1 if config.full_res else 2
+    radius = outer + sum(down) + 2 * 4 * config.n_residual + sum(up) + outer * last + ALIGN
+    return -(-radius // ALIGN) * ALIGN
+
+
+def tile_spans(length: int, tile: int, margin: int) -> list[tuple[int, int, int, int]]:
+    """Tiles along one axis: (start, end) to render and (keep_start, keep_end) to use.
+
+    Starts are multiples of 4 and neighbours overlap by at least ``2 * margin``; the
+    kept parts meet in the middle of each overlap, so they tile ``[0, length)`` exactly
+    and stay ``margin`` px clear of every edge between tiles. The last tile ends at
+    ``length`` and may be up to 3 px longer than ``tile`` to keep its start aligned.
+    """
+    if length <= tile:
+        return [(0, length, 0, length)]
+    step = (tile - 2 * margin) // ALIGN * ALIGN
+    starts = sorted(set(range(0, length - tile, step)) | {(length - tile) // ALIGN * ALIGN})
+    ends = [start + tile for start in starts[:-1]] + [length]
+    cuts = [0] + [(start + end) // 2 for start, end in zip(starts[1:], ends[:-1], strict=True)] + [length]
+    spans = zip(starts, ends, cuts[:-1], cuts[1:], strict=True)
+    return [(start, end, keep, stop) for start, end, keep, stop in spans if keep < stop]
+
+
+Pixels = TypeVar("Pixels")
+"""A (3, H, W) float image: a torch tensor or a numpy array."""
+
+
+def keep_chroma(photo: Pixels, stylized: Pixels) -> Pixels:
+    """The photo's colours with the stylized image's luminance.
+
+    Swapping Y in YCbCr while keeping Cb and Cr is, because YCbCr is a linear transform
+    of RGB, the same as adding the change in luma to each RGB channel; values pushed
+    outside [0, 1] are clipped.
+    """
+    return (photo + luma(stylized) - luma(photo)).clip(0, 1)
+
+
+def luma(image: Pixels) -> Pixels:
+    """(1, H, W) BT.601 luma of a (3, H, W) image."""
+    return sum(image[c:c + 1] * weight for c, weight in enumerate(LUMA))
+
+
+def restore_detail(photo: Pixels, small_photo: Pixels, small_stylized: Pixels,
+                   upsample: Callable[[Pixels, tuple[int, int]], Pixels]) -> Pixels:
+    """``small_stylized`` (the stylized ``small_photo``) at the size of ``photo``, with its detail.
+
+    The stylized image is upsampled, and the photo's luminance detail finer than the
+    small photo could hold, ``luma(photo) - upsampled luma(small_photo)``, is added to
+    each channel (as :func:`keep_chroma` adds a luma change): the colours and strokes
+    stay the painting's, edges and texture come back as sharp as the photo's.
+    ``upsample(image, (H, W))`` is the backend's (bicubic) resize.
+    """
+    size = tuple(photo.shape[-2:])
+    detail = luma(photo) - upsample(luma(small_photo), size)
+    return (upsample(small_stylized, size) + detail).clip(0, 1)
+
+
+def min_tile(config: NetConfig) -> int:
+    """The smallest useful tile: twice the overlap, so at least half of each tile is kept."""
+    return 4 * tile_margin(config)
+
+
+def tile_size_for(settings: ApplySettings, config: NetConfig, free_tile: int | None = None) -> int:
+    """The tile size in effect (0: never tile), checked against :func:`min_tile`.
+
+    With no ``settings.tile_size``: ``free_tile`` (what the backend's memory holds, where
+    it can be told: the free memory on CUDA, :data:`AUTO_TILE_ONNX` on ONNX Runtime),
+    else :data:`AUTO_TILE_OTHER`.
+    """
+    smallest = min_tile(config)
+    if settings.tile_size is None:
+        return max(free_tile or AUTO_TILE_OTHER, smallest)
+    if 0 < settings.tile_size < smallest:
+        raise StylizeError(f"tile size {settings.tile_size} is too small for this network, whose tiles "
+                           f"overlap by {2 * tile_margin(config)} px; use at least {smallest}")
+    return settings.tile_size

@@ -1,0 +1,338 @@
+"""What a run can be asked to do, each default written once.
+
+Plain dataclasses and constants, without torch, so that the command line shows every
+default in its ``--help`` from here (and ``stylize --help`` stays fast); the library
+modules take them from here too. A checkpoint stores its :class:`TrainSettings`, and
+:meth:`TrainSettings.from_dict` is the one way back from that metadata, with changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import StylizeError
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+"""The loss network's taps, in order."""
+
+DEVICE_KINDS = ("auto", "cpu", "cuda", "mps")
+"""``--device`` values; ``cuda:N`` names one GPU."""
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+"""``--precision`` values, for training and inference alike."""
+
+BACKENDS = ("auto", "torch", "onnx")
+"""``apply --backend`` values: who renders (ONNX Runtime needs no PyTorch)."""
+
+FORMAT_BY_EXTENSION: dict[str, str] = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
+"""The image files stylize reads and writes, by lower-case extension, as Pillow names their format."""
+
+
+def check_device_name(name: str) -> str:
+    """``--device`` lower-cased and checked for its form (whether the device is there is
+    :func:`stylize.runtime.device.choose_device`'s question)."""
+    name = name.strip().lower()
+    kind, _, index = name.partition(":")
+    if kind not in DEVICE_KINDS or (index and (kind != "cuda" or not index.isdigit())):
+        raise StylizeError(f"--device {name}: choose one of {', '.join(DEVICE_KINDS)} (or cuda:N)")
+    return name
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Relative weights of the loss terms, the content layer and each style layer's share."""
+
+    content: float = 1.0
+    style: float = 2.0
+    tv: float = 0.0
+    content_layer: str = "relu2_2"
+    style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.content_layer not in LAYERS:
+            raise StylizeError(f"unknown content layer {self.content_layer!r}; choose one of {', '.join(LAYERS)}")
+        layers = tuple(float(w) for w in self.style_layers)
+        if len(layers) != len(LAYERS) or any(not math.isfinite(w) or w < 0 for w in layers):
+            raise StylizeError(f"style layer weights must be {len(LAYERS)} non-negative numbers "
+                               f"(one per {', '.join(LAYERS)}), got {list(self.style_layers)}")
+        object.__setattr__(self, "style_layers", layers)
+
+    @property
+    def content_index(self) -> int:
+        return LAYERS.index(self.content_layer)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        return data
+
+
+@dataclass
+class TrainSettings:
+    """Everything that shapes a training run; stored in the checkpoint's metadata."""
+
+    steps: int = 40_000
+    batch_size: int = 16
+    image_size: int = 256
+    style_size: int = 512
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.01
+    warmup_steps: int = 0
+    warmup_from: int = 0
+    weights: LossWeights = field(default_factory=LossWeights)
+    preset: str = "johnson"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    preview_every: int = 1000
+    snapshot_every: int = 0
+    """Keep a lean copy of the weights every N steps (0: none), to release an earlier state."""
+    log_every: int = 10
+    workers: int = 4
+    precision: str = "auto"
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["weights"] = self.weights.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, **changes: Any) -> "TrainSettings":
+        """Settings stored in a checkpoint's metadata, with ``changes`` (as :meth:`changed` takes them).
+
+        The one way from a checkpoint back to settings: keys that this version does not
+        know are ignored, keys it misses take the defaults, values of the wrong type or out
+        of range are refused (checkpoints are untrusted).
+        """
+        values = _checked_settings(cls, data, "training settings")
+        values["weights"] = LossWeights(**_checked_settings(LossWeights, values.get("weights", {}), "loss weights"))
+        return cls(**values).changed(**changes)
+
+    def changed(self, style_weight: float | None = None, **changes: Any) -> "TrainSettings":
+        """A copy with ``changes``; ``None`` changes nothing, ``style_weight`` only the style loss's weight."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if style_weight is not None:
+            given["weights"] = dataclasses.replace(self.weights, style=style_weight)
+        return dataclasses.replace(self, **given)
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
+
+        A linear warm-up over ``warmup_steps`` steps from ``warmup_from`` (where the optimizer
+        started fresh: step 0, or the step of a released model training continues from)
+        keeps Adam's first, poorly estimated steps from undoing what the weights know.
+        """
+        lr = cosine_lr(self.lr, self.final_lr_fraction, self.steps, step)
+        if self.warmup_steps > 0:
+            # Never below the first warm-up step's rate: a step before ``warmup_from`` (settings
+            # carried over to a fresh optimizer) would otherwise get a negative rate, and Adam climb the loss.
+            lr *= min(1.0, max(step - self.warmup_from + 1, 1) / self.warmup_steps)
+        return lr
+
+
+def cosine_lr(lr: float, final_fraction: float, steps: int, step: int) -> float:
+    """Cosine decay from ``lr`` at step 0 to ``lr * final_fraction`` at ``steps`` (and after)."""
+    progress = min(step / max(steps, 1), 1.0)
+    floor = lr * final_fraction
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+ADD_STEPS = 2000
+"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
+
+STYLE_LR = 1e-2
+"""Learning rate of new style rows (add-style and on the fly), not the model's own (1e-3 for a
+whole network): with Adam each number moves at most ~lr a step, and gamma/beta must travel
+O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
+"Quality: as good as a network trained on the painting alone?")."""
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """What shapes a distillation run (:mod:`stylize.train.distill`); stored in the student's checkpoint.
+
+    Small crops and batches: on a CPU the step is the teacher's forward pass, which grows
+    with the pixels, and many small steps teach more per hour than few large ones.
+    """
+
+    preset: str = "fast"
+    steps: int = 200_000
+    batch_size: int = 4
+    image_size: int = 160
+    resize: int = 320
+    """Short side the photos are resized to before cropping: crops of a photo at the scale
+    the network paints at (apply paints at 1024 px), not the whole photo shrunk."""
+    lr: float = 1e-3
+    style_lr: float = STYLE_LR
+    """Learning rate of the styles' (gamma, beta) rows: each row learns from 1/22 of the
+    samples only, and must travel O(1) from the identity (see :data:`STYLE_LR`)."""
+    final_lr_fraction: float = 0.05
+    gradient_weight: float = 1.0
+    """Weight of the image-difference L1 (the strokes) beside the pixel L1."""
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, **changes: Any) -> "DistillSettings":
+        """Settings stored in a student's metadata (checked: checkpoints are untrusted), with ``changes``."""
+        return dataclasses.replace(cls(**_checked_settings(cls, data, "distillation settings")), **changes)
+
+    def decay_at(self, step: int) -> float:
+        """The factor every learning rate is multiplied by at ``step``: a cosine from 1 to ``final_lr_fraction``."""
+        return cosine_lr(1.0, self.final_lr_fraction, self.steps, step)
+
+QUICK_CPU = dict(steps=40, image_size=192, batch_size=1, lr=0.025, workers=0)
+"""``apply --style-image`` on a CPU: a first look in well under a minute (VGG16 is most of each step), from
+the nearest shipped style; ``--style-steps`` asks for more. Within one budget of crop pixels, larger crops
+scored better than more of them (the styles are used on large photos), and 0.025 than 0.01 (too slow
+in 40 steps) or 0.1 (noisy): ``benchmarks/style_image_holdout.py``."""
+
+QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
+"""``apply --style-image`` on a GPU: training-size crops, seconds."""
+
+# Pillow's own default (2**30 // 4 // 3, about 89.5 Mpx: a 1 GiB budget at 4 bytes per
+# pixel across 3 channels).  It is familiar to anyone who has met Pillow's warning, and
+# it is already far past what a style network can process on one accelerator (the
+# activations of a 90 Mpx photo need tens of GiB), so a legitimate photo never hits it
+# while a crafted 50 kB PNG claiming 100 000 x 100 000 pixels is refused before any
+# memory is allocated.  Callers lift it with ``max_pixels=0`` (``--max-pixels 0``).
+DEFAULT_MAX_PIXELS: int = 89_478_485
+
+SHEET_CELL = (32, 256, 4096)
+"""``stylize sheet --cell``: the smallest, default and largest long side of a cell, in pixels."""
+
+SHEET_MAX_COLUMNS = 100
+"""``stylize sheet --columns`` at most: wider than any screen or print at the smallest cell."""
+
+DEFAULT_QUALITY: int = 95
+"""JPEG and WebP quality (1-100) of the images stylize writes."""
+
+
+def check_quality(quality: int) -> None:
+    """Refuse a JPEG/WebP quality outside 1-100."""
+    if not 1 <= quality <= 100:
+        raise StylizeError(f"quality must be between 1 and 100, got {quality}")
+
+
+def check_max_pixels(max_pixels: int | None) -> None:
+    """Refuse a negative pixel limit (0 or ``None``: no limit)."""
+    if max_pixels is not None and max_pixels < 0:
+        raise StylizeError(f"max pixels must be 0 (no limit) or positive, got {max_pixels}")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """File-level settings of a run; checked on creation, before any work."""
+
+    quality: int = DEFAULT_QUALITY
+    format: str | None = None
+    overwrite: bool = False
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        check_quality(self.quality)
+        check_max_pixels(self.max_pixels)
+        if self.workers < 0:
+            raise StylizeError(f"workers must be 0 (no background reading) or more, got {self.workers}")
+        if self.format is not None:
+            from .io.images import output_format  # imageio loads torch, which the CLI's --help must not wait for
+
+            output_format(self.format)
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which rewrites :class:`stylize.model.engine.FastStyleNet` may use; the defaults are the fastest measured.
+
+    ``channels_last``: ``None`` chooses (on for CPU inference: oneDNN's convolutions and
+    PyTorch's batch norm are fastest in NHWC there; off for training, where batch norm's
+    per-image split and oneDNN's backward prefer NCHW, and off on CUDA, pending a GPU
+    measurement); ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
+    inference convolutions where it wins (:func:`nnpack_wins`).
+    """
+
+    channels_last: bool | None = None
+    nnpack: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "EngineOptions":
+        """The options ``STYLIZE_CHANNELS_LAST=0|1`` and ``STYLIZE_NNPACK=0`` ask for (for measuring)."""
+        layout = environ.get("STYLIZE_CHANNELS_LAST", "auto").lower()
+        channels_last = True if layout in _ON else False if layout in _OFF else None
+        return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)
+
+
+_AT_LEAST_ONE = frozenset({"steps", "batch_size", "image_size", "resize", "style_size", "checkpoint_every", "preview_every",
+                           "log_every"})
+_ANY_SIGN = frozenset({"seed"})
+
+
+def _checked_settings(cls: type, data: object, what: str) -> dict:
+    """The fields of dataclass ``cls`` found in ``data``, each of its default's type and in range.
+
+    A field whose default is ``None`` (optional) is passed through for ``cls`` to judge.
+    """
+    if not isinstance(data, dict):
+        raise StylizeError(f"checkpoint {what} are {shown(data)}, not a mapping")
+    values = {}
+    for spec in dataclasses.fields(cls):
+        if spec.name not in data:
+            continue
+        value, default = data[spec.name], spec.default
+        if default is not dataclasses.MISSING and default is not None:
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+            elif isinstance(default, int):
+                ok = is_int(value) and (spec.name in _ANY_SIGN or value >= (spec.name in _AT_LEAST_ONE))
+            elif isinstance(default, float):
+                ok = is_number(value) and value >= 0
+            elif isinstance(default, tuple):  # JSON has lists
+                ok = isinstance(value, (list, tuple)) and all(map(is_number, value))
+            else:
+                ok = type(value) is type(default)
+            if not ok:
+                raise StylizeError(f"checkpoint {what}: {spec.name} is {shown(value)}, not a valid "
+                                   f"{type(default).__name__}")
+        values[spec.name] = value
+    return values
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool), as read from JSON."""
+    try:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (JSON ``true`` is a Python int)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def shown(value: Any) -> str:
+    """A value from a file, for a message: escaped, and cut short."""
+    text = json.dumps(value)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -1,0 +1,1 @@
+"""Files: image formats, atomic writes, caches, where the shipped weights live."""

@@ -1,0 +1,1 @@
+"""The network and its checkpoints: architecture, norm layers, styles, edits, ONNX export."""

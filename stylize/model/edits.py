@@ -1,0 +1,104 @@
+"""Editing a checkpoint's styles without training: remove, rename, append learned rows.
+
+With conditional instance norm a style *is* one row of every norm layer's ``weight``
+(gamma) and ``bias`` (beta), both stored as (n_styles, C); every other tensor is shared.
+So removing a style drops a row, appending one adds a row, and the shared weights and
+the other styles' rows stay bit-identical. Every function here returns a new
+:class:`~stylize.model.checkpoint.Checkpoint` and leaves its input untouched.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from torch import Tensor
+
+from .checkpoint import Checkpoint
+from ..errors import StylizeError
+from .network import StyleNet
+from .norm import ConditionalInstanceNorm2d
+from .styles import ALL, check_style_name, forbidden_character, normalize_name
+
+
+def style_row_keys(net: StyleNet) -> list[str]:
+    """State-dict keys of every per-style tensor (each norm's weight and bias), in module order."""
+    return [f"{name}.{param}" for name, module in net.named_modules()
+            if isinstance(module, ConditionalInstanceNorm2d) for param in ("weight", "bias")]
+
+
+def edit_rows(ckpt: Checkpoint, styles: Sequence[str], rows: Callable[[str, Tensor], Tensor]) -> Checkpoint:
+    """A copy of ``ckpt`` whose per-style tensor ``key`` becomes ``rows(key, old)``, named ``styles``.
+
+    The copy has no optimizer state: Adam's moments would no longer match the rows.
+    """
+    state = ckpt.net.state_dict()
+    for key in style_row_keys(ckpt.net):
+        state[key] = rows(key, state[key])
+    net = StyleNet(dataclasses.replace(ckpt.net.config, n_styles=len(styles)))
+    net.load_state_dict(state)
+    net.to(next(ckpt.net.parameters()).device).eval()
+    return dataclasses.replace(ckpt, net=net, styles=list(styles), optimizer_state=None)
+
+
+def name_key(name: str) -> str:
+    """How ``--style`` compares names (case and separators ignored): no two styles may share one."""
+    return normalize_name(name)
+
+
+def check_new_name(name: str, taken: Sequence[str], model: str | Path) -> str:
+    """``name`` stripped, if it is usable as a new style of the model that has ``taken``.
+
+    Names are compared as ``--style`` matches them (case and separators ignored), so
+    that a new name can never make an existing one ambiguous.
+    """
+    name = name.strip()
+    check_style_name(name)
+    clash = [t for t in taken if name_key(t) == name_key(name)]
+    if clash:
+        raise StylizeError(f"style {clash[0]!r} is already in {model}; choose another name "
+                           "(or remove or rename the existing style first)")
+    return name
+
+
+def free_name(stem: str, taken: Sequence[str]) -> str:
+    """``stem`` made a valid, unused style name: bad characters become ``_``, clashes get ``_2``, ``_3``..."""
+    base = "".join("_" if forbidden_character(c) else c for c in stem).strip() or "style"
+    used = {name_key(t) for t in taken} | {ALL}
+    candidates = (base if n == 1 else f"{base}_{n}" for n in range(1, len(used) + 2))
+    return next(c for c in candidates if name_key(c) not in used)
+
+
+def check_output(model: Path, output: Path, *, overwrite: bool = False) -> None:
+    """Refuse to write over the input model, ever, or over any other file unless ``overwrite``."""
+    model, output = Path(model), Path(output)
+    linked = model.exists() and output.exists() and os.path.samefile(model, output)
+    if linked or model.resolve() == output.resolve():
+        raise StylizeError(f"-o {output} is the input model; write to a new file (the input is never modified)")
+    if not overwrite and (output.exists() or output.is_symlink()):
+        raise StylizeError(f"-o {output} already exists; choose a new file, or pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise StylizeError(f"output folder {output.parent} does not exist")
+
+
+def remove_styles(ckpt: Checkpoint, names: Sequence[str]) -> Checkpoint:
+    """``ckpt`` without the styles called ``names`` (exact names, as `stylize styles` lists them)."""
+    unknown = [n for n in names if n not in ckpt.styles]
+    if unknown:
+        raise StylizeError(f"unknown style {unknown[0]!r}; this model has: {', '.join(ckpt.styles)}")
+    keep = [i for i, name in enumerate(ckpt.styles) if name not in names]
+    if not keep:
+        raise StylizeError("cannot remove every style: a model needs at least one")
+    return edit_rows(ckpt, [ckpt.styles[i] for i in keep], lambda key, old: old[keep])
+
+
+def rename_style(ckpt: Checkpoint, old: str, new: str, model: str | Path = "the model") -> Checkpoint:
+    """``ckpt`` with style ``old`` called ``new``; the weights are unchanged."""
+    if old not in ckpt.styles:
+        raise StylizeError(f"unknown style {old!r}; this model has: {', '.join(ckpt.styles)}")
+    others = [name for name in ckpt.styles if name != old]
+    new = check_new_name(new, others, model)
+    return dataclasses.replace(ckpt, styles=[new if name == old else name for name in ckpt.styles],
+                               optimizer_state=None)

@@ -1,0 +1,58 @@
+"""Process-wide state: what only the program that owns the process may change.
+
+Importing stylize changes none of it. The ``stylize`` command makes one call,
+:func:`own_process`, in every command that reads photos or runs a network; a program
+using the library calls what it wants of this module itself. Torch-free, so the CLI
+makes the call before it knows whether PyTorch or ONNX Runtime will render.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+from ..config import EngineOptions
+
+
+def own_process() -> EngineOptions:
+    """Set what the ``stylize`` command sets for its whole process; returns the speed engine's options.
+
+    * Pillow's own pixel limit is switched off: every open checks ``--max-pixels``
+      itself (:func:`stylize.io.images.check_pixels`), so that limit is the only one;
+    * glibc keeps freed memory for reuse (:func:`keep_freed_memory`), unless
+      ``STYLIZE_MALLOC_TUNING=0``;
+    * ``STYLIZE_NNPACK=0`` and ``STYLIZE_CHANNELS_LAST=0|1`` choose the engine's paths,
+      for measuring (:meth:`EngineOptions.from_env`).
+    """
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = None
+    if os.environ.get("STYLIZE_MALLOC_TUNING", "1") != "0":
+        keep_freed_memory()
+    return EngineOptions.from_env()
+
+
+def keep_freed_memory() -> bool:
+    """Make glibc keep freed large blocks for reuse instead of returning them to the OS.
+
+    PyTorch's CPU allocator is plain ``malloc``; glibc serves every block over 32 MB
+    with a fresh ``mmap``, so each large activation is page-faulted in (and zeroed by
+    the kernel) again on every layer of every image, which costs more than the
+    arithmetic around it. Raising ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD`` makes
+    the heap hold on to them, like CUDA's caching allocator does; the cost is that the
+    process keeps its peak memory until it exits. Process-wide, so only a program that
+    owns its process calls it (:func:`own_process` does). Linux/glibc only; returns
+    whether it took.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, ...)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    try:
+        return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
+    except AttributeError:
+        return False

@@ -1,0 +1,1 @@
+"""Training: the loop, adding styles, the perceptual loss, VGG16, data, previews, evaluation."""
