@@ -214,7 +214,8 @@ def _stage_times(photos: list[Path], device: str) -> dict:
     import torch
 
     from stylize import Stylizer
-    from stylize.io.images import read_image, write_image
+    from stylize.io.images import read_image
+    from stylize.io.images import write_image
 
     stylizer = Stylizer.load(device=device)
     choice = stylizer.choose("starry")[0]

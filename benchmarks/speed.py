@@ -110,7 +110,8 @@ class Worker:
     def _stylenet(self, n_styles: int):
         import dataclasses
 
-        from stylize.model.network import PRESETS, StyleNet
+        from stylize.config import PRESETS
+        from stylize.model.network import StyleNet
         from stylize.model.norm import ConditionalInstanceNorm2d
 
         net = StyleNet(dataclasses.replace(PRESETS[self.preset], n_styles=n_styles))

@@ -1,6 +1,6 @@
 """Candidate architectures for the distilled CPU student: ONNX Runtime time and multiply-adds.
 
-Every candidate is a :class:`~stylize.model.network.NetConfig` (so the winner is a preset that
+Every candidate is a :class:`~stylize.config.NetConfig` (so the winner is a preset that
 checkpoints, ``export-onnx`` and ``apply`` handle unchanged), exported with
 :func:`stylize.model.onnx_export.export_onnx` exactly as ``apply`` caches it, then timed in ONNX
 Runtime on one square image with 1 and 2 intra-op threads. Calls are interleaved round by
@@ -25,7 +25,8 @@ import torch
 from torch import nn
 
 from stylize.model.checkpoint import Checkpoint
-from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.config import PRESETS, NetConfig
+from stylize.model.network import StyleNet
 from stylize.model.onnx_export import export_onnx
 
 N_STYLES = 22

@@ -42,7 +42,8 @@ def child(size: int, tile: int, preset: str, threads: int | None) -> dict:
         torch.set_num_threads(threads)
     from stylize.runtime.process import own_process
     from stylize.apply.torch_backend import ApplySettings, Stylizer
-    from stylize.model.network import PRESETS, StyleNet
+    from stylize.config import PRESETS
+    from stylize.model.network import StyleNet
 
     torch.manual_seed(0)
     net = StyleNet(dataclasses.replace(PRESETS[preset], n_styles=1)).eval()

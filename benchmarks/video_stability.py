@@ -38,7 +38,8 @@ from PIL import Image
 
 from benchmarks.speed import DEFAULT_LITE_PYTHON
 from stylize.apply.torch_backend import Stylizer
-from stylize.apply.video import VideoSettings, stylize_video
+from stylize.config import VideoSettings
+from stylize.apply.video import stylize_video
 
 
 def pan_shifts(backdrop_width: int, width: int, frames: int, pan: bool = True) -> list[int]:

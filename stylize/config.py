@@ -1,8 +1,9 @@
-"""What a run can be asked to do, each default written once.
+"""Every default and every fact of the architecture, written once, without torch.
 
-Plain dataclasses and constants, without torch, so that the command line shows every
-default in its ``--help`` from here (and ``stylize --help`` stays fast); the library
-modules take them from here too. A checkpoint stores its :class:`TrainSettings`, and
+Plain dataclasses and constants, so that the command line shows each default in its
+``--help`` from here (and ``stylize --help`` stays fast), and the library takes them from
+here too: nothing restates a number that lives here. The settings are frozen and checked
+on creation. A checkpoint stores its :class:`NetConfig` and :class:`TrainSettings`, and
 :meth:`TrainSettings.from_dict` is the one way back from that metadata, with changes.
 """
 
@@ -17,6 +18,151 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .errors import StylizeError
+from .io.formats import output_format
+
+# ----------------------------------------------------------------------------- the network
+
+MIN_SIZE = 8
+"""Smallest input side: the network sees it at 1/4 scale, where a 3x3 reflection pad needs 2 px."""
+
+ALIGN = 4
+"""The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
+
+
+def check_size(height: int, width: int) -> None:
+    """Refuse, in one line, an image too small for the network (on either backend)."""
+    if min(height, width) < MIN_SIZE:
+        raise StylizeError(f"image is {width}x{height} px; the network needs at least {MIN_SIZE} px on each side")
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """Architecture of a :class:`~stylize.model.network.StyleNet`; saved in checkpoints."""
+
+    channels: tuple[int, int, int] = (32, 64, 128)
+    n_residual: int = 5
+    n_styles: int = 1
+    separable: bool = False
+    """Every 3x3 convolution (all but the first and the last) depthwise-separable: depthwise 3x3, then 1x1."""
+    upsample: str = "nearest"
+    """Upsampling stages: ``nearest`` (upsample, then 3x3 conv) or ``shuffle`` (3x3 conv, then pixel shuffle)."""
+    outer_kernel: int = 9
+    """Kernel size of the first and the last convolution."""
+    full_res: bool = True
+    """Whether the first and the last convolution run at full resolution. If not, the first
+    strides by 2 and the last predicts every 2x2 block of pixels (pixel shuffle), so no
+    feature map is ever at full size; the second stride-2 convolution and the last
+    upsampling stage then keep their resolution, and the depth stays 1/4."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "NetConfig":
+        """The config in ``data``; checkpoints written before the layer kinds existed get the defaults."""
+        return cls(channels=tuple(data["channels"]), n_residual=int(data["n_residual"]), n_styles=int(data["n_styles"]),
+                   separable=bool(data.get("separable", cls.separable)), upsample=data.get("upsample", cls.upsample),
+                   outer_kernel=int(data.get("outer_kernel", cls.outer_kernel)),
+                   full_res=bool(data.get("full_res", cls.full_res)))
+
+
+PRESETS: dict[str, NetConfig] = {
+    "johnson": NetConfig(),
+    "small": NetConfig(channels=(16, 32, 64), n_residual=3),
+    "fast": NetConfig(channels=(16, 32, 64), n_residual=4, separable=True, upsample="shuffle", outer_kernel=3,
+                      full_res=False),
+}
+"""Named architectures: ``johnson`` is the paper's network, ``small`` and ``fast`` are for CPUs
+(``fast`` chosen by measured ONNX Runtime time: ``benchmarks/student_candidates.py``)."""
+
+
+
+# ----------------------------------------------------------------------------- applying
+
+AUTO_TILE_OTHER = 2048
+"""Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs);
+on CUDA it follows the free memory (``stylize.apply.memory.auto_tile``)."""
+
+AUTO_TILE_ONNX = 1024
+"""Tile size of the ONNX Runtime path when none is asked for. ONNX Runtime's memory arena
+holds about twice what a pass keeps alive at once, so at PyTorch's 2048 px tiles a
+full-resolution 4000 px photo peaked at over twice the PyTorch path's memory; a quarter of
+the pixels per pass brings it well under, for some more overlap between tiles."""
+
+WORK_SIZE = 1024
+"""Long side (px) the network paints at by default. The network paints strokes of a fixed
+size in pixels, which shrink to an invisible hatching on a large photo seen whole; painted
+at this size, they have the size relative to the photo that they have on a ~1000 px photo,
+whatever its resolution, and :func:`~stylize.apply.tiling.restore_detail` brings the photo's sharpness back."""
+
+
+@dataclass(frozen=True)
+class ApplySettings:
+    """How to render a photo, besides the style; checked on creation.
+
+    ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
+    back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
+    photo first so its long side is at most that many pixels. ``tile_size``: tile
+    images whose long side exceeds it (``None``: from the free memory on CUDA,
+    :data:`AUTO_TILE_OTHER` elsewhere; 0: never); smaller tiles are used if it runs out of memory.
+    ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
+    tile size; 0: the full image, exact but as memory-hungry as not tiling).
+    ``work_size``: photos longer than this are painted at this long side and brought
+    back to full resolution with their detail (:func:`~stylize.apply.tiling.restore_detail`), so strokes keep
+    their size relative to the photo (0: paint at full resolution, the network's native
+    strokes; smaller: larger strokes).
+    """
+
+    strength: float = 1.0
+    preserve_color: bool = False
+    max_size: int | None = None
+    tile_size: int | None = None
+    stats_size: int | None = None
+    work_size: int = WORK_SIZE
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
+            raise StylizeError(f"strength must be between 0 and 1, got {self.strength}")
+        if self.max_size is not None and self.max_size < MIN_SIZE:
+            raise StylizeError(f"max size must be at least {MIN_SIZE} px, got {self.max_size}")
+        if self.tile_size is not None and self.tile_size < 0:
+            raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
+        if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
+            raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
+        if self.work_size != 0 and not self.work_size >= MIN_SIZE:
+            raise StylizeError(f"work size must be 0 (full resolution) or at least {MIN_SIZE} px, got {self.work_size}")
+
+    def paints_smaller(self, size: tuple[int, int]) -> bool:
+        """Whether an image of ``size`` (H, W) is painted at the working size rather than as is."""
+        return bool(self.work_size) and max(size) > self.work_size
+
+
+DEFAULT_SMOOTHING = 0.9
+"""Weight of the previous frame's norm statistics and still pixels (0: every frame on its own)."""
+
+DEFAULT_CRF = 18
+"""x264/VP9 constant-quality setting: 18 is visually lossless for x264."""
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How to write a video, besides the style and the per-frame settings."""
+
+    smoothing: float = DEFAULT_SMOOTHING
+    crf: int = DEFAULT_CRF
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.smoothing < 1.0:  # 1 would freeze the first frame's statistics for good
+            raise StylizeError(f"smoothing must be at least 0 and below 1, got {self.smoothing}")
+
+
+# ----------------------------------------------------------------------------- training
+
+EVALUATE_SIZE = 256
+"""Long side (px) of the test photos of ``stylize evaluate``: 256 as Johnson et al. compared."""
+
+EVALUATE_BUDGETS = (50, 100, 300)
+"""L-BFGS iteration budgets of ``stylize evaluate``'s Gatys baseline."""
 
 LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 """The loss network's taps, in order."""
@@ -30,16 +176,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "onnx")
 """``apply --backend`` values: who renders (ONNX Runtime needs no PyTorch)."""
 
-FORMAT_BY_EXTENSION: dict[str, str] = {
-    ".jpg": "JPEG",
-    ".jpeg": "JPEG",
-    ".png": "PNG",
-    ".webp": "WEBP",
-    ".bmp": "BMP",
-    ".tif": "TIFF",
-    ".tiff": "TIFF",
-}
-"""The image files stylize reads and writes, by lower-case extension, as Pillow names their format."""
 
 
 def check_device_name(name: str) -> str:
@@ -253,8 +389,6 @@ class BatchOptions:
         if self.workers < 0:
             raise StylizeError(f"workers must be 0 (no background reading) or more, got {self.workers}")
         if self.format is not None:
-            from .io.images import output_format  # imageio loads torch, which the CLI's --help must not wait for
-
             output_format(self.format)
 
 

@@ -101,10 +101,11 @@ TINY_STYLES = ["starry_night", "great_wave", "the_scream"]
 def make_tiny_model(path: Path, styles: list[str] = TINY_STYLES, seed: int = 0, **layers) -> Path:
     """A small untrained checkpoint whose styles differ: every CIN row is perturbed.
 
-    ``layers``: :class:`~stylize.model.network.NetConfig` layer kinds (``separable``, ...), default the paper's.
+    ``layers``: :class:`~stylize.config.NetConfig` layer kinds (``separable``, ...), default the paper's.
     """
     from stylize.model import checkpoint
-    from stylize.model.network import NetConfig, StyleNet
+    from stylize.config import NetConfig
+    from stylize.model.network import StyleNet
     from stylize.model.norm import ConditionalInstanceNorm2d
 
     torch.manual_seed(seed)

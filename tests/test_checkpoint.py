@@ -12,7 +12,8 @@ from stylize.io import atomic
 from stylize.model import checkpoint
 from stylize.errors import StylizeError
 from stylize.model.header import tensor_shapes
-from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.config import PRESETS, NetConfig
+from stylize.model.network import StyleNet
 
 
 def _two_style_net() -> StyleNet:

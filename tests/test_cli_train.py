@@ -67,7 +67,7 @@ def test_option_defaults_are_the_settings_defaults():
     """Every option named like a setting starts from that setting's default (one place for each)."""
     import typer.main
 
-    from stylize.apply.tiling import ApplySettings
+    from stylize.config import ApplySettings
     from stylize.config import BatchOptions, LossWeights, TrainSettings
 
     sources = {"train": [TrainSettings(), LossWeights()], "apply": [BatchOptions(), ApplySettings()]}

@@ -53,7 +53,8 @@ def test_tiles_on_the_gpu_equal_the_whole_image(model):
 
 def test_a_real_out_of_memory_error_is_recovered_from():
     """With this process capped to 1 GiB, a 4096 px johnson pass cannot fit whole; tiles must."""
-    from stylize.model.network import NetConfig, StyleNet
+    from stylize.config import NetConfig
+    from stylize.model.network import StyleNet
 
     torch.manual_seed(0)
     stylizer = Stylizer(StyleNet(NetConfig(n_styles=1)).eval(), ["only"], device=torch.device("cuda"))
@@ -72,7 +73,8 @@ def test_a_real_out_of_memory_error_is_recovered_from():
 
 def test_peak_memory_of_a_pass_is_within_the_planned_headroom():
     """The tile plan assumes a pass needs at most SAFETY x the layout estimate; measure it."""
-    from stylize.model.network import NetConfig, StyleNet
+    from stylize.config import NetConfig
+    from stylize.model.network import StyleNet
 
     stylizer = Stylizer(StyleNet(NetConfig(n_styles=1)).eval(), ["only"], device=torch.device("cuda"))
     image, choice = torch.rand(3, 1024, 1024), stylizer.choose(None)[0]

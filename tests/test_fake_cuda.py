@@ -17,7 +17,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from stylize.apply import torch_backend as inference, memory
 from stylize.errors import StylizeError
 from stylize.apply.torch_backend import ApplySettings, Stylizer
-from stylize.model.network import NetConfig, StyleNet
+from stylize.config import NetConfig
+from stylize.model.network import StyleNet
 from stylize.model.norm import NormStats
 
 

@@ -20,17 +20,11 @@ from PIL import Image, ImageCms
 
 from stylize.io import images as imageio
 from stylize.errors import StylizeError
-from stylize.io.images import (
-    DEFAULT_MAX_PIXELS,
-    SUPPORTED_EXTENSIONS,
-    Photo,
-    output_extension_ok,
-    pil_to_tensor,
-    read_image,
-    tensor_to_pil,
-    write_image,
-    write_image_to,
-)
+from stylize.config import DEFAULT_MAX_PIXELS
+from stylize.io.formats import SUPPORTED_EXTENSIONS, output_extension_ok
+from stylize.io.images import Photo, read_image
+from stylize.io.images import pil_to_tensor, tensor_to_pil
+from stylize.io.images import write_image, write_image_to
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

@@ -14,7 +14,8 @@ from stylize import Stylizer
 from stylize.errors import StylizeError
 from stylize.io.images import read_image
 from stylize.apply.torch_backend import ApplySettings, keep_chroma, tile_margin, tile_spans
-from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.config import PRESETS, NetConfig
+from stylize.model.network import StyleNet
 
 
 @pytest.fixture(scope="module")
@@ -226,7 +227,7 @@ def test_out_of_memory_retries_with_smaller_tiles(stylizer, big, monkeypatch):
         return real(self, x, weights, stats)
 
     monkeypatch.setattr(type(stylizer), "_forward", forward)
-    monkeypatch.setattr("stylize.apply.tiling.AUTO_TILE_OTHER", 400)
+    monkeypatch.setattr("stylize.config.AUTO_TILE_OTHER", 400)
     choice = stylizer.choose("wave")[0]
     out = stylizer.stylize(big, choice)
     assert out.shape == big.shape and torch.isfinite(out).all()

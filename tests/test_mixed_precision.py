@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from stylize.train.loss import PerceptualLoss, gram
-from stylize.model.network import NetConfig, StyleNet
+from stylize.config import NetConfig
+from stylize.model.network import StyleNet
 from stylize.model.norm import ConditionalInstanceNorm2d
 
 

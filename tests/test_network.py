@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from stylize.errors import StylizeError
-from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.config import PRESETS, NetConfig
+from stylize.model.network import StyleNet
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from stylize.io import atomic
 from stylize.apply import batch
 from stylize.model import checkpoint
 from stylize.errors import StylizeError
-from stylize.io.images import read_image, write_image
+from stylize.io.images import read_image
+from stylize.io.images import write_image
 
 ROOT = Path(__file__).resolve().parent.parent
 

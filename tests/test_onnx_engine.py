@@ -21,7 +21,8 @@ from stylize.io.images import read_image
 from stylize.apply.torch_backend import Stylizer
 from stylize.apply import graphs
 from stylize.apply.onnx_backend import OnnxStylizer, onnx_backend_applies, resize_long_side
-from stylize.apply.tiling import AUTO_TILE_ONNX, ApplySettings, min_tile
+from stylize.config import AUTO_TILE_ONNX, ApplySettings
+from stylize.apply.tiling import min_tile
 from stylize.io.weights import file_sha256
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from stylize.model.engine import FastStyleNet, conv_by_rows, pad2d, subpixel_kernels, upsample_conv
-from stylize.model.network import PRESETS, NetConfig, StyleNet
+from stylize.config import PRESETS, NetConfig
+from stylize.model.network import StyleNet
 from stylize.model.norm import (
     ConditionalInstanceNorm2d,
     NormStats,

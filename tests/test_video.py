@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 from stylize.cli import app
 from stylize.errors import StylizeError
 from stylize.apply.torch_backend import Stylizer
-from stylize.apply.video import VideoSettings, output_size, stylize_video
+from stylize.config import VideoSettings
+from stylize.apply.video import output_size, stylize_video
 
 av = pytest.importorskip("av")
 from benchmarks.video_stability import (make_clip, mean_change, read_frames, stability,  # noqa: E402  (needs av)

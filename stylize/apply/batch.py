@@ -36,13 +36,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 
-from ..io.atomic import NAME_MAX
+from ..config import ApplySettings, BatchOptions, VideoSettings
 from ..errors import StylizeError
-from ..io.images import SUPPORTED_EXTENSIONS, Photo, output_extension_ok, read_image, write_image, write_image_to
-from .tiling import ApplySettings
-from ..config import BatchOptions
+from ..io.atomic import NAME_MAX
+from ..io.formats import SUPPORTED_EXTENSIONS, output_extension_ok
+from ..io.images import Photo, read_image, write_image, write_image_to
 from ..model.styles import StyleChoice
-from .video import VideoSettings, is_video, stylize_video
+from .video import is_video, stylize_video
 
 if TYPE_CHECKING:
     from .torch_backend import Stylizer

@@ -26,11 +26,11 @@ import warnings
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 
-from ..io.atomic import write_atomically
 from ..errors import StylizeError
-from ..runtime.extras import require
-from ..model.header import read_header
+from ..io.atomic import write_atomically
 from ..io.weights import cache_dir, file_sha256
+from ..model.header import read_header
+from ..runtime.extras import require
 
 GRAPH_VERSION = 3
 """The layout of the exported graph (inputs, outputs, metadata): bump when it changes."""

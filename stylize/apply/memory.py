@@ -15,7 +15,7 @@ import math
 
 import torch
 
-from ..model.network import NetConfig
+from ..config import NetConfig
 
 ALLOCATION_FAILURES = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED",
                        "can't allocate memory")

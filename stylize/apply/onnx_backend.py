@@ -30,21 +30,20 @@ import numpy as np
 from PIL import Image
 
 from .. import DISTRIBUTION
+from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError, first_line
-from .graphs import open_graph
 from ..io.images import Photo
-from .tiling import (AUTO_TILE_ONNX, ApplySettings, check_size, keep_chroma, restore_detail, tile_margin,
-                     tile_size_for, tile_spans)
-from ..config import BACKENDS
-from ..model.styles import StyleChoice, choose
-from ..model.header import layer_kind
 from ..io.weights import default_model
+from ..model.header import layer_kind
+from ..model.styles import StyleChoice, choose
+from .graphs import open_graph
+from .tiling import keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
 
 
 @dataclass(frozen=True)
 class GraphConfig:
     """What tiling needs to know of the exported network (from the graph's metadata; see
-    :class:`~stylize.model.network.NetConfig`, which this torch-free side cannot import)."""
+    :class:`~stylize.config.NetConfig`, which this torch-free side cannot import)."""
 
     n_residual: int
     outer_kernel: int

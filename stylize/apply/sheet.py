@@ -8,10 +8,9 @@ from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
+from ..config import DEFAULT_MAX_PIXELS, SHEET_CELL, ApplySettings
 from ..errors import StylizeError
 from ..io.images import Photo, tensor_to_pil
-from .tiling import ApplySettings
-from ..config import DEFAULT_MAX_PIXELS
 
 if TYPE_CHECKING:
     from .torch_backend import Stylizer
@@ -21,7 +20,7 @@ GAP = 6
 """Pixels between cells and around the sheet."""
 
 
-def style_sheet(stylizer: Stylizer | OnnxStylizer, photo: Photo, *, cell: int = 256,
+def style_sheet(stylizer: Stylizer | OnnxStylizer, photo: Photo, *, cell: int = SHEET_CELL[1],
                 columns: int | None = None) -> Image.Image:
     """The photo (first cell) and then every style, each rendered at long side ``cell``, labelled.
 

@@ -7,89 +7,23 @@ Shared by the PyTorch renderer (:mod:`stylize.apply.torch_backend`) and the ONNX
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, TypeVar
+from typing import Callable, Protocol, TypeVar
 
+from ..config import ALIGN, AUTO_TILE_OTHER, ApplySettings
 from ..errors import StylizeError
 
-if TYPE_CHECKING:
-    from ..model.network import NetConfig
 
-MIN_SIZE = 8
-"""Smallest input side: the network sees it at 1/4 scale, where a 3x3 reflection pad needs 2 px."""
+class Network(Protocol):
+    """What tiling needs to know of a network: its depth (a checkpoint's or an ONNX graph's config)."""
 
-ALIGN = 4
-"""The network downsamples by 4; tiles start on multiples of it to keep the same pixel grid."""
+    n_residual: int
 
-
-def check_size(height: int, width: int) -> None:
-    """Refuse, in one line, an image too small for the network (on either backend)."""
-    if min(height, width) < MIN_SIZE:
-        raise StylizeError(f"image is {width}x{height} px; the network needs at least {MIN_SIZE} px on each side")
-
-
-AUTO_TILE_OTHER = 2048
-"""Tile size when none is asked for and the free memory cannot be told (CPUs, Apple GPUs);
-on CUDA it follows the free memory (``stylize.apply.memory.auto_tile``)."""
-
-AUTO_TILE_ONNX = 1024
-"""Tile size of the ONNX Runtime path when none is asked for. ONNX Runtime's memory arena
-holds about twice what a pass keeps alive at once, so at PyTorch's 2048 px tiles a
-full-resolution 4000 px photo peaked at over twice the PyTorch path's memory; a quarter of
-the pixels per pass brings it well under, for some more overlap between tiles."""
-
-WORK_SIZE = 1024
-"""Long side (px) the network paints at by default. The network paints strokes of a fixed
-size in pixels, which shrink to an invisible hatching on a large photo seen whole; painted
-at this size, they have the size relative to the photo that they have on a ~1000 px photo,
-whatever its resolution, and :func:`restore_detail` brings the photo's sharpness back."""
 
 LUMA = (0.299, 0.587, 0.114)
 """ITU-R BT.601 luma weights, as in JPEG's YCbCr."""
 
 
-@dataclass(frozen=True)
-class ApplySettings:
-    """How to render a photo, besides the style; checked on creation.
-
-    ``strength`` in [0, 1] blends the stylized image with the photo (0 gives the photo
-    back). ``preserve_color`` keeps the photo's chroma. ``max_size`` downscales the
-    photo first so its long side is at most that many pixels. ``tile_size``: tile
-    images whose long side exceeds it (``None``: from the free memory on CUDA, 2048 px
-    elsewhere; 0: never); smaller tiles are used if it runs out of memory.
-    ``stats_size`` is the long side of the statistics pass when tiling (``None``: the
-    tile size; 0: the full image, exact but as memory-hungry as not tiling).
-    ``work_size``: photos longer than this are painted at this long side and brought
-    back to full resolution with their detail (:func:`restore_detail`), so strokes keep
-    their size relative to the photo (0: paint at full resolution, the network's native
-    strokes; smaller: larger strokes).
-    """
-
-    strength: float = 1.0
-    preserve_color: bool = False
-    max_size: int | None = None
-    tile_size: int | None = None
-    stats_size: int | None = None
-    work_size: int = WORK_SIZE
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
-            raise StylizeError(f"strength must be between 0 and 1, got {self.strength}")
-        if self.max_size is not None and self.max_size < 8:
-            raise StylizeError(f"max size must be at least 8 px, got {self.max_size}")
-        if self.tile_size is not None and self.tile_size < 0:
-            raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
-        if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
-            raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
-        if self.work_size != 0 and not self.work_size >= MIN_SIZE:
-            raise StylizeError(f"work size must be 0 (full resolution) or at least {MIN_SIZE} px, got {self.work_size}")
-
-    def paints_smaller(self, size: tuple[int, int]) -> bool:
-        """Whether an image of ``size`` (H, W) is painted at the working size rather than as is."""
-        return bool(self.work_size) and max(size) > self.work_size
-
-
-def tile_margin(config: NetConfig) -> int:
+def tile_margin(config: Network) -> int:
     """How far (px, rounded up to a multiple of 4) an output pixel sees into the input.
 
     The sum over the convolutions of :class:`~stylize.model.network.StyleNet` of each kernel's
@@ -161,17 +95,17 @@ def restore_detail(photo: Pixels, small_photo: Pixels, small_stylized: Pixels,
     return (upsample(small_stylized, size) + detail).clip(0, 1)
 
 
-def min_tile(config: NetConfig) -> int:
+def min_tile(config: Network) -> int:
     """The smallest useful tile: twice the overlap, so at least half of each tile is kept."""
     return 4 * tile_margin(config)
 
 
-def tile_size_for(settings: ApplySettings, config: NetConfig, free_tile: int | None = None) -> int:
+def tile_size_for(settings: ApplySettings, config: Network, free_tile: int | None = None) -> int:
     """The tile size in effect (0: never tile), checked against :func:`min_tile`.
 
     With no ``settings.tile_size``: ``free_tile`` (what the backend's memory holds, where
-    it can be told: the free memory on CUDA, :data:`AUTO_TILE_ONNX` on ONNX Runtime),
-    else :data:`AUTO_TILE_OTHER`.
+    it can be told: the free memory on CUDA, :data:`~stylize.config.AUTO_TILE_ONNX` on ONNX Runtime),
+    else :data:`~stylize.config.AUTO_TILE_OTHER`.
     """
     smallest = min_tile(config)
     if settings.tile_size is None:

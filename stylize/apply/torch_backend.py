@@ -31,7 +31,7 @@ Four things here go beyond calling the network:
   failed pass's memory freed, and the image retried (:meth:`Stylizer._render`).
 * **Stroke size.** The network paints strokes of a fixed size in pixels: on a 4000 px
   photo they shrink to an invisible hatching once the photo is seen whole. So photos
-  longer than the working size (:data:`~stylize.apply.tiling.WORK_SIZE`, 1024 px) are painted
+  longer than the working size (:data:`~stylize.config.WORK_SIZE`) are painted
   at that size and brought back to full resolution by
   :func:`~stylize.apply.tiling.restore_detail`: the painting is upsampled and the photo's own
   fine luminance detail, which the downscaling took away, is added back. At screen size
@@ -56,19 +56,18 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..model import checkpoint
-from ..runtime.device import resolve_device
-from ..model.engine import FastStyleNet
+from ..config import ALIGN, WORK_SIZE, ApplySettings, EngineOptions
 from ..errors import StylizeError
 from ..io.images import Photo, photo_from_pil, read_image, resize_long_side, tensor_to_pil
-from .memory import auto_tile, is_out_of_memory, release
+from ..model import checkpoint
+from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
 from ..model.norm import NormStats, shared_stats
-from ..runtime.precision import HALF_DTYPES, check_precision, cuda_has_bf16
-from .tiling import (ALIGN, WORK_SIZE, ApplySettings, keep_chroma, min_tile, restore_detail, tile_margin,
-                     tile_size_for, tile_spans)
-from ..config import EngineOptions
 from ..model.styles import StyleChoice, choose
+from ..runtime.device import resolve_device
+from ..runtime.precision import HALF_DTYPES, check_precision, cuda_has_bf16
+from .memory import auto_tile, is_out_of_memory, release
+from .tiling import keep_chroma, min_tile, restore_detail, tile_margin, tile_size_for, tile_spans
 
 
 class Stylizer:
@@ -123,7 +122,7 @@ class Stylizer:
         ``style`` is a name, a unique prefix, a mix (``"starry:0.7,wave:0.3"`` or a
         dict) or ``None`` for a one-style model. Returns an RGB PIL image, RGBA when
         the input had alpha, carrying the input's ICC profile. ``work_size`` sets the
-        stroke size (see :class:`~stylize.apply.tiling.ApplySettings`).
+        stroke size (see :class:`~stylize.config.ApplySettings`).
         """
         choices = self.choose(style)
         if len(choices) != 1:
@@ -180,7 +179,7 @@ class Stylizer:
         """The tile size to start with (0: never tile), checked against :attr:`min_tile`.
 
         Unless ``settings`` ask for one: what fits the free memory (CUDA, see
-        :func:`stylize.apply.memory.auto_tile`), else :data:`stylize.apply.tiling.AUTO_TILE_OTHER`.
+        :func:`stylize.apply.memory.auto_tile`), else :data:`stylize.config.AUTO_TILE_OTHER`.
         Never above :attr:`tile_cap`, the size that last had to be fallen back to.
         """
         free_tile = None

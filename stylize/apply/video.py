@@ -26,14 +26,13 @@ it bundles FFmpeg.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from ..io.atomic import replace_atomically
+from ..config import ApplySettings, VideoSettings
 from ..errors import StylizeError
-from .tiling import ApplySettings
+from ..io.atomic import replace_atomically
 from ..model.styles import StyleChoice
 
 if TYPE_CHECKING:
@@ -50,31 +49,12 @@ CODECS = {"webm": ("libvpx-vp9", "libvpx")}
 """Video encoders to try by container, in order; others use :data:`DEFAULT_CODECS`."""
 DEFAULT_CODECS = ("libx264", "mpeg4")
 
-DEFAULT_SMOOTHING = 0.9
-"""Weight of the previous frame's norm statistics and still pixels (0: every frame on its own)."""
-
 STILL_CHANGE = 0.06
 """Mean absolute change over a 5x5 neighbourhood (of full scale, channels averaged) below
 which a pixel counts as still: above sensor noise (3 levels of 255 averages to ~0.015),
 below an edge moving by a pixel."""
 
 STILL_WINDOW = 5
-
-DEFAULT_CRF = 18
-"""x264/VP9 constant-quality setting: 18 is visually lossless for x264."""
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """How to write a video, besides the style and the per-frame settings."""
-
-    smoothing: float = DEFAULT_SMOOTHING
-    crf: int = DEFAULT_CRF
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.smoothing < 1.0:  # 1 would freeze the first frame's statistics for good
-            raise StylizeError(f"smoothing must be at least 0 and below 1, got {self.smoothing}")
-
 
 def is_video(path: str | Path) -> bool:
     """Whether ``path`` names a video by its extension."""

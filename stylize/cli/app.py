@@ -21,13 +21,14 @@ from typing import TYPE_CHECKING, Annotated, Callable, Iterator, Optional
 import typer
 
 from .. import __version__
+from ..config import (ADD_STEPS, AUTO_TILE_ONNX, AUTO_TILE_OTHER, BACKENDS, DEVICE_KINDS, EVALUATE_BUDGETS,
+                      EVALUATE_SIZE, PRECISIONS, QUICK_CPU, SHEET_CELL, SHEET_MAX_COLUMNS, STYLE_LR, ApplySettings,
+                      BatchOptions, DistillSettings, EngineOptions, LossWeights, TrainSettings, VideoSettings,
+                      check_device_name)
 from ..errors import StylizeError, first_line, printable
+from ..io.formats import FORMAT_BY_EXTENSION
 from ..runtime.extras import missing_extra, provides, require
 from ..runtime.process import own_process
-from ..apply.tiling import AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings
-from ..config import (ADD_STEPS, BACKENDS, DEVICE_KINDS, FORMAT_BY_EXTENSION, PRECISIONS, QUICK_CPU, SHEET_CELL,
-                      SHEET_MAX_COLUMNS, STYLE_LR, BatchOptions, DistillSettings, EngineOptions, LossWeights,
-                      TrainSettings, check_device_name)
 from .progress import Progress, Verbosity
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from ..apply.onnx_backend import OnnxStylizer
     from ..train.loop import StepReport, TrainResult
 
-TRAIN, LOSS, FILES, RENDER = TrainSettings(), LossWeights(), BatchOptions(), ApplySettings()
+TRAIN, LOSS, FILES, RENDER, VIDEO = TrainSettings(), LossWeights(), BatchOptions(), ApplySettings(), VideoSettings()
 DISTILL = DistillSettings()
 """The defaults every option shows and starts from (:mod:`stylize.config` holds them)."""
 
@@ -768,9 +769,11 @@ def evaluate(
     model: ModelOption = None,
     styles_dir: Path = typer.Option(..., "--styles", help="Folder of the paintings the model was trained on."),
     photos: Path = typer.Option(..., "--photos", help="Folder of test photos."),
-    size: int = typer.Option(256, min=32, help="Long side of the test photos (256: as Johnson et al.; "
-                                                "128 for a quick check, where L-BFGS converges sooner)."),
-    iterations: str = typer.Option("50,100,300", help="L-BFGS budgets of the Gatys baseline, comma-separated."),
+    size: int = typer.Option(EVALUATE_SIZE, min=32, help=f"Long side of the test photos ({EVALUATE_SIZE}: as "
+                                                          "Johnson et al.; 128 for a quick check, where L-BFGS "
+                                                          "converges sooner)."),
+    iterations: str = typer.Option(",".join(map(str, EVALUATE_BUDGETS)),
+                                   help="L-BFGS budgets of the Gatys baseline, comma-separated."),
     limit: Optional[int] = typer.Option(None, min=1, help="Use only the first N photos (quick runs)."),
     only: Optional[str] = typer.Option(None, help="Comma-separated style names (default: every style found)."),
     compare: Optional[Path] = typer.Option(None, help="A previous checkpoint to compare with, style by style, "
@@ -809,7 +812,8 @@ def evaluate(
         try:
             budgets = sorted({int(b) for b in iterations.split(",")})
         except ValueError:
-            raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. 50,100,300")
+            raise StylizeError(f"--iterations {iterations!r}: expected comma-separated integers, e.g. "
+                               f"{','.join(map(str, EVALUATE_BUDGETS))}")
         if not 1 <= budgets[0] <= budgets[-1] <= MAX_BUDGET:
             raise StylizeError(f"--iterations {iterations!r}: each budget must be 1 to {MAX_BUDGET} L-BFGS iterations")
     with user_errors():
@@ -903,7 +907,7 @@ def apply(
         "auto", case_sensitive=False, help="auto (ONNX Runtime on a CPU when onnxruntime and onnx are installed: starts without "
                      "PyTorch; else PyTorch), torch or onnx."),
     smoothing: float = typer.Option(
-        0.9, help="Videos: weight of the previous frame's normalization statistics, 0 to below 1; "
+        VIDEO.smoothing, help="Videos: weight of the previous frame's normalization statistics, 0 to below 1; "
                   "steadies colours from frame to frame (0: every frame on its own)."),
     quiet: Quiet = False,
     verbose: Verbose = False,
@@ -926,7 +930,8 @@ def apply(
     """
     from ..apply import batch, onnx_backend as onnx_engine
     from ..runtime import distributed
-    from ..apply.video import VideoSettings, is_video
+    from ..config import VideoSettings
+    from ..apply.video import is_video
 
     stdout = typer.get_binary_stream("stdout")
     to_stdout = output == batch.STDIO or (output is None and inputs == [batch.STDIO])
@@ -1023,7 +1028,8 @@ def sheet(
 
       stylize sheet photo.jpg -o mine.png -m my-styles.safetensors --cell 192 --columns 6
     """
-    from ..io.images import output_extension_ok, read_image
+    from ..io.formats import output_extension_ok
+    from ..io.images import read_image
     from ..apply.onnx_backend import onnx_backend_applies
     from ..apply.sheet import style_sheet
 

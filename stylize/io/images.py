@@ -32,9 +32,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from stylize.io.atomic import write_atomically, write_failure
-from stylize.errors import StylizeError
-from stylize.config import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, FORMAT_BY_EXTENSION, check_max_pixels, check_quality
+from ..config import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, check_max_pixels, check_quality
+from ..errors import StylizeError
+from .atomic import write_atomically, write_failure
+from .formats import ALPHA_FORMATS, EXIF_FORMATS, EXTENSION_LIST, ICC_FORMATS, QUALITY_FORMATS, resolve_format
 
 if TYPE_CHECKING:
     import torch
@@ -45,12 +46,8 @@ except ImportError:  # Pillow built without littlecms: CMYK falls back to a naiv
     ImageCms = None  # type: ignore[assignment]
 
 __all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "SUPPORTED_EXTENSIONS",
     "Photo",
     "check_pixels",
-    "output_extension_ok",
-    "output_format",
     "pil_to_tensor",
     "read_image",
     "resize_long_side",
@@ -65,20 +62,6 @@ __all__ = [
 # the program that owns the process.  Every open here checks ``max_pixels`` itself, from
 # the header, before any pixel is decoded (:func:`check_pixels`); the CLI, which enforces
 # ``--max-pixels`` that way, switches Pillow's guard off so that its limit is the only one.
-
-_FORMAT_BY_EXTENSION = FORMAT_BY_EXTENSION
-
-#: Lower-case extensions (with the dot) that input discovery treats as images.
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset(_FORMAT_BY_EXTENSION)
-
-_EXTENSION_LIST = ", ".join(sorted(SUPPORTED_EXTENSIONS))
-
-# Formats whose files can carry each extra; the rest silently go without, because
-# refusing to write a BMP just because the photo had EXIF would help nobody.
-_ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
-_ICC_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
-_EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
-_QUALITY_FORMATS = frozenset({"JPEG", "WEBP"})
 
 # Modes carrying alpha; palette and L/RGB images may instead have a "transparency"
 # entry (PNG tRNS), which convert("RGBA") also honours.
@@ -113,14 +96,6 @@ class Photo:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     format: str | None = None
-
-
-def output_extension_ok(path: str | Path) -> bool:
-    """Whether ``write_image`` can infer a format from ``path``'s extension.
-
-    Lets a CLI reject ``-o out.gif`` before spending minutes on the network.
-    """
-    return Path(path).suffix.lower() in _FORMAT_BY_EXTENSION
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -251,7 +226,7 @@ def write_image(
     appears while encoding (another run finished it first), and ``False`` is returned.
     """
     path = Path(path)
-    data = _encode(rgb, alpha, _resolve_format(path, format), quality, icc_profile, exif, path)
+    data = _encode(rgb, alpha, resolve_format(path, format), quality, icc_profile, exif, path)
     try:
         return write_atomically(path, data, replace=overwrite)
     except IsADirectoryError as exc:
@@ -280,7 +255,7 @@ def write_image_to(
     whole file or, if the reader goes away, nothing more; ``name`` labels the stream in
     error messages.
     """
-    data = _encode(rgb, alpha, _resolve_format(None, format), quality, icc_profile, exif, name)
+    data = _encode(rgb, alpha, resolve_format(None, format), quality, icc_profile, exif, name)
     try:
         _write_whole(stream, data)
         stream.flush()
@@ -345,7 +320,7 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
         img = Image.open(fp)
     except UnidentifiedImageError as exc:
         raise StylizeError(
-            f"{label}: not a readable image (expected one of {_EXTENSION_LIST})"
+            f"{label}: not a readable image (expected one of {EXTENSION_LIST})"
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise StylizeError(
@@ -486,35 +461,13 @@ def _uint8_to_array(arr: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 
-def output_format(format: str) -> str:
-    """Pillow's format name for a user's ``jpg``, ``.png``, ``TIFF``...; unknown ones are refused."""
-    key = "." + format.lower().lstrip(".")
-    if key not in _FORMAT_BY_EXTENSION:
-        raise StylizeError(f"unknown output format {format!r}; use one of {_EXTENSION_LIST}")
-    return _FORMAT_BY_EXTENSION[key]
-
-
-def _resolve_format(path: Path | None, format: str | None) -> str:
-    """Pillow format name from an explicit ``format`` or else from the extension."""
-    if format is not None:
-        return output_format(format)
-    assert path is not None
-    fmt = _FORMAT_BY_EXTENSION.get(path.suffix.lower())
-    if fmt is None:
-        shown = path.suffix or "no extension"
-        raise StylizeError(
-            f"{path}: cannot tell the output format from {shown!r}; use one of {_EXTENSION_LIST}"
-        )
-    return fmt
-
-
 def _prepare(rgb: torch.Tensor | np.ndarray, alpha: torch.Tensor | np.ndarray | None, fmt: str) -> Image.Image:
     """Build the Pillow image to encode, attaching alpha when ``fmt`` can hold it."""
     rgb = _as_array(rgb)
     if not np.issubdtype(rgb.dtype, np.floating):
         raise ValueError(f"expected a float tensor in [0, 1], got dtype {rgb.dtype}")
     img = tensor_to_pil(rgb)
-    if alpha is not None and fmt in _ALPHA_FORMATS:
+    if alpha is not None and fmt in ALPHA_FORMATS:
         if alpha.ndim == 3 and alpha.shape[0] == 1:
             alpha = alpha[0]
         if tuple(alpha.shape) != tuple(rgb.shape[1:]):
@@ -531,11 +484,11 @@ def _save_options(
     """Keyword arguments for ``Image.save``, limited to what ``fmt`` supports."""
     check_quality(quality)
     options: dict[str, object] = {}
-    if fmt in _QUALITY_FORMATS:
+    if fmt in QUALITY_FORMATS:
         options["quality"] = quality
-    if icc_profile and fmt in _ICC_FORMATS:
+    if icc_profile and fmt in ICC_FORMATS:
         options["icc_profile"] = icc_profile
-    if exif and fmt in _EXIF_FORMATS:
+    if exif and fmt in EXIF_FORMATS:
         options["exif"] = exif
     return options
 

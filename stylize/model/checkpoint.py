@@ -24,11 +24,11 @@ from safetensors.torch import save as serialize
 from torch import Tensor
 
 from .. import __version__
-from ..io.atomic import write_atomically, write_failure
+from ..config import NetConfig, is_number, shown
 from ..errors import StylizeError, first_line
-from .network import NetConfig, StyleNet
+from ..io.atomic import write_atomically, write_failure
 from .header import FORMAT, FORMAT_VERSION, META_KEY, TRAIN_PREFIX, read_header
-from ..config import is_number, shown
+from .network import StyleNet
 
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from torch import Tensor
 
-from .checkpoint import Checkpoint
 from ..errors import StylizeError
+from .checkpoint import Checkpoint
 from .network import StyleNet
 from .norm import ConditionalInstanceNorm2d
 from .styles import ALL, check_style_name, forbidden_character, normalize_name

@@ -33,9 +33,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..config import EngineOptions
 from .network import ConvNormAct, ResidualBlock, StyleNet
 from .norm import conditional_instance_norm
-from ..config import EngineOptions
 
 class FastStyleNet(nn.Module):
     """``FastStyleNet(net)(x, style)`` equals ``net(x, style)``, computed faster.

@@ -17,10 +17,10 @@ from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
-from ..errors import StylizeError, first_line
 from ..config import is_int, shown
-from .styles import check_style_name, normalize_name
+from ..errors import StylizeError, first_line
 from ..io.weights import check_model_file
+from .styles import check_style_name, normalize_name
 
 FORMAT = "stylize"
 FORMAT_VERSION = 1
@@ -72,7 +72,7 @@ LAYER_KINDS: dict[str, tuple[Any, ...]] = {
     "outer_kernel": (9, 7, 5, 3),
     "full_res": (True, False),
 }
-"""The values each layer-kind field of a :class:`~stylize.model.network.NetConfig` may take. The
+"""The values each layer-kind field of a :class:`~stylize.config.NetConfig` may take. The
 first is the default, which is what a checkpoint written before the field existed means."""
 
 

@@ -42,10 +42,10 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
-from ..io.atomic import write_atomically, write_failure
-from .checkpoint import Checkpoint
 from ..errors import StylizeError
+from ..io.atomic import write_atomically, write_failure
 from ..runtime.extras import missing_extra
+from .checkpoint import Checkpoint
 from .network import StyleNet
 from .norm import BlendedStats, ConditionalInstanceNorm2d, shared_stats
 

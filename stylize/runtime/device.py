@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import StylizeError
 from ..config import check_device_name
+from ..errors import StylizeError
 
 NVIDIA_DEVICE_FILES = (Path("/dev/nvidiactl"), Path("/dev/nvidia0"))
 """Present when an NVIDIA driver is loaded (Linux): a GPU that CUDA should be able to use."""

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import torch
 
-from ..errors import StylizeError
 from ..config import PRECISIONS
+from ..errors import StylizeError
 HALF_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

@@ -20,7 +20,8 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from ..errors import StylizeError, first_line
-from ..io.images import CORRUPT_DATA_ERRORS, SUPPORTED_EXTENSIONS, check_pixels, read_image, resize_long_side
+from ..io.formats import SUPPORTED_EXTENSIONS
+from ..io.images import CORRUPT_DATA_ERRORS, check_pixels, read_image, resize_long_side
 
 
 def list_images(folder: Path, what: str) -> list[Path]:

@@ -40,16 +40,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..model import checkpoint as ckpt_io
-from .data import ContentPhotos
-from ..model.engine import FastStyleNet
+from ..config import PRESETS, DistillSettings, TrainSettings
 from ..errors import StylizeError
 from ..io.images import write_image
-from ..model.network import PRESETS, StyleNet
+from ..model import checkpoint as ckpt_io
+from ..model.engine import FastStyleNet
+from ..model.network import StyleNet
 from ..model.norm import ConditionalInstanceNorm2d
-from .previews import preview_image
-from ..config import DistillSettings, TrainSettings
+from .data import ContentPhotos
 from .loop import StepReport, TrainResult
+from .previews import preview_image
 
 
 def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> dict[str, Tensor]:

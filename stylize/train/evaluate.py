@@ -27,14 +27,15 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor
 
-from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
-from ..model.checkpoint import Checkpoint
-from .data import list_images
-from ..model.engine import FastStyleNet
+from ..config import EVALUATE_BUDGETS, EVALUATE_SIZE
 from ..errors import StylizeError
+from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
 from ..io.images import read_image, resize_long_side
-from .loss import LossWeights, PerceptualLoss
 from ..io.weights import cache_dir
+from ..model.checkpoint import Checkpoint
+from ..model.engine import FastStyleNet
+from .data import list_images
+from .loss import LossWeights, PerceptualLoss
 
 LINE_SEARCH_EVALS = 25
 """Loss evaluations allowed per L-BFGS iteration (torch's own line-search limit)."""
@@ -181,7 +182,7 @@ uses; more is a typo that would run for days."""
 
 
 def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path, *, weights: LossWeights,
-             vgg: torch.nn.Module, size: int = 256, budgets: Sequence[int] = (50, 100, 300), limit: int | None = None,
+             vgg: torch.nn.Module, size: int = EVALUATE_SIZE, budgets: Sequence[int] = EVALUATE_BUDGETS, limit: int | None = None,
              device: torch.device = torch.device("cpu"), cache: Path | None = None,
              previous: Checkpoint | None = None,
              on_progress: Callable[[str, int, int], None] | None = None) -> list[StyleScores]:

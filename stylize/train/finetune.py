@@ -35,25 +35,25 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..model import checkpoint as ckpt_io
+from ..config import ADD_STEPS, QUICK_CPU, QUICK_GPU, STYLE_LR
+from ..errors import StylizeError, StylizeWarning
 from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
+from ..io.images import read_image, resize_long_side
+from ..io.weights import cache_dir, file_sha256
+from ..model import checkpoint as ckpt_io
 from ..model.checkpoint import Checkpoint
-from .data import ContentPhotos, photo_files
+from ..model.edits import check_new_name, check_output, edit_rows, free_name, name_key, style_row_keys
+from ..model.engine import FastStyleNet
+from ..model.network import StyleNet
 from ..runtime.device import resolve_device
 from ..runtime.distributed import everyone, init_from_env
+from .data import ContentPhotos, photo_files
 from .divergence import RowGuard, style_breaks
-from ..model.engine import FastStyleNet
-from ..errors import StylizeError, StylizeWarning
-from ..io.images import read_image, resize_long_side
-from .loss import PerceptualLoss
-from ..model.network import StyleNet
-from .previews import preview_image
-from ..config import ADD_STEPS, QUICK_CPU, QUICK_GPU, STYLE_LR
-from ..model.edits import check_new_name, check_output, edit_rows, free_name, name_key, style_row_keys
-from .loop import (Job, StepReport, TrainingDiverged, TrainResult, TrainSettings, check_resumable, check_steps_left,
+from .loop import (Job, StepReport, TrainResult, TrainSettings, TrainingDiverged, check_resumable, check_steps_left,
                    fit, leaves_process_group)
+from .loss import PerceptualLoss
+from .previews import preview_image
 from .vgg import load_vgg
-from ..io.weights import cache_dir, file_sha256
 
 _CACHE_FORMAT = "stylize-style-rows/2"
 """Version 1 entries may hold rows learned at a negative rate (issue 29): never read them."""

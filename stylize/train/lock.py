@@ -15,8 +15,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..io.atomic import STALE_AFTER_S, process_running
 from ..errors import StylizeError
+from ..io.atomic import STALE_AFTER_S, process_running
 
 
 def lock_path(output: Path) -> Path:

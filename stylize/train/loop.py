@@ -35,19 +35,19 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
+from ..config import PRESETS, NetConfig, TrainSettings
+from ..errors import StylizeError, StylizeWarning, first_line
 from ..model import checkpoint as ckpt_io
+from ..model.engine import FastStyleNet
+from ..model.network import StyleNet
 from ..runtime import distributed
-from .data import ContentPhotos, load_styles
 from ..runtime.device import device_scope, resolve_device
 from ..runtime.distributed import data_parallel, init_from_env
-from ..model.engine import FastStyleNet
-from ..errors import StylizeError, StylizeWarning, first_line
+from ..runtime.precision import training_precision
+from .data import ContentPhotos, load_styles
 from .lock import output_lock
 from .loss import PerceptualLoss
-from ..model.network import PRESETS, NetConfig, StyleNet
-from ..runtime.precision import training_precision
 from .previews import preview_image, write_preview
-from ..config import TrainSettings
 
 
 @dataclass

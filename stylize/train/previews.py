@@ -8,10 +8,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data import photo_files
 from ..errors import StylizeError
 from ..io.images import read_image, resize_long_side, write_image
 from ..model.network import StyleNet
+from .data import photo_files
 
 PREVIEW_SIZE = 384
 """Long side of the preview photo: large enough to judge strokes, small enough to be quick."""
