@@ -215,7 +215,7 @@ def _stage_times(photos: list[Path], device: str) -> dict:
 
     from stylize import Stylizer
     from stylize.io.images import read_image
-    from stylize.io.images import write_image
+    from stylize.io.encode import write_image
 
     stylizer = Stylizer.load(device=device)
     choice = stylizer.choose("starry")[0]
@@ -288,7 +288,7 @@ def memory_use(check: Check) -> dict:
     import torch
 
     from stylize import Stylizer
-    from stylize.apply.torch_backend import ApplySettings
+    from stylize.config import ApplySettings
     from stylize.apply.memory import auto_tile, pass_bytes_per_pixel
 
     stylizer = Stylizer.load(device="cuda")

@@ -35,8 +35,8 @@ from stylize.model import checkpoint
 from stylize.runtime.device import resolve_device
 from stylize.train.evaluate import gatys, load_test_photos, loss_terms, mean_terms
 from stylize.io.images import read_image
-from stylize.io.images import resize_long_side
-from stylize.io.images import write_image
+from stylize.io.pixels import resize_long_side
+from stylize.io.encode import write_image
 from stylize.train.loss import PerceptualLoss
 from stylize.train.loop import TrainSettings
 from stylize.train.vgg import load_vgg

@@ -35,7 +35,8 @@ from stylize.train.divergence import style_breaks
 from stylize.errors import StylizeError, StylizeWarning
 from stylize.train.evaluate import load_test_photos, loss_terms, mean_terms
 from stylize.train.finetune import Overrides, learn_style, quick_settings
-from stylize.io.images import read_image, resize_long_side
+from stylize.io.images import read_image
+from stylize.io.pixels import resize_long_side
 from stylize.train.loss import PerceptualLoss
 from stylize.model.edits import remove_styles
 from stylize.train.vgg import load_vgg

@@ -41,7 +41,8 @@ def child(size: int, tile: int, preset: str, threads: int | None) -> dict:
     if threads:
         torch.set_num_threads(threads)
     from stylize.runtime.process import own_process
-    from stylize.apply.torch_backend import ApplySettings, Stylizer
+    from stylize.config import ApplySettings
+    from stylize.apply.torch_backend import Stylizer
     from stylize.config import PRESETS
     from stylize.model.network import StyleNet
 

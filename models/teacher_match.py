@@ -20,7 +20,8 @@ import torch
 
 from stylize import Stylizer
 from stylize.train.data import photo_files
-from stylize.io.images import read_image, resize_long_side
+from stylize.io.images import read_image
+from stylize.io.pixels import resize_long_side
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

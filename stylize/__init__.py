@@ -21,11 +21,12 @@ use this name; ``pyproject.toml`` must say the same (a test checks)."""
 
 _EXPORTS = {
     "Stylizer": "stylize.apply.torch_backend",
-    "ApplySettings": "stylize.apply.tiling",
+    "ApplySettings": "stylize.config",
+    "ApplyJob": "stylize.apply.job",
     "StylizeError": "stylize.errors",
 }
 
-__all__ = ["ApplySettings", "StylizeError", "Stylizer", "__version__"]
+__all__ = ["ApplyJob", "ApplySettings", "StylizeError", "Stylizer", "__version__"]
 
 
 def __getattr__(name: str) -> Any:

@@ -40,3 +40,13 @@ def unprintable(character: str) -> bool:
 
 def _escaped(character: str) -> str:
     return repr(character)[1:-1] if character.isascii() else f"\\u{ord(character):04x}"
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's text squeezed onto one line (Pillow's sometimes span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def os_reason(exc: OSError) -> str:
+    """The OS's short reason ("No space left on device") without errno noise."""
+    return exc.strerror or one_line(exc)

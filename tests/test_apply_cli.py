@@ -16,7 +16,9 @@ from PIL import Image, ImageCms
 from typer.testing import CliRunner
 
 from conftest import TINY_STYLES, make_photo
-from stylize.cli import app, main
+from stylize.cli import main
+from stylize.cli import app
+from stylize.config import BatchOptions
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parent.parent
@@ -155,10 +157,11 @@ def test_existing_outputs_are_skipped_unless_overwrite(tiny_model, photo):
 
 def test_interrupted_batch_keeps_complete_outputs_and_resumes(tiny_model, album, tmp_path):
     from stylize.apply import batch
+    from stylize.apply.plan import plan
     from stylize.apply.torch_backend import Stylizer
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
-    tasks = batch.plan([str(album)], str(tmp_path / "out"), stylizer.choose("wave"))
+    tasks = plan([str(album)], str(tmp_path / "out"), stylizer.choose("wave"))
 
     def stop(result):
         raise KeyboardInterrupt
@@ -175,12 +178,13 @@ def test_interrupted_batch_keeps_complete_outputs_and_resumes(tiny_model, album,
 
 def test_decoding_and_encoding_run_beside_the_network_with_bounded_queues(tiny_model, tmp_path, monkeypatch):
     from stylize.apply import batch
+    from stylize.apply.plan import plan
     from stylize.apply.torch_backend import Stylizer
 
     for i in range(12):
         make_photo(tmp_path / "many" / f"{i:02d}.png", (32, 32), seed=i)
     stylizer = Stylizer.load(tiny_model, device="cpu")
-    tasks = batch.plan([str(tmp_path / "many")], str(tmp_path / "out"), stylizer.choose("wave"))
+    tasks = plan([str(tmp_path / "many")], str(tmp_path / "out"), stylizer.choose("wave"))
     events: list[tuple[str, str]] = []
     real_read, real_write, real_stylize = batch.read_image, batch.write_image, stylizer.stylize_photo
 
@@ -199,7 +203,7 @@ def test_decoding_and_encoding_run_beside_the_network_with_bounded_queues(tiny_m
     monkeypatch.setattr(batch, "read_image", read)
     monkeypatch.setattr(batch, "write_image", write)
     monkeypatch.setattr(stylizer, "stylize_photo", render)
-    summary = batch.run(stylizer, tasks, options=batch.BatchOptions(workers=2))
+    summary = batch.run(stylizer, tasks, options=BatchOptions(workers=2))
     assert summary.count("ok") == 12
     threads = {kind: {name for k, name in events if k == kind} for kind in ("read", "write", "render")}
     assert threads["render"] == {threading.main_thread().name}

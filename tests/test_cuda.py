@@ -11,7 +11,8 @@ from conftest import make_tiny_model
 from stylize.apply import memory
 from stylize.runtime.device import choose_device
 from stylize.errors import StylizeError
-from stylize.apply.torch_backend import ApplySettings, Stylizer
+from stylize.config import ApplySettings
+from stylize.apply.torch_backend import Stylizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

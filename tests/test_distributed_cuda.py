@@ -78,7 +78,7 @@ def test_training_builds_ddp_through_data_parallel(monkeypatch, tmp_path, style_
     wrapped = []
     monkeypatch.setattr(distributed, "world", lambda: (0, 2))
     monkeypatch.setattr(train_mod, "data_parallel", lambda net, device: wrapped.append(device) or net)
-    monkeypatch.setattr(train_mod, "_agree", lambda terms, stop, world: ({k: float(v.detach()) for k, v in terms.items()},
+    monkeypatch.setattr(train_mod, "agree", lambda terms, stop, world: ({k: float(v.detach()) for k, v in terms.items()},
                                                                          stop))
     monkeypatch.setattr(dist, "barrier", lambda: None)
     settings = train_mod.TrainSettings(steps=1, batch_size=2, image_size=32, style_size=32, workers=0, preset="small")

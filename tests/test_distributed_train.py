@@ -267,7 +267,7 @@ def test_ctrl_c_on_torchrun_saves_on_rank_0_and_exits(tmp_path, data, random_vgg
 def test_train_leaves_the_process_group_it_joined_but_not_the_callers(tmp_path):
     import torch.distributed as dist
 
-    from stylize.train.loop import leaves_process_group
+    from stylize.train.ranks import leaves_process_group
 
     def join():
         dist.init_process_group("gloo", store=dist.FileStore(str(tmp_path / "store"), 1), rank=0, world_size=1)

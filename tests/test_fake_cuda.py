@@ -16,7 +16,9 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylize.apply import torch_backend as inference, memory
 from stylize.errors import StylizeError
-from stylize.apply.torch_backend import ApplySettings, Stylizer
+from stylize.config import ApplySettings
+from stylize.apply.tiling import tile_margin, tile_spans
+from stylize.apply.torch_backend import Stylizer
 from stylize.config import NetConfig
 from stylize.model.network import StyleNet
 from stylize.model.norm import NormStats
@@ -99,8 +101,8 @@ def test_cuda_tiles_follow_the_free_memory(fake_cuda, dtype):
     first_layer = [shape for d, dev, shape in recorder.convs if shape[1] == 3]  # the 9x9 input conv of each pass
     assert all(d == dtype for d, dev, shape in recorder.convs)
     assert first_layer[0][-1] == tile + 8 and first_layer[0][-2] < tile  # statistics on the image at tile size
-    margin = inference.tile_margin(net.config)
-    rows, columns = (len(inference.tile_spans(n, tile, margin)) for n in (height, width))
+    margin = tile_margin(net.config)
+    rows, columns = (len(tile_spans(n, tile, margin)) for n in (height, width))
     assert (rows, columns) == (3, 4) and len(first_layer) == 1 + rows * columns
     # A last tile may be 3 px longer (aligned start); the network pads to a multiple of 4, then 4 px a side.
     assert all(max(shape[-2:]) <= tile + 4 + 8 for shape in first_layer)

@@ -130,7 +130,7 @@ def test_short_writes_to_a_stream_are_continued_and_a_closed_reader_is_an_error(
     import torch
 
     from stylize.errors import StylizeError
-    from stylize.io.images import write_image_to
+    from stylize.io.encode import write_image_to
 
     rgb = torch.rand(3, 64, 64)
     whole = ShortWrites(step=1000)

@@ -23,8 +23,8 @@ from stylize.errors import StylizeError
 from stylize.config import DEFAULT_MAX_PIXELS
 from stylize.io.formats import SUPPORTED_EXTENSIONS, output_extension_ok
 from stylize.io.images import Photo, read_image
-from stylize.io.images import pil_to_tensor, tensor_to_pil
-from stylize.io.images import write_image, write_image_to
+from stylize.io.pixels import pil_to_tensor, tensor_to_pil
+from stylize.io.encode import write_image, write_image_to
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 

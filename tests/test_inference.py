@@ -13,8 +13,10 @@ from conftest import TINY_STYLES, make_photo
 from stylize import Stylizer
 from stylize.errors import StylizeError
 from stylize.io.images import read_image
-from stylize.apply.torch_backend import ApplySettings, keep_chroma, tile_margin, tile_spans
-from stylize.config import PRESETS, NetConfig
+from stylize.config import PRESETS
+from stylize.config import ApplySettings
+from stylize.apply.tiling import keep_chroma, tile_margin, tile_spans
+from stylize.config import NetConfig
 from stylize.model.network import StyleNet
 
 
@@ -299,9 +301,8 @@ def test_tiling_still_works_at_the_working_size(fresh, big, monkeypatch):
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_restore_detail_brings_back_the_photos_fine_luminance(backend):
     """A grey photo with one-pixel detail: upsampling alone loses it, restore_detail returns it."""
-    from stylize.train.data import resize_long_side
-    from stylize.apply.torch_backend import _upsample
-    from stylize.apply.onnx_backend import upsample
+    from stylize.apply import onnx_backend, torch_backend
+    from stylize.io.pixels import resize_long_side
     from stylize.apply.tiling import restore_detail
 
     torch.manual_seed(0)
@@ -310,9 +311,9 @@ def test_restore_detail_brings_back_the_photos_fine_luminance(backend):
     red = torch.zeros_like(small)
     red[0] = 0.6
     if backend == "numpy":
-        grey, small, red, up = grey.numpy(), small.numpy(), red.numpy(), upsample
+        grey, small, red, up = grey.numpy(), small.numpy(), red.numpy(), onnx_backend.upsample
     else:
-        up = _upsample
+        up = torch_backend.upsample
     back = restore_detail(grey, small, small, up)  # an identity painter gives the photo back
     assert abs(back - grey).max() < 1e-5
     # A painter that turns everything red keeps the red and gets the photo's detail on top.

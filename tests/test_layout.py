@@ -8,9 +8,15 @@ circle for the reader.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
+from typer.testing import CliRunner
+
 import stylize
+from stylize import config
+from stylize.cli import app
 
 PACKAGE = Path(stylize.__file__).resolve().parent
 MAX_LINES = 400
@@ -83,6 +89,26 @@ def test_the_cycle_finder_finds_an_indirect_circle() -> None:
     assert find_cycle({"a": {"b"}, "b": set()}) is None
 
 
+def test_no_module_is_too_long() -> None:
+    long = {name: n for name, path in modules().items() if (n := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
 def test_few_modules_at_the_top() -> None:
     top = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert len(top) <= MAX_TOP_LEVEL, f"{len(top)} modules at the top of stylize/: {top}"
+
+
+def test_the_config_is_torch_free_and_the_help_shows_its_defaults() -> None:
+    code = "import sys, stylize.config; sys.exit(sorted({'torch', 'PIL', 'numpy'} & set(sys.modules)) or 0)"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    runner = CliRunner()
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+    apply_help = " ".join(runner.invoke(app, ["apply", "--help"], env=wide).output.split())
+    assert f"CUDA, {config.AUTO_TILE_OTHER} elsewhere" in apply_help
+    assert f"[default: {config.DEFAULT_SMOOTHING}]" in apply_help
+    sheet_help = " ".join(runner.invoke(app, ["sheet", "--help"], env=wide).output.split())
+    assert f"[default: {config.SHEET_CELL[1]}]" in sheet_help
+    evaluate_help = " ".join(runner.invoke(app, ["evaluate", "--help"], env=wide).output.split())
+    assert f"[default: {','.join(map(str, config.EVALUATE_BUDGETS))}]" in evaluate_help

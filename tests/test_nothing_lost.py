@@ -19,10 +19,11 @@ from PIL import Image
 from conftest import make_photo
 from stylize.io import atomic
 from stylize.apply import batch
+from stylize.apply.plan import plan
 from stylize.model import checkpoint
 from stylize.errors import StylizeError
 from stylize.io.images import read_image
-from stylize.io.images import write_image
+from stylize.io.encode import write_image
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,7 +107,7 @@ def test_an_output_another_run_finished_meanwhile_is_kept_and_reported_skipped(t
     make_photo(tmp_path / "in" / "a.png", seed=1)
     make_photo(tmp_path / "in" / "b.png", seed=2)
     stylizer = Stylizer.load(tiny_model, device="cpu")
-    tasks = batch.plan([str(tmp_path / "in")], str(tmp_path / "out"), stylizer.choose("starry"))
+    tasks = plan([str(tmp_path / "in")], str(tmp_path / "out"), stylizer.choose("starry"))
     real = stylizer.stylize_photo
 
     def the_other_run_finishes_first(photo, choice, settings):
@@ -176,6 +177,8 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_write(tiny_model, tmp
     batch.run(stylizer, batch.plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
     assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, foreign.name,
                                                             *(p.name for p in others)])
+    batch.run(stylizer, plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, foreign.name])
 
 
 def test_a_killed_checkpoint_write_is_cleaned_by_the_next_save(tiny_model, tmp_path):

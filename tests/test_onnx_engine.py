@@ -70,7 +70,7 @@ def test_tiles_share_the_whole_images_statistics(engines, tmp_path: Path):
 
 
 def test_resize_matches_torch_in_size(photo):
-    from stylize.io.images import resize_long_side as torch_resize
+    from stylize.io.pixels import resize_long_side as torch_resize
 
     ours = resize_long_side(photo, 33)
     theirs = torch_resize(torch.from_numpy(photo), 33).numpy()

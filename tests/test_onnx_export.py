@@ -14,7 +14,7 @@ from conftest import TINY_STYLES
 from stylize.model import checkpoint
 from stylize.cli import app
 from stylize.model.engine import FastStyleNet
-from stylize.apply.torch_backend import tile_margin, tile_spans
+from stylize.apply.tiling import tile_margin, tile_spans
 from stylize.model.norm import BlendedStats, NormStats, shared_stats
 
 ort = pytest.importorskip("onnxruntime")

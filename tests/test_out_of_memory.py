@@ -13,7 +13,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from stylize.apply import torch_backend as inference, memory
 from stylize.errors import StylizeError
-from stylize.apply.torch_backend import ApplySettings, Stylizer
+from stylize.config import ApplySettings
+from stylize.apply.torch_backend import Stylizer
 from stylize.config import NetConfig
 
 ERRORS = {

@@ -101,6 +101,25 @@ def test_smoothing_steadies_the_output(tiny_model: Path, tmp_path: Path):
     assert mean_change(read_frames(still)) > 0
 
 
+def test_videos_render_on_onnx_runtime_as_on_torch(tiny_model: Path, tmp_path: Path):
+    """The ONNX graph takes the previous frame's statistics as its prior: steadied as on PyTorch."""
+    from stylize.apply.onnx_backend import OnnxStylizer
+
+    still = make_clip(tmp_path / "still.mp4", size=(64, 48), frames=6, noise=8.0, audio=False, pan=False, seed=1)
+    outputs = {}
+    for name, renderer, smoothing in (("torch", Stylizer.load(tiny_model, device="cpu"), 0.9),
+                                      ("onnx", OnnxStylizer.load(tiny_model), 0.9),
+                                      ("onnx-unsteadied", OnnxStylizer.load(tiny_model), 0.0)):
+        outputs[name] = tmp_path / f"{name}.mp4"
+        stylize_video(renderer, still, outputs[name], renderer.choose("scream")[0],
+                      video=VideoSettings(smoothing=smoothing))
+    onnx, torch_frames = read_frames(outputs["onnx"]).astype(int), read_frames(outputs["torch"])
+    assert onnx.shape == torch_frames.shape
+    assert np.abs(onnx - torch_frames).mean() < 3  # the same render (40 dB apart), encoded twice
+    assert np.abs(onnx - read_frames(still)).mean() > 20  # stylized, not copied
+    assert stability(still, outputs["onnx"]) < stability(still, outputs["onnx-unsteadied"])
+
+
 def test_output_size_is_even_and_follows_max_size():
     assert output_size(96, 64, None) == (96, 64)
     assert output_size(1920, 1080, 640) == (640, 360)

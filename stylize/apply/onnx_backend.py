@@ -8,23 +8,20 @@ fraction of that. So on a CPU ``apply`` runs the model's ONNX graph
 and outputs): the shipped models' graphs ship beside them, a user's model gets its graph
 made once and cached (:mod:`stylize.apply.graphs`); applying then loads only ONNX Runtime.
 
-Everything else is what :class:`~stylize.apply.torch_backend.Stylizer` does, on numpy arrays:
-``max_size``, ``strength``, ``preserve_color`` (:mod:`stylize.apply.tiling`), and tiling with
-whole-image statistics: the graph runs once on the whole image (downscaled to the tile
-size) and outputs its statistics, then on every tile with those statistics as its prior
-at weight 1.
+Everything else is the :class:`~stylize.apply.renderer.Renderer` both backends share, on
+numpy arrays: the graph takes norm statistics as a prior (its ``prior_*`` inputs) and
+outputs those it used, so tiles get the whole image's statistics at weight 1 and video
+frames the previous frame's at the smoothing weight, as on PyTorch.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import sys
 from dataclasses import dataclass
-from itertools import product
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Mapping
 
 import numpy as np
 from PIL import Image
@@ -32,12 +29,12 @@ from PIL import Image
 from .. import DISTRIBUTION
 from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError, first_line
-from ..io.images import Photo
 from ..io.weights import default_model
 from ..model.header import layer_kind
-from ..model.styles import StyleChoice, choose
+from ..model.styles import StyleChoice
 from .graphs import open_graph
-from .tiling import keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
+from .renderer import Prior, Renderer
+from .tiling import tile_size_for
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
     return find_spec("torch") is None or (on_cpu and find_spec("onnxruntime") is not None)
 
 
-class OnnxStylizer:
+class OnnxStylizer(Renderer[np.ndarray]):
     """:class:`~stylize.apply.torch_backend.Stylizer`'s rendering on ONNX Runtime, on numpy arrays."""
 
     arrays = True
@@ -108,8 +105,6 @@ class OnnxStylizer:
             self.config = GraphConfig.from_json(self.metadata["config"])
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
-        self.on_tile: Callable[[int, int], None] | None = None
-        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None,
@@ -129,66 +124,39 @@ class OnnxStylizer:
     def styles(self) -> list[str]:
         return list(self._styles)
 
-    def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
-        """The renderings ``style`` asks for (see :func:`stylize.model.styles.choose`)."""
-        return choose(style, self._styles)
+    def tile_size_for(self, settings: ApplySettings) -> int:
+        """As the base's, with :data:`~stylize.config.AUTO_TILE_ONNX` when no size is asked for."""
+        return tile_size_for(settings, self.config, AUTO_TILE_ONNX)
 
-    def stylize_photo(self, photo: Photo, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Photo:
-        """A decoded photo (numpy pixels) stylized, with its alpha (resized along), ICC profile and EXIF kept."""
-        rgb = self.stylize(np.asarray(photo.rgb, dtype=np.float32), choice, settings)
-        alpha = photo.alpha
-        if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
-            alpha = resize_long_side(np.asarray(alpha, dtype=np.float32), max(rgb.shape[-2:]))
-        return dataclasses.replace(photo, rgb=rgb, alpha=alpha)
-
-    def stylize(self, rgb: np.ndarray, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> np.ndarray:
-        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') (smaller with ``max_size``)."""
-        if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
-            rgb = resize_long_side(rgb, settings.max_size)
-        if settings.strength == 0:
-            return rgb
-        weights = np.asarray([choice.weights], dtype=np.float32)
-        if settings.paints_smaller(rgb.shape[-2:]):
-            small = resize_long_side(rgb, settings.work_size)
-            out = restore_detail(rgb, small, self._render(small, weights, settings), upsample)
-        else:
-            out = self._render(rgb, weights, settings)
-        if settings.preserve_color:
-            out = keep_chroma(rgb, out)
-        return rgb + (out - rgb) * np.float32(settings.strength)
-
-    def _render(self, rgb: np.ndarray, weights: np.ndarray, settings: ApplySettings) -> np.ndarray:
-        """The network whole or tiled."""
-        tile = tile_size_for(settings, self.config, AUTO_TILE_ONNX)
-        if not tile or max(rgb.shape[-2:]) <= tile:
-            return self._run(rgb, weights)[0]
-        return self._tiled(rgb, weights, tile, settings)
-
-    def _run(self, rgb: np.ndarray, weights: np.ndarray,
-             prior: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """One pass: (stylized (3, H, W), mean, var); with ``prior``, normalized by those statistics."""
+    def run(self, rgb: np.ndarray, weights: np.ndarray, prior: Prior | None,
+            record: bool) -> tuple[np.ndarray, tuple]:
+        """One pass; the statistics are the graph's (mean, var) outputs (always: they cost nothing),
+        fed back as its prior inputs."""
         check_size(*rgb.shape[-2:])
         feed = {"image": np.ascontiguousarray(rgb[None]), "style": weights}
         if prior is not None:
-            feed.update(prior_mean=prior[0], prior_var=prior[1], prior_weight=np.array(1.0, np.float32))
+            mean, var = prior.stats
+            feed.update(prior_mean=mean, prior_var=var, prior_weight=np.array(prior.weight, np.float32))
         stylized, mean, var = self.session.run(None, feed)
-        return stylized[0], mean, var
+        return stylized[0], (mean, var)
 
-    def _tiled(self, rgb: np.ndarray, weights: np.ndarray, tile: int, settings: ApplySettings) -> np.ndarray:
-        """Statistics from the whole (or downscaled) image, then tile by tile, as Stylizer does."""
-        _, height, width = rgb.shape
-        stats_size = tile if settings.stats_size is None else settings.stats_size
-        probe = rgb if not stats_size or max(height, width) <= stats_size else resize_long_side(rgb, stats_size)
-        _, mean, var = self._run(probe, weights)
-        margin = tile_margin(self.config)
-        out = np.empty((3, height, width), np.float32)
-        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
-        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
-            piece = self._run(rgb[:, y0:y1, x0:x1], weights, (mean, var))[0]
-            out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
-            if self.on_tile is not None:
-                self.on_tile(done, len(tiles))
-        return out
+    def pixels(self, image: np.ndarray) -> np.ndarray:
+        return np.asarray(image, dtype=np.float32)
+
+    def style_weights(self, choice: StyleChoice) -> np.ndarray:
+        return np.asarray([choice.weights], dtype=np.float32)
+
+    def resize(self, image: np.ndarray, size: int) -> np.ndarray:
+        return resize_long_side(image, size)
+
+    def upsample(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        return upsample(image, size)
+
+    def empty(self, height: int, width: int) -> np.ndarray:
+        return np.empty((3, height, width), np.float32)
+
+    def blend(self, photo: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:
+        return photo + (stylized - photo) * np.float32(strength)
 
 
 def open_session(graph: Path | bytes, threads: int | None) -> object:
@@ -221,7 +189,7 @@ def describe(graph: Path | bytes) -> str:
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     """(C, H, W) float32 resized so its long side is ``size`` (bilinear, antialiased by Pillow).
 
-    The same output size as :func:`stylize.io.images.resize_long_side`, and nearly the same
+    The same output size as :func:`stylize.io.pixels.resize_long_side`, and nearly the same
     pixels (both filter with a widened triangle when shrinking).
     """
     h, w = image.shape[-2:]

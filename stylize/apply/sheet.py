@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import math
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..config import DEFAULT_MAX_PIXELS, SHEET_CELL, ApplySettings
+from ..config import DEFAULT_MAX_PIXELS, SHEET_CELL, ApplySettings, EngineOptions
 from ..errors import StylizeError
-from ..io.images import Photo, tensor_to_pil
+from ..io.encode import write_image
+from ..io.formats import output_extension_ok
+from ..io.images import Photo, read_image
+from ..io.pixels import tensor_to_pil
+from .open import open_renderer
 
 if TYPE_CHECKING:
-    from .torch_backend import Stylizer
-    from .onnx_backend import OnnxStylizer
+    from ..runtime.device import DeviceChoice
+    from .renderer import Renderer
 
 GAP = 6
 """Pixels between cells and around the sheet."""
 
 
-def style_sheet(stylizer: Stylizer | OnnxStylizer, photo: Photo, *, cell: int = SHEET_CELL[1],
+def style_sheet(stylizer: Renderer, photo: Photo, *, cell: int = SHEET_CELL[1],
                 columns: int | None = None) -> Image.Image:
     """The photo (first cell) and then every style, each rendered at long side ``cell``, labelled.
 
@@ -63,3 +70,26 @@ def style_sheet(stylizer: Stylizer | OnnxStylizer, photo: Photo, *, cell: int = 
 def _canvas_size(columns: int, rows: int, width: int, height: int, label_height: int) -> tuple[int, int]:
     """Width and height of a sheet of ``rows`` x ``columns`` cells of ``width`` x ``height`` px, labelled."""
     return GAP + columns * (width + GAP), GAP + rows * (height + label_height + GAP)
+
+
+def write_sheet(photo: Path, output: Path, *, model: Path | None = None, cell: int = SHEET_CELL[1],
+                columns: int | None = None, overwrite: bool = False, backend: str = "auto", device: str = "auto",
+                engine: EngineOptions | None = EngineOptions(),
+                on_device: Callable[[DeviceChoice], None] | None = None,
+                on_make_graph: Callable[[Path], None] | None = None) -> list[str]:
+    """``stylize sheet``: write :func:`style_sheet` of ``photo`` to ``output`` (atomically); the styles shown.
+
+    Refused before any rendering: an ``output`` that cannot hold an image, that exists
+    (unless ``overwrite``) or that is the photo itself.
+    """
+    if not output_extension_ok(output):
+        raise StylizeError(f"-o {output}: use an image extension (.jpg, .png, ...)")
+    if output.exists() and not overwrite:
+        raise StylizeError(f"{output} exists; pass --overwrite to replace it")
+    if output.resolve() == photo.resolve():
+        raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
+    renderer = open_renderer(model, backend=backend, device=device, engine=engine, on_device=on_device,
+                             on_make_graph=on_make_graph)
+    picture = style_sheet(renderer, read_image(photo, arrays=renderer.arrays), cell=cell, columns=columns)
+    write_image(output, np.asarray(picture, dtype=np.float32).transpose(2, 0, 1) / 255, overwrite=overwrite)
+    return renderer.styles

@@ -14,9 +14,13 @@ from ..errors import StylizeError
 
 
 class Network(Protocol):
-    """What tiling needs to know of a network: its depth (a checkpoint's or an ONNX graph's config)."""
+    """What tiling needs to know of a network (a checkpoint's or an ONNX graph's config): its depth and
+    the layer kinds that set its receptive field."""
 
     n_residual: int
+    outer_kernel: int
+    full_res: bool
+    upsample: str
 
 
 LUMA = (0.299, 0.587, 0.114)

@@ -1,4 +1,4 @@
-"""Applying a trained network to photos: the Python API behind ``stylize apply``.
+"""Applying a trained network to photos on PyTorch (any device): :class:`Stylizer`, the Python API.
 
 >>> from stylize import Stylizer
 >>> stylizer = Stylizer.load("styles.safetensors")
@@ -6,8 +6,9 @@
 
 Four things here go beyond calling the network:
 
-* **Precision.** On CUDA the network runs under fp16 autocast by default, about twice
-  as fast as fp32. fp16 rather than bf16 because the output is quantized to 8 bits:
+* **Precision.** On CUDA the network runs under fp16 autocast by default; it is not known
+  to be faster (the one GPU measurement found it at 0.89x of fp32's speed, see
+  ``benchmarks/README.md``, *CUDA*). fp16 rather than bf16 because the output is quantized to 8 bits:
   bf16 keeps 8 significant bits, right at that step, so it would flip many pixels by
   one level; fp16 keeps 11. fp16's small range is the usual worry, but the variance,
   the one quantity that could overflow, is computed in fp32 (see :mod:`stylize.model.norm`),
@@ -28,7 +29,7 @@ Four things here go beyond calling the network:
   precision. No blending is needed, since overlapping tiles agree exactly. On CUDA
   the tile size is chosen from the free memory (:func:`stylize.apply.memory.auto_tile`);
   on any out-of-memory error (CUDA, cuDNN, MPS, CPU) the tiles are halved, the
-  failed pass's memory freed, and the image retried (:meth:`Stylizer._render`).
+  failed pass's memory freed, and the image retried (:meth:`Stylizer.render`).
 * **Stroke size.** The network paints strokes of a fixed size in pixels: on a 4000 px
   photo they shrink to an invisible hatching once the photo is seen whole. So photos
   longer than the working size (:data:`~stylize.config.WORK_SIZE`) are painted
@@ -43,14 +44,13 @@ Four things here go beyond calling the network:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import traceback
 from contextlib import nullcontext
-from itertools import product
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Mapping, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
@@ -58,23 +58,22 @@ from torch import Tensor
 
 from ..config import ALIGN, WORK_SIZE, ApplySettings, EngineOptions
 from ..errors import StylizeError
-from ..io.images import Photo, photo_from_pil, read_image, resize_long_side, tensor_to_pil
+from ..io.images import Photo, photo_from_pil, read_image
+from ..io.pixels import resize_long_side, tensor_to_pil
 from ..model import checkpoint
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
-from ..model.norm import NormStats, shared_stats
-from ..model.styles import StyleChoice, choose
+from ..model.norm import BlendedStats, NormStats, shared_stats
+from ..model.styles import StyleChoice
 from ..runtime.device import resolve_device
 from ..runtime.precision import HALF_DTYPES, check_precision, cuda_has_bf16
 from .memory import auto_tile, is_out_of_memory, release
-from .tiling import keep_chroma, min_tile, restore_detail, tile_margin, tile_size_for, tile_spans
+from .renderer import Prior, Renderer
+from .tiling import min_tile, tile_size_for
 
 
-class Stylizer:
-    """A loaded style network on a device, ready to render photos in any of its styles."""
-
-    arrays = False
-    """Takes photos as torch tensors (:class:`~stylize.apply.onnx_backend.OnnxStylizer` takes numpy arrays)."""
+class Stylizer(Renderer[Tensor]):
+    """A loaded style network on a device, ready to render photos in any of its styles, on PyTorch."""
 
     def __init__(self, net: StyleNet, styles: Sequence[str], *, device: str | torch.device = "auto",
                  precision: str = "auto", engine: EngineOptions | None = EngineOptions()) -> None:
@@ -83,12 +82,11 @@ class Stylizer:
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.model = FastStyleNet(self.net, engine) if engine is not None else self.net
+        self.config = self.net.config
         self._styles = list(styles)
         self.half_dtype = _resolve_precision(precision, self.device)
         self.tile_cap: int | None = None
         """The tile size that last recovered from running out of memory, kept for later images."""
-        self.on_tile: Callable[[int, int], None] | None = None
-        """Called with (tiles done, tiles in all) while an image renders in tiles (progress for large photos)."""
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "auto",
@@ -109,10 +107,6 @@ class Stylizer:
     def styles(self) -> list[str]:
         """The style names, in the network's order."""
         return list(self._styles)
-
-    def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
-        """The renderings ``style`` asks for (see :func:`stylize.model.styles.choose`)."""
-        return choose(style, self._styles)
 
     def apply(self, image: Image.Image | str | Path | Tensor, style: str | Mapping[str, float] | None = None,
               strength: float = 1.0, preserve_color: bool = False, max_size: int | None = None,
@@ -137,37 +131,6 @@ class Stylizer:
             img.info["icc_profile"] = result.icc_profile
         return img
 
-    def stylize_photo(self, photo: Photo, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Photo:
-        """A decoded photo stylized, with its alpha (resized along), ICC profile and EXIF kept."""
-        rgb = self.stylize(photo.rgb, choice, settings)
-        alpha = photo.alpha
-        if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
-            alpha = resize_long_side(alpha, max(rgb.shape[-2:]))
-        return dataclasses.replace(photo, rgb=rgb, alpha=alpha)
-
-    def stylize(self, rgb: Tensor, choice: StyleChoice, settings: ApplySettings = ApplySettings(),
-                stats: NormStats | None = None) -> Tensor:
-        """Float (3, H, W) in [0, 1] -> stylized (3, H', W') on the CPU (H', W' smaller with ``max_size``).
-
-        ``stats``, a fresh recording :class:`~stylize.model.norm.NormStats`, receives the norm
-        statistics the image was rendered with; a :class:`~stylize.model.norm.BlendedStats` also
-        pulls them toward a prior (video frames toward the previous frame's).
-        """
-        rgb = rgb.detach().float().cpu()
-        if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
-            rgb = resize_long_side(rgb, settings.max_size)
-        if settings.strength == 0:
-            return rgb
-        weights = torch.tensor([choice.weights], dtype=torch.float32, device=self.device)
-        if settings.paints_smaller(rgb.shape[-2:]):
-            small = resize_long_side(rgb, settings.work_size)
-            out = restore_detail(rgb, small, self._render(small, weights, settings, stats), _upsample)
-        else:
-            out = self._render(rgb, weights, settings, stats)
-        if settings.preserve_color:
-            out = keep_chroma(rgb, out)
-        return torch.lerp(rgb, out, settings.strength)
-
     # ------------------------------------------------------------------ the network
 
     @property
@@ -189,21 +152,20 @@ class Stylizer:
         tile = tile_size_for(settings, self.net.config, free_tile)
         return max(min(tile, self.tile_cap), self.min_tile) if tile and self.tile_cap else tile
 
-    def _render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings, stats: NormStats | None) -> Tensor:
-        """Run the network whole or tiled; out of memory, retry with tiles half the size.
+    def render(self, rgb: Tensor, weights: Tensor, settings: ApplySettings, prior: Prior | None,
+               record: bool = False) -> tuple[Tensor, list | None]:
+        """The network whole or tiled; out of memory, retry with tiles half the size.
 
         Any allocation failure counts (:func:`stylize.apply.memory.is_out_of_memory`), with or
         without ``settings.tile_size``; only ``tile_size=0`` (never tile) gives up at once.
         The failed pass's activations are referenced by the exception's traceback, so
         that is dropped before the allocator's cache is released.
         """
-        tile = self.tile_size_for(settings)
         height, width = rgb.shape[-2:]
         while True:
+            tile = self.tile_size_for(settings)
             try:
-                if not tile or max(height, width) <= tile:
-                    return self._forward(rgb[None], weights, stats)[0].cpu()
-                return self._tiled(rgb, weights, tile, settings, stats or NormStats())
+                return super().render(rgb, weights, settings, prior, record)
             except RuntimeError as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -216,24 +178,42 @@ class Stylizer:
             if current <= self.min_tile:
                 raise StylizeError(f"out of {self.device.type} memory for a {width}x{height} image even in "
                                    f"tiles of {current} px; use --max-size or another --device")
-            tile = self.tile_cap = max(current // 2 // ALIGN * ALIGN, self.min_tile)
+            self.tile_cap = max(current // 2 // ALIGN * ALIGN, self.min_tile)
 
-    def _tiled(self, rgb: Tensor, weights: Tensor, tile: int, settings: ApplySettings, stats: NormStats) -> Tensor:
-        """Record norm statistics into ``stats`` on the whole (or downscaled) image, then render tile by tile."""
-        _, height, width = rgb.shape
-        stats_size = tile if settings.stats_size is None else settings.stats_size
-        probe = rgb if not stats_size or max(height, width) <= stats_size else resize_long_side(rgb, stats_size)
-        self._forward(probe[None], weights, stats.reset())
-        stats.replay()
-        margin = tile_margin(self.net.config)
-        out = torch.empty(3, height, width)
-        tiles = list(product(tile_spans(height, tile, margin), tile_spans(width, tile, margin)))
-        for done, ((y0, y1, top, bottom), (x0, x1, left, right)) in enumerate(tiles, 1):
-            piece = self._forward(rgb[None, :, y0:y1, x0:x1], weights, stats)[0].cpu()
-            out[:, top:bottom, left:right] = piece[:, top - y0:bottom - y0, left - x0:right - x0]
-            if self.on_tile is not None:
-                self.on_tile(done, len(tiles))
-        return out
+    def run(self, rgb: Tensor, weights: Tensor, prior: Prior | None, record: bool) -> tuple[Tensor, list | None]:
+        """One pass; the statistics are :class:`~stylize.model.norm.NormStats` pairs, one per norm layer.
+
+        Without ``record`` or a prior none are kept, and the engine runs its fused norm.
+        """
+        if prior is None and not record:
+            return self._forward(rgb[None], weights)[0].cpu(), None
+        if prior is None:
+            stats = NormStats()
+        elif prior.weight == 1:
+            stats = NormStats()
+            stats.pairs = list(prior.stats)
+            stats.replay()
+        else:
+            stats = BlendedStats(prior.stats, prior.weight)
+        return self._forward(rgb[None], weights, stats)[0].cpu(), stats.pairs
+
+    def pixels(self, image: Tensor | np.ndarray) -> Tensor:
+        return torch.as_tensor(image).detach().float().cpu()
+
+    def style_weights(self, choice: StyleChoice) -> Tensor:
+        return torch.tensor([choice.weights], dtype=torch.float32, device=self.device)
+
+    def resize(self, image: Tensor, size: int) -> Tensor:
+        return resize_long_side(image, size)
+
+    def upsample(self, image: Tensor, size: tuple[int, int]) -> Tensor:
+        return upsample(image, size)
+
+    def empty(self, height: int, width: int) -> Tensor:
+        return torch.empty(3, height, width)
+
+    def blend(self, photo: Tensor, stylized: Tensor, strength: float) -> Tensor:
+        return torch.lerp(photo, stylized, strength)
 
     @torch.inference_mode()
     def _forward(self, x: Tensor, weights: Tensor, stats: NormStats | None = None) -> Tensor:
@@ -255,7 +235,7 @@ def all_finite(x: Tensor) -> bool:
     return bool(torch.isfinite(x).all())
 
 
-def _upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
+def upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
     """(C, h, w) -> (C, H, W), bicubic."""
     return F.interpolate(image[None], size=size, mode="bicubic", align_corners=False)[0]
 

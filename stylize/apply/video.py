@@ -9,8 +9,8 @@ complete, so an interrupted run leaves no partial video and a rerun redoes it.
 **Flicker.** Instance norm normalizes every frame by its own statistics, so small
 changes between frames (noise, a hand moving into view) shift every colour of the
 output a little: the style flickers. Each frame's norm statistics are therefore pulled
-toward the previous frame's (:class:`~stylize.model.norm.BlendedStats`, the mechanism tiling
-uses to share statistics between tiles): with ``smoothing`` s, a frame is normalized with
+toward the previous frame's (a :class:`~stylize.apply.renderer.Prior`, the mechanism tiling
+uses to share statistics between tiles; both backends take it): with ``smoothing`` s, a frame is normalized with
 ``own * (1 - s) + previous * s`` in every layer, an exponential moving average over
 frames. That steadies global colour shifts (something large entering the picture), but
 statistics over a whole frame hardly move with noise, while the network turns pixel noise
@@ -30,15 +30,17 @@ from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+import numpy as np
+from PIL import Image
+
 from ..config import ApplySettings, VideoSettings
 from ..errors import StylizeError
 from ..io.atomic import replace_atomically
 from ..model.styles import StyleChoice
+from .renderer import Prior
 
 if TYPE_CHECKING:
-    import torch
-
-    from .torch_backend import Stylizer
+    from .renderer import Renderer
 
 CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
 """Video file extensions and their FFmpeg container formats."""
@@ -70,7 +72,7 @@ def _av() -> Any:
     return av
 
 
-def stylize_video(stylizer: Stylizer, source: Path, destination: Path, choice: StyleChoice,
+def stylize_video(renderer: Renderer, source: Path, destination: Path, choice: StyleChoice,
                   settings: ApplySettings = ApplySettings(), video: VideoSettings = VideoSettings(), *,
                   on_frame: Callable[[int, int | None], None] | None = None,
                   overwrite: bool = True) -> int | None:
@@ -89,7 +91,7 @@ def stylize_video(stylizer: Stylizer, source: Path, destination: Path, choice: S
     def write(tmp: Path) -> None:
         nonlocal frames
         with av.open(str(source)) as src, av.open(str(tmp), "w", format=container) as dst:
-            frames = _transcode(av, src, dst, container, stylizer, choice, settings, video, on_frame)
+            frames = _transcode(av, src, dst, container, renderer, choice, settings, video, on_frame)
 
     try:
         created = replace_atomically(destination, write, replace=overwrite)
@@ -100,13 +102,9 @@ def stylize_video(stylizer: Stylizer, source: Path, destination: Path, choice: S
     return frames if created else None
 
 
-def _transcode(av: Any, src: Any, dst: Any, container: str, stylizer: Stylizer, choice: StyleChoice,
+def _transcode(av: Any, src: Any, dst: Any, container: str, renderer: Renderer, choice: StyleChoice,
                settings: ApplySettings, video: VideoSettings,
                on_frame: Callable[[int, int | None], None] | None) -> int:
-    import torch
-
-    from ..model.norm import BlendedStats
-
     if not src.streams.video:
         raise StylizeError("no video stream in the file")
     vin = src.streams.video[0]
@@ -119,7 +117,7 @@ def _transcode(av: Any, src: Any, dst: Any, container: str, stylizer: Stylizer, 
         raise StylizeError(f"a {container} file cannot hold this clip's {ain.codec_context.name} audio, which is "
                            "copied as it is; write .mp4, .mov or .mkv instead") from None
     total = vin.frames or None
-    previous: list | None = None
+    previous = None
     steadier = Steadier(video.smoothing)
     done = 0
     for packet in src.demux(*(s for s in (vin, ain) if s is not None)):
@@ -129,12 +127,12 @@ def _transcode(av: Any, src: Any, dst: Any, container: str, stylizer: Stylizer, 
                 dst.mux(packet)
             continue
         for frame in packet.decode():
-            rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1).float().div_(255)
-            stats = BlendedStats(previous, video.smoothing)
-            out = steadier(rgb, stylizer.stylize(rgb, choice, settings, stats))
-            previous = stats.pairs
-            pixels = out.mul(255).round_().clamp_(0, 255).byte().permute(1, 2, 0).contiguous().numpy()
-            styled = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+            rgb = frame.to_ndarray(format="rgb24").transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+            prior = Prior(previous, video.smoothing) if previous is not None else None
+            out, previous = renderer.stylize_with_stats(renderer.pixels(rgb), choice, settings, prior)
+            out = steadier(rgb, np.asarray(out, dtype=np.float32))
+            pixels = np.clip(np.round(out * 255), 0, 255).astype(np.uint8).transpose(1, 2, 0)
+            styled = av.VideoFrame.from_ndarray(np.ascontiguousarray(pixels), format="rgb24")
             styled.pts, styled.time_base = frame.pts, frame.time_base
             dst.mux(vout.encode(styled))
             done += 1
@@ -151,30 +149,43 @@ class Steadier:
 
     def __init__(self, smoothing: float) -> None:
         self.smoothing = smoothing
-        self.frame: torch.Tensor | None = None
-        self.output: torch.Tensor | None = None
+        self.frame: np.ndarray | None = None
+        self.output: np.ndarray | None = None
 
-    def __call__(self, frame: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    def __call__(self, frame: np.ndarray, output: np.ndarray) -> np.ndarray:
         """``output``, the stylized ``frame`` (both (3, H, W) in [0, 1]; ``max_size`` may have shrunk it), steadied."""
-        import torch
-        import torch.nn.functional as F
-
         if frame.shape != output.shape:
-            frame = F.interpolate(frame[None], size=output.shape[-2:], mode="area")[0]
+            frame = _area_resize(frame, output.shape[-2:])
         if self.smoothing and self.frame is not None:
-            change = (frame - self.frame).abs().mean(0, keepdim=True)[None]
-            pad = STILL_WINDOW // 2
-            change = F.avg_pool2d(F.pad(change, (pad,) * 4, mode="replicate"), STILL_WINDOW, 1)[0]
-            keep = (1 - change / STILL_CHANGE).clamp_(0, 1).mul_(self.smoothing)
-            output = torch.lerp(output, self.output, keep)
+            change = _box_mean(np.abs(frame - self.frame).mean(0), STILL_WINDOW)
+            keep = np.clip(1 - change / np.float32(STILL_CHANGE), 0, 1) * np.float32(self.smoothing)
+            output = output + (self.output - output) * keep
         self.frame, self.output = frame, output
         return output
+
+
+def _box_mean(plane: np.ndarray, window: int) -> np.ndarray:
+    """The mean over each pixel's ``window`` x ``window`` neighbourhood, edges replicated."""
+    pad = window // 2
+    sums = np.pad(plane, pad, mode="edge").astype(np.float64).cumsum(0).cumsum(1)
+    sums = np.pad(sums, ((1, 0), (1, 0)))
+    height, width = plane.shape
+    total = (sums[window:window + height, window:window + width] - sums[:height, window:window + width]
+             - sums[window:window + height, :width] + sums[:height, :width])
+    return (total / window ** 2).astype(np.float32)
+
+
+def _area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(C, H, W) averaged down to ``size`` (Pillow's box filter)."""
+    height, width = size
+    return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((width, height), Image.BOX))
+                     for plane in image])
 
 
 def output_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
     """The stylized frame size, rounded down to even numbers (4:2:0 video needs them).
 
-    ``max_size`` shrinks it as :func:`stylize.io.images.resize_long_side` shrinks each frame.
+    ``max_size`` shrinks it as :func:`stylize.io.pixels.resize_long_side` shrinks each frame.
     """
     if max_size and max(width, height) > max_size:
         scale = max_size / max(width, height)

@@ -15,12 +15,16 @@ import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import printable
 
 if TYPE_CHECKING:
     from tqdm import tqdm
+
+    from ..apply.batch import Result
+    from ..train.loop import StepReport
 
 PLAIN_INTERVAL = 10.0
 """Seconds between two plain progress lines when stderr is not a terminal."""
@@ -120,3 +124,78 @@ class Verbosity:
         start = time.perf_counter()
         yield
         self.record(name, time.perf_counter() - start)
+
+
+class StepBar:
+    """A training loop's ``on_step`` callback that shows progress (quiet with ``-q`` and where not ``main``,
+    the non-zero ranks of a torchrun job).
+
+    The bar opens at the first step, so an error before it (a bad file, a missing
+    folder) is the only line printed, and its total is the run's, known only once a
+    checkpoint's settings are read. The time until then is the ``setup`` stage
+    (photos, paintings, loss network), the rest ``steps``.
+    """
+
+    def __init__(self, say: Verbosity, desc: str, main: bool = True) -> None:
+        self.say, self.desc, self.main = say, desc, main
+        self.bar: Progress | None = None
+        self.started = time.perf_counter()
+
+    def __call__(self, report: StepReport) -> None:
+        if self.bar is None:
+            self.say.record("setup", time.perf_counter() - self.started)
+            self.started = time.perf_counter()
+            self.bar = Progress(report.steps, "step", desc=self.desc, initial=report.step - 1,
+                                enabled=self.say.progress and self.main)
+        self.bar.update(report.step, {"img/s": f"{report.images_per_s:.3g}",
+                                      **{k: f"{v:.3g}" for k, v in report.losses.items()}})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.say.record("steps", time.perf_counter() - self.started)
+
+
+class FrameBar:
+    """``apply``'s ``on_frame`` callback: progress over the frames of each video in turn."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+        self.video: Result | None = None
+
+    def __call__(self, result: Result, done: int, total: int | None) -> None:
+        if self.video is not result:
+            self.close()
+            self.video = result
+            self.bar = Progress(total, "frame", desc=Path(result.input).name, enabled=self.enabled, leave=False)
+        self.bar.update(done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class TileProgress:
+    """A renderer's ``on_tile``: a progress count for each photo rendered in tiles (large photos).
+
+    One bar per photo; a photo small enough for one pass reports nothing.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: Progress | None = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None or done <= self.bar.n:
+            self.close()
+            self.bar = Progress(total, "tile", desc="tiles", enabled=self.enabled, leave=False)
+        self.bar.update(done)
+        if done == total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -35,7 +35,7 @@ QUALITY_FORMATS = frozenset({"JPEG", "WEBP"})
 
 
 def output_extension_ok(path: str | Path) -> bool:
-    """Whether :func:`stylize.io.images.write_image` can infer a format from ``path``'s extension.
+    """Whether :func:`stylize.io.encode.write_image` can infer a format from ``path``'s extension.
 
     Lets a CLI reject ``-o out.gif`` before spending minutes on the network.
     """

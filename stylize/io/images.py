@@ -1,11 +1,9 @@
-"""Reading and writing photos without surprises.
+"""Reading photos without surprises, and the pixels they become.
 
 Everything a user can get wrong here (a missing file, a text file named ``.jpg``, a
-truncated download, a 1-gigapixel "bomb", an unwritable output folder) becomes a
-one-line :class:`~stylize.errors.StylizeError` that names the file.  Nothing is ever
-lost: inputs are only read, and outputs are encoded in memory and written with
-:func:`stylize.io.atomic.write_atomically`, so an existing file is either left untouched
-or replaced by a complete new one, and a full disk is an error, not a short file.
+truncated download, a 1-gigapixel "bomb") becomes a one-line
+:class:`~stylize.errors.StylizeError` that names the file; inputs are only read.
+Writing is :mod:`stylize.io.encode`.
 
 Pixels travel as float32 tensors in ``[0, 1]``: colour as ``(3, H, W)`` and, when the
 source has one, alpha as a separate ``(1, H, W)`` tensor, because the style network
@@ -18,24 +16,21 @@ imports PyTorch, which is imported here only when tensors are asked for.
 from __future__ import annotations
 
 import dataclasses
-import errno
 import io
-import stat
 import os
+import stat
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from ..config import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, check_max_pixels, check_quality
-from ..errors import StylizeError
-from .atomic import write_atomically, write_failure
-from .formats import ALPHA_FORMATS, EXIF_FORMATS, EXTENSION_LIST, ICC_FORMATS, QUALITY_FORMATS, resolve_format
+from ..config import DEFAULT_MAX_PIXELS, check_max_pixels
+from ..errors import StylizeError, one_line, os_reason
+from .formats import EXTENSION_LIST
+from .pixels import pil_to_array, uint8_to_array
 
 if TYPE_CHECKING:
     import torch
@@ -48,12 +43,7 @@ except ImportError:  # Pillow built without littlecms: CMYK falls back to a naiv
 __all__ = [
     "Photo",
     "check_pixels",
-    "pil_to_tensor",
     "read_image",
-    "resize_long_side",
-    "tensor_to_pil",
-    "write_image",
-    "write_image_to",
 ]
 
 
@@ -96,45 +86,6 @@ class Photo:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     format: str | None = None
-
-
-def pil_to_tensor(img: Image.Image) -> torch.Tensor:
-    """Convert a Pillow image to a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
-
-    Any mode is accepted and converted to 8-bit RGB first (alpha is discarded); use
-    :func:`read_image` when 16-bit precision or alpha matter.
-    """
-    import torch
-
-    return torch.from_numpy(_pil_to_array(img))
-
-
-def _pil_to_array(img: Image.Image) -> np.ndarray:
-    """:func:`pil_to_tensor` as a numpy array."""
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return _uint8_to_array(np.asarray(img))
-
-
-def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
-    """Convert a float ``(3, H, W)`` tensor (or array) in ``[0, 1]`` to an 8-bit RGB Pillow image.
-
-    Values are clamped (networks overshoot slightly) and NaNs become 0, then rounded
-    rather than truncated so that a read/write round trip is lossless.
-    """
-    if t.ndim != 3 or t.shape[0] != 3:
-        raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(t.shape)}")
-    return Image.fromarray(np.ascontiguousarray(_to_uint8(t).transpose(1, 2, 0)))
-
-
-def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize (C,H,W) so its long side is ``size``, keeping the aspect ratio (antialiased)."""
-    import torch.nn.functional as F
-
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
-    return F.interpolate(image[None], size=new, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
 def read_image(
@@ -190,7 +141,7 @@ def _read_stream(source: BinaryIO, label: str, limit: int | None) -> io.BytesIO:
         try:
             chunk = source.read(_CHUNK)
         except OSError as exc:
-            raise StylizeError(f"{label}: cannot read: {_reason(exc)}") from exc
+            raise StylizeError(f"{label}: cannot read: {os_reason(exc)}") from exc
         if not chunk:
             break
         buffer.write(chunk)
@@ -201,77 +152,6 @@ def _read_stream(source: BinaryIO, label: str, limit: int | None) -> io.BytesIO:
             )
     buffer.seek(0)
     return buffer
-
-
-def write_image(
-    path: str | Path,
-    rgb: torch.Tensor,
-    *,
-    alpha: torch.Tensor | None = None,
-    icc_profile: bytes | None = None,
-    exif: bytes | None = None,
-    quality: int = DEFAULT_QUALITY,
-    format: str | None = None,
-    overwrite: bool = True,
-) -> bool:
-    """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``) to ``path``, atomically; whether it did.
-
-    The format comes from the extension unless ``format`` is given (``"jpg"``,
-    ``"png"``, ...).  ``alpha`` is kept for PNG, WebP and TIFF and dropped for JPEG and
-    BMP, which cannot hold it (the colour is written as is, not composited).  ICC and
-    EXIF are kept where the format can carry them.  ``quality`` (1-100) applies to JPEG
-    and WebP.  The file is encoded in memory and put in place only once completely on
-    disk, so a crash, a full disk or an encoder error never leaves a half-written or
-    truncated file.  Without ``overwrite`` an existing ``path`` is kept, even one that
-    appears while encoding (another run finished it first), and ``False`` is returned.
-    """
-    path = Path(path)
-    data = _encode(rgb, alpha, resolve_format(path, format), quality, icc_profile, exif, path)
-    try:
-        return write_atomically(path, data, replace=overwrite)
-    except IsADirectoryError as exc:
-        raise StylizeError(f"cannot write {path}: it is a directory") from exc
-    except (FileNotFoundError, NotADirectoryError, PermissionError) as exc:
-        raise StylizeError(_directory_error(path, exc)) from exc
-    except OSError as exc:  # disk full, quota, I/O error...
-        raise StylizeError(f"cannot write {path}: {write_failure(exc, path, len(data))}") from exc
-
-
-def write_image_to(
-    stream: BinaryIO,
-    rgb: torch.Tensor,
-    *,
-    alpha: torch.Tensor | None = None,
-    icc_profile: bytes | None = None,
-    exif: bytes | None = None,
-    quality: int = DEFAULT_QUALITY,
-    format: str,
-    name: str = "<stdout>",
-) -> None:
-    """Encode ``rgb`` as ``format`` onto a binary stream such as ``sys.stdout.buffer``.
-
-    Same options as :func:`write_image`; the format must be given since a stream has no
-    extension.  The image is encoded in memory first, so a pipe receives either the
-    whole file or, if the reader goes away, nothing more; ``name`` labels the stream in
-    error messages.
-    """
-    data = _encode(rgb, alpha, resolve_format(None, format), quality, icc_profile, exif, name)
-    try:
-        _write_whole(stream, data)
-        stream.flush()
-    except OSError as exc:
-        raise StylizeError(f"cannot write image to {name}: {_reason(exc)}") from exc
-
-
-def _write_whole(stream: BinaryIO, data: bytes) -> None:
-    """Write every byte: a raw stream (stdout is one) may take part of them, as a pipe whose
-    reader has gone does, and only the next call then fails (``EPIPE``)."""
-    view = memoryview(data)
-    while view:
-        count = stream.write(view)
-        if not count:
-            raise OSError(errno.EIO, "the stream took no more bytes")
-        view = view[count:]
 
 
 # --------------------------------------------------------------------------- reading
@@ -288,12 +168,12 @@ def _open_for_reading(path: Path, label: str) -> BinaryIO:
     except PermissionError as exc:
         raise StylizeError(f"{label}: permission denied") from exc
     except OSError as exc:
-        raise StylizeError(f"{label}: cannot open: {_reason(exc)}") from exc
+        raise StylizeError(f"{label}: cannot open: {os_reason(exc)}") from exc
     try:
         st = os.fstat(fp.fileno())
     except OSError as exc:
         fp.close()
-        raise StylizeError(f"{label}: cannot open: {_reason(exc)}") from exc
+        raise StylizeError(f"{label}: cannot open: {os_reason(exc)}") from exc
     if stat.S_ISDIR(st.st_mode):  # Windows and some filesystems let open() succeed
         fp.close()
         raise StylizeError(f"{label}: is a directory, not an image file")
@@ -324,10 +204,10 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
         ) from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise StylizeError(
-            f"{label}: rejected as a decompression bomb ({_one_line(exc)})"
+            f"{label}: rejected as a decompression bomb ({one_line(exc)})"
         ) from exc
     except CORRUPT_DATA_ERRORS as exc:
-        raise StylizeError(f"{label}: image header is corrupt ({_one_line(exc)})") from exc
+        raise StylizeError(f"{label}: image header is corrupt ({one_line(exc)})") from exc
     with img:
         check_pixels(img, label, max_pixels)
         source_format = img.format
@@ -337,11 +217,11 @@ def _read(fp: BinaryIO, label: str, max_pixels: int | None) -> Photo:
             img.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
             raise StylizeError(
-                f"{label}: rejected as a decompression bomb ({_one_line(exc)})"
+                f"{label}: rejected as a decompression bomb ({one_line(exc)})"
             ) from exc
         except CORRUPT_DATA_ERRORS as exc:
             raise StylizeError(
-                f"{label}: image data is truncated or corrupt ({_one_line(exc)})"
+                f"{label}: image data is truncated or corrupt ({one_line(exc)})"
             ) from exc
         raw_exif = img.info.get("exif") or None
         raw_icc = img.info.get("icc_profile") or None
@@ -387,12 +267,12 @@ def _decode_pixels(
         return _grey_to_rgb(np.clip(grey, 0.0, 1.0)), None, _rgb_profile(icc_profile)
     if mode == "CMYK":
         rgb_img, rgb_icc = _cmyk_to_rgb(img, icc_profile)
-        return _pil_to_array(rgb_img), None, rgb_icc
+        return pil_to_array(rgb_img), None, rgb_icc
     try:
         if mode in _ALPHA_MODES or "transparency" in img.info:
-            rgba = _uint8_to_array(np.asarray(img.convert("RGBA")))
+            rgba = uint8_to_array(np.asarray(img.convert("RGBA")))
             return np.ascontiguousarray(rgba[:3]), np.ascontiguousarray(rgba[3:]), _rgb_profile(icc_profile)
-        return _pil_to_array(img), None, _rgb_profile(icc_profile)
+        return pil_to_array(img), None, _rgb_profile(icc_profile)
     except ValueError as exc:  # e.g. LAB or HSV, which Pillow cannot turn into RGB
         raise StylizeError(f"{label}: unsupported colour mode {mode}") from exc
 
@@ -453,96 +333,6 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
     return np.repeat(grey[None].astype(np.float32, copy=False), 3, axis=0)
 
 
-def _uint8_to_array(arr: np.ndarray) -> np.ndarray:
-    """(H, W, C) uint8 array -> float32 (C, H, W) array in [0, 1]."""
-    return np.ascontiguousarray((arr.astype(np.float32) / 255.0).transpose(2, 0, 1))
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _prepare(rgb: torch.Tensor | np.ndarray, alpha: torch.Tensor | np.ndarray | None, fmt: str) -> Image.Image:
-    """Build the Pillow image to encode, attaching alpha when ``fmt`` can hold it."""
-    rgb = _as_array(rgb)
-    if not np.issubdtype(rgb.dtype, np.floating):
-        raise ValueError(f"expected a float tensor in [0, 1], got dtype {rgb.dtype}")
-    img = tensor_to_pil(rgb)
-    if alpha is not None and fmt in ALPHA_FORMATS:
-        if alpha.ndim == 3 and alpha.shape[0] == 1:
-            alpha = alpha[0]
-        if tuple(alpha.shape) != tuple(rgb.shape[1:]):
-            raise ValueError(
-                f"alpha of shape {tuple(alpha.shape)} does not match image {tuple(rgb.shape)}"
-            )
-        img.putalpha(Image.fromarray(_to_uint8(alpha)))
-    return img
-
-
-def _save_options(
-    fmt: str, quality: int, icc_profile: bytes | None, exif: bytes | None
-) -> dict[str, object]:
-    """Keyword arguments for ``Image.save``, limited to what ``fmt`` supports."""
-    check_quality(quality)
-    options: dict[str, object] = {}
-    if fmt in QUALITY_FORMATS:
-        options["quality"] = quality
-    if icc_profile and fmt in ICC_FORMATS:
-        options["icc_profile"] = icc_profile
-    if exif and fmt in EXIF_FORMATS:
-        options["exif"] = exif
-    return options
-
-
-def _encode(
-    rgb: torch.Tensor,
-    alpha: torch.Tensor | None,
-    fmt: str,
-    quality: int,
-    icc_profile: bytes | None,
-    exif: bytes | None,
-    label: str | Path,
-) -> bytes:
-    """The one place images are encoded, in memory, shared by file and stream output.
-
-    In memory because Pillow's encoders write files with unchecked ``write()`` calls: on
-    a full disk they produce a short file without an error.
-    """
-    img = _prepare(rgb, alpha, fmt)
-    options = _save_options(fmt, quality, icc_profile, exif)
-    buffer = io.BytesIO()
-    try:
-        img.save(buffer, format=fmt, **options)
-    except (ValueError, OSError) as exc:
-        raise StylizeError(f"cannot encode {label} as {fmt}: {_one_line(exc)}") from exc
-    return buffer.getvalue()
-
-
-def _directory_error(path: Path, exc: OSError) -> str:
-    """One line saying why nothing can be created in ``path``'s directory."""
-    directory = path.parent
-    if isinstance(exc, FileNotFoundError):
-        return f"cannot write {path}: directory {directory} does not exist"
-    if isinstance(exc, NotADirectoryError) or exc.errno == errno.ENOTDIR:
-        return f"cannot write {path}: {directory} is not a directory"
-    if isinstance(exc, PermissionError):
-        return f"cannot write {path}: permission denied in directory {directory}"
-    return f"cannot write {path} in directory {directory}: {_reason(exc)}"
-
-
-def _as_array(pixels: Any) -> np.ndarray:
-    """A numpy array of ``pixels``: a torch tensor (any device) is copied to the CPU, floats as float32."""
-    if hasattr(pixels, "detach"):  # duck-typed: importing torch here would defeat the torch-free path
-        pixels = pixels.detach()
-        return (pixels.float() if pixels.is_floating_point() else pixels).cpu().numpy()
-    return np.asarray(pixels)
-
-
-def _to_uint8(pixels: Any) -> np.ndarray:
-    """Float pixels in [0, 1] -> uint8, clamped, NaN-safe and rounded (half to even)."""
-    a = np.nan_to_num(_as_array(pixels).astype(np.float32, copy=False), nan=0.0)
-    return np.round(np.clip(a, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
-
-
 # --------------------------------------------------------------------------- messages
 
 
@@ -551,11 +341,3 @@ def _mpx(pixels: int) -> str:
     return f"{pixels / 1e6:.1f} Mpx" if pixels >= 100_000 else f"{pixels} pixels"
 
 
-def _one_line(exc: BaseException) -> str:
-    """An exception's text squeezed onto one line (Pillow's sometimes span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _reason(exc: OSError) -> str:
-    """The OS's short reason ("No space left on device") without errno noise."""
-    return exc.strerror or _one_line(exc)

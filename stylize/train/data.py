@@ -21,7 +21,8 @@ from torch.utils.data import Dataset
 
 from ..errors import StylizeError, first_line
 from ..io.formats import SUPPORTED_EXTENSIONS
-from ..io.images import CORRUPT_DATA_ERRORS, check_pixels, read_image, resize_long_side
+from ..io.images import CORRUPT_DATA_ERRORS, check_pixels, read_image
+from ..io.pixels import resize_long_side
 
 
 def list_images(folder: Path, what: str) -> list[Path]:

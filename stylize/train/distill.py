@@ -42,7 +42,7 @@ from torch import Tensor
 
 from ..config import PRESETS, DistillSettings, TrainSettings
 from ..errors import StylizeError
-from ..io.images import write_image
+from ..io.encode import write_image
 from ..model import checkpoint as ckpt_io
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet

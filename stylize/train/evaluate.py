@@ -30,7 +30,8 @@ from torch import Tensor
 from ..config import EVALUATE_BUDGETS, EVALUATE_SIZE
 from ..errors import StylizeError
 from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
-from ..io.images import read_image, resize_long_side
+from ..io.images import read_image
+from ..io.pixels import resize_long_side
 from ..io.weights import cache_dir
 from ..model.checkpoint import Checkpoint
 from ..model.engine import FastStyleNet
@@ -221,6 +222,54 @@ def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path
     return scores
 
 
+def evaluate_model(model: Path, styles_dir: Path, photos_dir: Path, *, only: Sequence[str] | None = None,
+                   compare: Path | None = None, size: int = EVALUATE_SIZE, budgets: Sequence[int] = EVALUATE_BUDGETS,
+                   limit: int | None = None, device: torch.device = torch.device("cpu"),
+                   vgg_weights: Path | None = None, cache: Path | None = None, use_cache: bool = True,
+                   on_start: Callable[[list[str]], None] | None = None,
+                   on_progress: Callable[[str, int, int], None] | None = None) -> list[StyleScores]:
+    """``stylize evaluate``: :func:`evaluate` of the checkpoint ``model`` on the paintings it was trained on.
+
+    The paintings in ``styles_dir`` named as the model's styles (``only`` some of them),
+    under the loss the model was trained with; ``compare``: a previous checkpoint scored
+    alongside. Baselines are cached in ``cache`` (default :func:`default_cache`), or
+    neither read nor written without ``use_cache``. ``on_start`` hears the styles to score.
+    """
+    from ..config import TrainSettings
+    from ..model import checkpoint
+    from .data import load_styles
+    from .vgg import load_vgg
+
+    ckpt = checkpoint.load(model)
+    previous = checkpoint.load(compare) if compare is not None else None
+    settings = TrainSettings.from_dict(ckpt.training)
+    names, paintings = load_styles(styles_dir, settings.style_size)
+    chosen = matching_paintings(ckpt.styles, dict(zip(names, paintings)), only, styles_dir)
+    if on_start is not None:
+        on_start(list(chosen))
+    return evaluate(ckpt, chosen, photos_dir, weights=settings.weights, vgg=load_vgg(vgg_weights, device), size=size,
+                    budgets=budgets, limit=limit, device=device, cache=(cache or default_cache()) if use_cache else None,
+                    previous=previous, on_progress=on_progress)
+
+
+def matching_paintings(styles: list[str], paintings: dict[str, Tensor], only: Sequence[str] | None,
+                       folder: Path) -> dict[str, Tensor]:
+    """The paintings of the styles to evaluate (``only``, else every style that has one), by
+    name; refuses paintings that are no style of the model (another model's folder), which
+    would be scored against nothing meaningful."""
+    wanted = list(only) if only else [name for name in styles if name in paintings]
+    unknown = [name for name in (only or paintings) if name not in styles]
+    missing = [name for name in wanted if name not in paintings]
+    if unknown or missing or not wanted:
+        problems = [f"not styles of the model: {', '.join(unknown)}" if unknown else "",
+                    f"no painting for: {', '.join(missing)}" if missing else "",
+                    "none of the model's styles has a painting" if not wanted else ""]
+        raise StylizeError(f"the paintings in {folder} do not match the model's styles ("
+                           + "; ".join(p for p in problems if p) + "); give the folder the model was trained on, "
+                           "or pick styles with --only")
+    return {name: paintings[name] for name in wanted}
+
+
 def mean_terms(rows: list[dict[str, float]]) -> dict[str, float]:
     """Each loss term averaged over photos (one dict per photo, as :func:`loss_terms` gives)."""
     return {k: sum(r[k] for r in rows) / len(rows) for k in rows[0]}
@@ -282,6 +331,11 @@ def summary(scores: list[StyleScores]) -> list[str]:
         lines.append(f"release rule (median / L-BFGS {TARGET_BUDGET} {now:.3f} < {then:.3f}, "
                      f"no style worse than x{WORSE_TOLERANCE:.2f}: worst x{worst:.3f}): {verdict}")
     return lines
+
+
+def report(scores: list[StyleScores]) -> str:
+    """What ``stylize evaluate`` prints: the table, then the median and worst style."""
+    return "\n".join([markdown_table(scores), "", *summary(scores)])
 
 
 def _median_and_worst(ratios: dict[str, float]) -> str:

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 from ..config import ADD_STEPS, QUICK_CPU, QUICK_GPU, STYLE_LR
 from ..errors import StylizeError, StylizeWarning
 from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
-from ..io.images import read_image, resize_long_side
+from ..io.images import read_image
+from ..io.pixels import resize_long_side
 from ..io.weights import cache_dir, file_sha256
 from ..model import checkpoint as ckpt_io
 from ..model.checkpoint import Checkpoint
@@ -49,10 +50,11 @@ from ..runtime.device import resolve_device
 from ..runtime.distributed import everyone, init_from_env
 from .data import ContentPhotos, photo_files
 from .divergence import RowGuard, style_breaks
-from .loop import (Job, StepReport, TrainResult, TrainSettings, TrainingDiverged, check_resumable, check_steps_left,
-                   fit, leaves_process_group)
+from .loop import Job, StepReport, TrainResult, TrainSettings, TrainingDiverged, fit
 from .loss import PerceptualLoss
 from .previews import preview_image
+from .ranks import leaves_process_group
+from .resume import check_resumable, check_steps_left
 from .vgg import load_vgg
 
 _CACHE_FORMAT = "stylize-style-rows/2"

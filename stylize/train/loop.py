@@ -19,11 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
 import math
-import signal
-import threading
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,7 +32,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from ..config import PRESETS, NetConfig, TrainSettings
+from ..config import PRESETS, TrainSettings
 from ..errors import StylizeError, StylizeWarning, first_line
 from ..model import checkpoint as ckpt_io
 from ..model.engine import FastStyleNet
@@ -48,6 +45,8 @@ from .data import ContentPhotos, load_styles
 from .lock import output_lock
 from .loss import PerceptualLoss
 from .previews import preview_image, write_preview
+from .ranks import StopRequest, agree, ignore_sigint, leaves_process_group
+from .resume import check_resumable, check_steps_left, load_initial, preset_of
 
 
 @dataclass
@@ -111,49 +110,6 @@ class Job:
     """Checks each step's loss and the weights before each save (new style rows: :class:`stylize.train.divergence.RowGuard`)."""
 
 
-class _StopRequest:
-    """Ctrl-C under torchrun: remember it, so that every rank stops at the same step.
-
-    torchrun forwards SIGINT to each worker (a multi-node job's other nodes get none).
-    A KeyboardInterrupt raised wherever a rank happens to be would leave the others
-    blocked in the next collective, so on several ranks SIGINT only sets a flag; the
-    flag travels in the per-step all-reduce (:func:`_agree`), all ranks leave the loop
-    at the same step, rank 0 saves. Repeated signals are absorbed so the save is never
-    cut short. One process keeps Python's default: KeyboardInterrupt, save, return.
-    """
-
-    def __init__(self, world: int) -> None:
-        self.requested = False
-        self._previous = None
-        if world > 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.requested = True
-
-    def restore(self) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-            self._previous = None
-
-
-def _agree(terms: dict[str, Tensor], stop: bool, world: int) -> tuple[dict[str, float], bool]:
-    """The loss terms of the whole global batch and whether any rank asked to stop.
-
-    One all-reduce of a few scalars per step. Each rank's terms are means over its equal
-    slice, so their mean is the 1-process loss (what is logged). A NaN/inf on any rank
-    makes the sum non-finite on all of them, so every rank raises at the same step, before
-    ``backward()`` (whose gradient all-reduce a rank that had left would leave hanging).
-    """
-    values = torch.stack([t.detach().float() for t in terms.values()]
-                         + [torch.tensor(float(stop), device=terms["total"].device)])
-    if world > 1:
-        dist.all_reduce(values)
-        values[:-1] /= world
-    *losses, stops = values.tolist()
-    return dict(zip(terms, losses)), stops > 0
-
-
 class _PerStyle:
     """Each style's mean style loss over the steps since the last log line (this rank's samples).
 
@@ -175,26 +131,6 @@ class _PerStyle:
         self.sums.zero_()
         self.counts.zero_()
         return {name: s / c for name, s, c in zip(self.names, sums, counts) if c}
-
-
-def _ignore_sigint(worker_id: int) -> None:
-    """DataLoader workers leave Ctrl-C to the training process (torchrun signals the whole group)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def leaves_process_group(run: Callable) -> Callable:
-    """Destroy the process group ``run`` joined (via :func:`stylize.runtime.distributed.init_from_env`) when it ends."""
-
-    @functools.wraps(run)
-    def wrapper(*args, **kwargs):
-        joined_before = dist.is_available() and dist.is_initialized()
-        try:
-            return run(*args, **kwargs)
-        finally:
-            if not joined_before and dist.is_available() and dist.is_initialized():
-                dist.destroy_process_group()
-
-    return wrapper
 
 
 def fit(job: Job, *, device: torch.device, vgg: nn.Module,
@@ -230,7 +166,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                          style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
                         pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None,
-                        worker_init_fn=_ignore_sigint if s.workers else None)
+                        worker_init_fn=ignore_sigint if s.workers else None)
     precision = training_precision(s.precision, device)
     scaler = precision.grad_scaler(device)
     log_path = job.output.with_suffix(".log.jsonl")
@@ -276,7 +212,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     by_style = _PerStyle([job.styles[i] for i in job.style_ids.tolist()], device)
     step, losses, interrupted, out_of_time = job.start_step, {}, False, False
     tick = time.perf_counter()
-    stop = _StopRequest(world)
+    stop = StopRequest(world)
     warned: set[str] = set()
     try:
         for images, styles, skipped in loader:
@@ -294,7 +230,7 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
                 output = model(images, style_ids[styles])
                 terms = loss_fn(output.float(), images, styles, per_sample=True)
             by_style.add(styles, terms.pop("style_each"))
-            current, stopping = _agree(terms, stop.requested, world)
+            current, stopping = agree(terms, stop.requested, world)
             if not math.isfinite(current["total"]):
                 raise TrainingDiverged(f"loss became {current['total']} at step {step + 1}; {_kept(job.output, saved)}")
             if job.guard is not None:
@@ -424,7 +360,7 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     names, style_images = load_styles(style_dir, settings.style_size)
     if init_from is not None:
         net, start_step = load_initial(Path(init_from), names)
-        settings = dataclasses.replace(settings, warmup_from=start_step, preset=_preset_of(net.config))
+        settings = dataclasses.replace(settings, warmup_from=start_step, preset=preset_of(net.config))
         check_steps_left(start_step, settings, init_from, "--init-from")
     elif previous is not None:
         check_resumable(previous, output, names)
@@ -444,37 +380,3 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
               start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
               metadata={"loss_network": vgg.network_id})
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step, time_limit=time_limit)
-
-
-def check_resumable(previous: ckpt_io.Checkpoint, output: Path, styles: list[str]) -> None:
-    """The interrupted run saved in ``output`` must hold ``styles`` and its optimizer state."""
-    if previous.styles != styles:
-        raise StylizeError(f"--resume: {output} was trained on styles {previous.styles}, "
-                           f"but this run holds styles {styles}")
-    if previous.optimizer_state is None:
-        raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
-
-
-def load_initial(path: Path, styles: list[str]) -> tuple[StyleNet, int]:
-    """The network and step of a released model to continue from, checked to hold ``styles`` in order."""
-    previous = ckpt_io.load(path)
-    if previous.styles != styles:
-        missing = sorted(set(styles) ^ set(previous.styles))
-        detail = f"styles differ: {', '.join(missing)}" if missing else "the styles are in another order"
-        raise StylizeError(f"--init-from: {path} does not hold this folder's styles ({detail})")
-    return previous.net, previous.step
-
-
-def _preset_of(config: NetConfig) -> str:
-    """The name of the preset ``config`` is built on: the record of a continued model must name
-    its own architecture, not the ``--preset`` default of the command that continued it."""
-    for name, preset in PRESETS.items():
-        if dataclasses.replace(preset, n_styles=config.n_styles) == config:
-            return name
-    raise StylizeError(f"the model's architecture ({config.to_dict()}) matches no preset: {', '.join(PRESETS)}")
-
-
-def check_steps_left(step: int, settings: TrainSettings, source: Path, option: str) -> None:
-    """A continued run must have steps left to do."""
-    if step >= settings.steps:
-        raise StylizeError(f"{option}: {source} is already at step {step}; raise --steps to train further")

@@ -9,7 +9,9 @@ import torch
 from torch import Tensor
 
 from ..errors import StylizeError
-from ..io.images import read_image, resize_long_side, write_image
+from ..io.encode import write_image
+from ..io.images import read_image
+from ..io.pixels import resize_long_side
 from ..model.network import StyleNet
 from .data import photo_files
 

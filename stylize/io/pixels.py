@@ -1,0 +1,73 @@
+"""Pixels between Pillow, numpy and torch: float32 ``(C, H, W)`` in ``[0, 1]``, whatever holds them.
+
+torch is imported only when a tensor is asked for, so the ONNX Runtime path, which works
+on numpy arrays, never loads it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    import torch
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    """Convert a Pillow image to a float32 ``(3, H, W)`` tensor in ``[0, 1]``.
+
+    Any mode is accepted and converted to 8-bit RGB first (alpha is discarded); use
+    :func:`read_image` when 16-bit precision or alpha matter.
+    """
+    import torch
+
+    return torch.from_numpy(pil_to_array(img))
+
+
+def pil_to_array(img: Image.Image) -> np.ndarray:
+    """:func:`pil_to_tensor` as a numpy array."""
+    if img.mode != "RGB":
+        img = img.convert("RGB")
+    return uint8_to_array(np.asarray(img))
+
+
+def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
+    """Convert a float ``(3, H, W)`` tensor (or array) in ``[0, 1]`` to an 8-bit RGB Pillow image.
+
+    Values are clamped (networks overshoot slightly) and NaNs become 0, then rounded
+    rather than truncated so that a read/write round trip is lossless.
+    """
+    if t.ndim != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(t.shape)}")
+    return Image.fromarray(np.ascontiguousarray(to_uint8(t).transpose(1, 2, 0)))
+
+
+def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Resize (C,H,W) so its long side is ``size``, keeping the aspect ratio (antialiased)."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return F.interpolate(image[None], size=new, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
+
+
+def as_array(pixels: Any) -> np.ndarray:
+    """A numpy array of ``pixels``: a torch tensor (any device) is copied to the CPU, floats as float32."""
+    if hasattr(pixels, "detach"):  # duck-typed: importing torch here would defeat the torch-free path
+        pixels = pixels.detach()
+        return (pixels.float() if pixels.is_floating_point() else pixels).cpu().numpy()
+    return np.asarray(pixels)
+
+
+def to_uint8(pixels: Any) -> np.ndarray:
+    """Float pixels in [0, 1] -> uint8, clamped, NaN-safe and rounded (half to even)."""
+    a = np.nan_to_num(as_array(pixels).astype(np.float32, copy=False), nan=0.0)
+    return np.round(np.clip(a, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+
+
+def uint8_to_array(arr: np.ndarray) -> np.ndarray:
+    """(H, W, C) uint8 array -> float32 (C, H, W) array in [0, 1]."""
+    return np.ascontiguousarray((arr.astype(np.float32) / 255.0).transpose(2, 0, 1))
