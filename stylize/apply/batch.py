@@ -32,6 +32,7 @@ from .video import is_video, stylize_video
 if TYPE_CHECKING:
     from .renderer import Renderer
 
+
 @dataclass
 class Result:
     """What happened to one output; one JSON line of ``--json``."""

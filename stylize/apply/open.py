@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .renderer import Renderer
     from .torch_backend import Stylizer
 
+
 def uses_onnx(backend: str, device: str, precision: str, *, torch_only: str | None = None) -> bool:
     """Whether ONNX Runtime renders, for ``backend`` (auto, torch or onnx) on ``device`` in ``precision``.
 

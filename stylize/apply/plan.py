@@ -64,7 +64,6 @@ class Task:
         return STDIN_LABEL if self.source is None else str(self.source)
 
 
-
 def plan(inputs: Sequence[str], output: str | None, choices: Sequence[StyleChoice],
          options: BatchOptions = BatchOptions()) -> list[Task]:
     """Where every rendering of every input goes; raises on anything that cannot be right."""

@@ -58,6 +58,7 @@ below an edge moving by a pixel."""
 
 STILL_WINDOW = 5
 
+
 def is_video(path: str | Path) -> bool:
     """Whether ``path`` names a video by its extension."""
     return Path(path).suffix.lower() in VIDEO_EXTENSIONS

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ..apply.batch import Result
     from ..apply.renderer import Renderer
 
+
 def apply(
     inputs: list[str] = typer.Argument(..., metavar="INPUT",
                                        help="Photos, folders (searched recursively), or '-' to read stdin."),

@@ -14,6 +14,7 @@ from ..runtime.process import own_process
 from .common import DeviceOption, ModelOption, Quiet, Verbose, chosen_model, pick_device, user_errors, verbosity
 from .progress import Progress
 
+
 def evaluate(
     model_arg: Optional[Path] = typer.Argument(None, metavar="[MODEL]", help="Same as --model (the old spelling)."),
     model: ModelOption = None,

@@ -8,6 +8,7 @@ import typer
 
 from .common import Quiet, Verbose, echo, verbosity
 
+
 def info(
     as_json: bool = typer.Option(False, "--json", help="Print the facts as JSON."),
     devices: bool = typer.Option(False, "--devices", help="Also ask PyTorch which GPUs it can use "

@@ -17,6 +17,7 @@ from .progress import Verbosity
 if TYPE_CHECKING:
     from ..model.checkpoint import Checkpoint
 
+
 def remove_style(
     names: list[str] = typer.Argument(..., metavar="NAME...", help="Styles to remove, as 'stylize styles' lists them."),
     model: EditedModel = None,

@@ -19,6 +19,7 @@ from .progress import StepBar, Verbosity
 if TYPE_CHECKING:
     from ..train.loop import TrainResult
 
+
 def run_training_loop(run: Callable[[StepBar], TrainResult], say: Verbosity, desc: str) -> None:
     """Run a training loop (``train``, ``add-style``) behind a progress bar; say where it saved.
 

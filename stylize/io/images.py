@@ -339,5 +339,3 @@ def _grey_to_rgb(grey: np.ndarray) -> np.ndarray:
 def _mpx(pixels: int) -> str:
     """Human-readable pixel count: "89.5 Mpx" for photos, exact for tiny limits."""
     return f"{pixels / 1e6:.1f} Mpx" if pixels >= 100_000 else f"{pixels} pixels"
-
-

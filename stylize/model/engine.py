@@ -37,6 +37,7 @@ from ..config import EngineOptions
 from .network import ConvNormAct, ResidualBlock, StyleNet
 from .norm import conditional_instance_norm
 
+
 class FastStyleNet(nn.Module):
     """``FastStyleNet(net)(x, style)`` equals ``net(x, style)``, computed faster.
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..config import LossWeights
 
+
 def gram(features: Tensor) -> Tensor:
     """Gram matrix per sample, normalized by C*H*W, in fp32 (sums of squares overflow fp16).
 
