@@ -106,7 +106,7 @@ def test_the_config_is_torch_free_and_the_help_shows_its_defaults() -> None:
     runner = CliRunner()
     wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
     apply_help = " ".join(runner.invoke(app, ["apply", "--help"], env=wide).output.split())
-    assert f"CUDA, {config.AUTO_TILE_OTHER} elsewhere" in apply_help
+    assert f"CUDA, {config.AUTO_TILE_ONNX} on ONNX Runtime, {config.AUTO_TILE_OTHER} elsewhere" in apply_help
     assert f"[default: {config.DEFAULT_SMOOTHING}]" in apply_help
     sheet_help = " ".join(runner.invoke(app, ["sheet", "--help"], env=wide).output.split())
     assert f"[default: {config.SHEET_CELL[1]}]" in sheet_help

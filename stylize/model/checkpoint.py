@@ -31,7 +31,6 @@ from .header import FORMAT, FORMAT_VERSION, META_KEY, TRAIN_PREFIX, read_header
 from .network import StyleNet
 
 
-
 @dataclass
 class Checkpoint:
     """A loaded checkpoint: the network plus what the file says about it."""
