@@ -94,13 +94,13 @@ def open_with_style_image(model: Path | None, style_image: Path, photos: Sequenc
     it (an existing file only with ``overwrite``). ``steps``: learning steps (``None``: the
     device's quick recipe). Ctrl-C raises KeyboardInterrupt and writes nothing.
     """
+    require("train", "--style-image")
     from ..io.weights import default_model
     from ..model import checkpoint
     from ..model.edits import check_output
     from ..train.finetune import Overrides, learn_style
     from .torch_backend import Stylizer
 
-    require("train", "--style-image")
     if STDIO in photos:
         raise StylizeError("--style-image learns on the photos, but '-' (stdin) can be read only once; "
                            "pass --content FOLDER of photos to learn on")
