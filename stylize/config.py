@@ -10,13 +10,13 @@ on creation. A checkpoint stores its :class:`NetConfig` and :class:`TrainSetting
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .checks import checked_fields
 from .errors import StylizeError
 from .io.formats import output_format
 
@@ -253,8 +253,8 @@ class TrainSettings:
         know are ignored, keys it misses take the defaults, values of the wrong type or out
         of range are refused (checkpoints are untrusted).
         """
-        values = _checked_settings(cls, data, "training settings")
-        values["weights"] = LossWeights(**_checked_settings(LossWeights, values.get("weights", {}), "loss weights"))
+        values = checked_fields(cls, data, "training settings")
+        values["weights"] = LossWeights(**checked_fields(LossWeights, values.get("weights", {}), "loss weights"))
         return cls(**values).changed(**changes)
 
     def changed(self, style_weight: float | None = None, **changes: Any) -> "TrainSettings":
@@ -328,7 +328,7 @@ class DistillSettings:
     @classmethod
     def from_dict(cls, data: dict, **changes: Any) -> "DistillSettings":
         """Settings stored in a student's metadata (checked: checkpoints are untrusted), with ``changes``."""
-        return dataclasses.replace(cls(**_checked_settings(cls, data, "distillation settings")), **changes)
+        return dataclasses.replace(cls(**checked_fields(cls, data, "distillation settings")), **changes)
 
     def decay_at(self, step: int) -> float:
         """The factor every learning rate is multiplied by at ``step``: a cosine from 1 to ``final_lr_fraction``."""
@@ -416,57 +416,3 @@ class EngineOptions:
         layout = environ.get("STYLIZE_CHANNELS_LAST", "auto").lower()
         channels_last = True if layout in _ON else False if layout in _OFF else None
         return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)
-
-
-_AT_LEAST_ONE = frozenset({"steps", "batch_size", "image_size", "resize", "style_size", "checkpoint_every", "preview_every",
-                           "log_every"})
-_ANY_SIGN = frozenset({"seed"})
-
-
-def _checked_settings(cls: type, data: object, what: str) -> dict:
-    """The fields of dataclass ``cls`` found in ``data``, each of its default's type and in range.
-
-    A field whose default is ``None`` (optional) is passed through for ``cls`` to judge.
-    """
-    if not isinstance(data, dict):
-        raise StylizeError(f"checkpoint {what} are {shown(data)}, not a mapping")
-    values = {}
-    for spec in dataclasses.fields(cls):
-        if spec.name not in data:
-            continue
-        value, default = data[spec.name], spec.default
-        if default is not dataclasses.MISSING and default is not None:
-            if isinstance(default, bool):
-                ok = isinstance(value, bool)
-            elif isinstance(default, int):
-                ok = is_int(value) and (spec.name in _ANY_SIGN or value >= (spec.name in _AT_LEAST_ONE))
-            elif isinstance(default, float):
-                ok = is_number(value) and value >= 0
-            elif isinstance(default, tuple):  # JSON has lists
-                ok = isinstance(value, (list, tuple)) and all(map(is_number, value))
-            else:
-                ok = type(value) is type(default)
-            if not ok:
-                raise StylizeError(f"checkpoint {what}: {spec.name} is {shown(value)}, not a valid "
-                                   f"{type(default).__name__}")
-        values[spec.name] = value
-    return values
-
-
-def is_number(value: Any) -> bool:
-    """A finite int or float (not a bool), as read from JSON."""
-    try:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def is_int(value: Any) -> bool:
-    """An int that is not a bool (JSON ``true`` is a Python int)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def shown(value: Any) -> str:
-    """A value from a file, for a message: escaped, and cut short."""
-    text = json.dumps(value)
-    return text if len(text) <= 40 else text[:37] + "..."

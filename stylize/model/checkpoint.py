@@ -24,7 +24,8 @@ from safetensors.torch import save as serialize
 from torch import Tensor
 
 from .. import __version__
-from ..config import NetConfig, is_number, shown
+from ..checks import is_number, shown
+from ..config import NetConfig
 from ..errors import StylizeError, first_line
 from ..io.atomic import write_atomically, write_failure
 from .header import FORMAT, FORMAT_VERSION, META_KEY, TRAIN_PREFIX, read_header

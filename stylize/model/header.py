@@ -17,7 +17,7 @@ from typing import Any
 
 from safetensors import SafetensorError, safe_open
 
-from ..config import is_int, shown
+from ..checks import is_int, shown
 from ..errors import StylizeError, first_line
 from ..io.weights import check_model_file
 from .styles import check_style_name, normalize_name
