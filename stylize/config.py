@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -74,7 +72,6 @@ PRESETS: dict[str, NetConfig] = {
 }
 """Named architectures: ``johnson`` is the paper's network, ``small`` and ``fast`` are for CPUs
 (``fast`` chosen by measured ONNX Runtime time: ``benchmarks/student_candidates.py``)."""
-
 
 
 # ----------------------------------------------------------------------------- applying
@@ -175,7 +172,6 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 BACKENDS = ("auto", "torch", "onnx")
 """``apply --backend`` values: who renders (ONNX Runtime needs no PyTorch)."""
-
 
 
 def check_device_name(name: str) -> str:
@@ -390,29 +386,3 @@ class BatchOptions:
             raise StylizeError(f"workers must be 0 (no background reading) or more, got {self.workers}")
         if self.format is not None:
             output_format(self.format)
-
-
-_ON = ("1", "true", "yes", "on")
-_OFF = ("0", "false", "no", "off")
-
-
-@dataclass(frozen=True)
-class EngineOptions:
-    """Which rewrites :class:`stylize.model.engine.FastStyleNet` may use; the defaults are the fastest measured.
-
-    ``channels_last``: ``None`` chooses (on for CPU inference: oneDNN's convolutions and
-    PyTorch's batch norm are fastest in NHWC there; off for training, where batch norm's
-    per-image split and oneDNN's backward prefer NCHW, and off on CUDA, pending a GPU
-    measurement); ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
-    inference convolutions where it wins (:func:`nnpack_wins`).
-    """
-
-    channels_last: bool | None = None
-    nnpack: bool = True
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "EngineOptions":
-        """The options ``STYLIZE_CHANNELS_LAST=0|1`` and ``STYLIZE_NNPACK=0`` ask for (for measuring)."""
-        layout = environ.get("STYLIZE_CHANNELS_LAST", "auto").lower()
-        channels_last = True if layout in _ON else False if layout in _OFF else None
-        return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)

@@ -174,7 +174,7 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_write(tiny_model, tmp
     from stylize.apply.torch_backend import Stylizer
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
-    batch.run(stylizer, batch.plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
+    batch.run(stylizer, plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
     assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, foreign.name,
                                                             *(p.name for p in others)])
     batch.run(stylizer, plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))

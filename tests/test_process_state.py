@@ -47,7 +47,7 @@ def test_library_changes_no_global_state():
 def test_cli_owns_the_process(monkeypatch):
     from PIL import Image
 
-    from stylize.config import EngineOptions
+    from stylize.runtime.process import EngineOptions
 
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
     monkeypatch.setenv("STYLIZE_NNPACK", "0")

@@ -25,7 +25,7 @@ from stylize.model.norm import (
     instance_norm,
     shared_stats,
 )
-from stylize.config import EngineOptions
+from stylize.runtime.process import EngineOptions
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:

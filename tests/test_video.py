@@ -167,9 +167,10 @@ def test_a_file_that_appears_at_the_output_while_the_video_renders_is_kept_and_r
             out.write_bytes(b"another run's finished video")
 
     from stylize.apply import batch
+    from stylize.apply.plan import plan
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
-    summary = batch.run(stylizer, batch.plan([str(clip)], str(out), stylizer.choose("starry")),
+    summary = batch.run(stylizer, plan([str(clip)], str(out), stylizer.choose("starry")),
                         on_result=lambda result: seen.append(result.status), on_frame=on_frame)
     assert out.read_bytes() == b"another run's finished video"
     assert seen == ["skipped"] and summary.count("skipped") == 1

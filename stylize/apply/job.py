@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..config import ApplySettings, BatchOptions, EngineOptions, VideoSettings
+from ..config import ApplySettings, BatchOptions, VideoSettings
 from ..errors import StylizeError
 from ..runtime import distributed
+from ..runtime.process import EngineOptions
 from . import batch
 from .open import open_renderer, open_with_style_image, uses_onnx
 from .plan import check_folders, plan

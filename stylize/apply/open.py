@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import EngineOptions
 from ..errors import StylizeError
 from ..runtime.extras import require
+from ..runtime.process import EngineOptions
 from .plan import STDIO
 
 if TYPE_CHECKING:

@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from ..config import DEFAULT_MAX_PIXELS, SHEET_CELL, ApplySettings, EngineOptions
+from ..config import DEFAULT_MAX_PIXELS, SHEET_CELL, ApplySettings
 from ..errors import StylizeError
 from ..io.encode import write_image
 from ..io.formats import output_extension_ok
 from ..io.images import Photo, read_image
 from ..io.pixels import tensor_to_pil
+from ..runtime.process import EngineOptions
 from .open import open_renderer
 
 if TYPE_CHECKING:

@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..config import ALIGN, WORK_SIZE, ApplySettings, EngineOptions
+from ..config import ALIGN, WORK_SIZE, ApplySettings
 from ..errors import StylizeError
 from ..io.images import Photo, photo_from_pil, read_image
 from ..io.pixels import resize_long_side, tensor_to_pil
@@ -67,6 +67,7 @@ from ..model.norm import BlendedStats, NormStats, shared_stats
 from ..model.styles import StyleChoice
 from ..runtime.device import resolve_device
 from ..runtime.precision import HALF_DTYPES, check_precision, cuda_has_bf16
+from ..runtime.process import EngineOptions
 from .memory import auto_tile, is_out_of_memory, release
 from .renderer import Prior, Renderer
 from .tiling import min_tile, tile_size_for

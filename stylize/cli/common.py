@@ -40,6 +40,8 @@ Quiet = Annotated[bool, typer.Option(
     "--quiet", "-q", help="Print only errors and the command's result: no progress, no 'saved' lines or summaries.")]
 Verbose = Annotated[bool, typer.Option(
     "--verbose", "-v", help="Also say on stderr which device and precision ran and how long each stage took.")]
+
+
 def shipped_model(value: Path | None) -> Path | None:
     """``--model``'s value with a shipped model's short name (``default``, ``small``, ``fast``) resolved."""
     from ..io.weights import resolve_model

@@ -23,7 +23,7 @@ the contract: they agree to float rounding; 8-bit output moves by at most one le
 Importing this module changes nothing outside it. The one process-wide setting that
 helps, glibc keeping freed memory (:func:`stylize.runtime.process.keep_freed_memory`), is made
 only by the program that owns the process (the CLI), as are the environment switches
-(:meth:`stylize.config.EngineOptions.from_env`); both are torch-free, so the CLI sets
+(:meth:`stylize.runtime.process.EngineOptions.from_env`); both are torch-free, so the CLI sets
 them up before it knows whether PyTorch will run. Figures: ``benchmarks/README.md``.
 """
 
@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..config import EngineOptions
+from ..runtime.process import EngineOptions
 from .network import ConvNormAct, ResidualBlock, StyleNet
 from .norm import conditional_instance_norm
 

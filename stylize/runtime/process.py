@@ -11,8 +11,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-
-from ..config import EngineOptions
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 
 def own_process() -> EngineOptions:
@@ -56,3 +56,29 @@ def keep_freed_memory() -> bool:
         return bool(libc.mallopt(m_mmap_threshold, 1 << 30)) and bool(libc.mallopt(m_trim_threshold, (1 << 31) - 1))
     except AttributeError:
         return False
+
+
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Which rewrites :class:`stylize.model.engine.FastStyleNet` may use; the defaults are the fastest measured.
+
+    ``channels_last``: ``None`` chooses (on for CPU inference: oneDNN's convolutions and
+    PyTorch's batch norm are fastest in NHWC there; off for training, where batch norm's
+    per-image split and oneDNN's backward prefer NCHW, and off on CUDA, pending a GPU
+    measurement); ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
+    inference convolutions where it wins (:func:`nnpack_wins`).
+    """
+
+    channels_last: bool | None = None
+    nnpack: bool = True
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "EngineOptions":
+        """The options ``STYLIZE_CHANNELS_LAST=0|1`` and ``STYLIZE_NNPACK=0`` ask for (for measuring)."""
+        layout = environ.get("STYLIZE_CHANNELS_LAST", "auto").lower()
+        channels_last = True if layout in _ON else False if layout in _OFF else None
+        return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)
