@@ -229,7 +229,7 @@ def test_out_of_memory_retries_with_smaller_tiles(stylizer, big, monkeypatch):
         return real(self, x, weights, stats)
 
     monkeypatch.setattr(type(stylizer), "_forward", forward)
-    monkeypatch.setattr("stylize.config.AUTO_TILE_OTHER", 400)
+    monkeypatch.setattr("stylize.apply.tiling.AUTO_TILE_OTHER", 400)
     choice = stylizer.choose("wave")[0]
     out = stylizer.stylize(big, choice)
     assert out.shape == big.shape and torch.isfinite(out).all()

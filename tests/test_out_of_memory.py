@@ -74,7 +74,7 @@ def render(stylizer, photo, limit, error, **settings):
 @pytest.mark.parametrize("kind", sorted(ERRORS))
 def test_auto_tiles_shrink_until_the_pass_fits_and_memory_is_freed_first(stylizer, photo, released, monkeypatch,
                                                                           kind):
-    monkeypatch.setattr("stylize.config.AUTO_TILE_OTHER", 400)
+    monkeypatch.setattr("stylize.apply.tiling.AUTO_TILE_OTHER", 400)
     assert stylizer.min_tile == 112
     out = render(stylizer, photo, 130, ERRORS[kind])
     assert len(SmallDevice.active.failures) == 1  # untiled failed, then 184 -> 92 -> at least min_tile fit
