@@ -222,7 +222,7 @@ def test_missing_source_gives_install_hint(monkeypatch) -> None:
 
 def test_missing_onnx_package_gives_install_hint(onnx_source: Path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "onnx", None)
-    with pytest.raises(StylizeError, match=r"stylize-cin\[train\]"):
+    with pytest.raises(StylizeError, match=r"pip install -e '\.\[train\]'"):
         vgg.convert_onnx(onnx_source)
 
 

@@ -43,6 +43,7 @@ from torch import Tensor, nn
 
 from stylize.io.cache import content_digest, read_cached_tensors, write_cached_tensors
 from stylize.errors import StylizeError
+from stylize.runtime.extras import missing_extra
 from stylize.io.weights import cache_dir, file_sha256
 
 Convention = Literal["caffe", "torchvision"]
@@ -123,9 +124,7 @@ def convert_onnx(path: Path) -> dict[str, Tensor]:
         import onnx
         from onnx import numpy_helper
     except ImportError as exc:
-        raise StylizeError(
-            f"converting the VGG16 weights needs the onnx package: {_INSTALL_HINT}"
-        ) from exc
+        raise missing_extra("train", "converting the VGG16 weights (with the onnx package)") from exc
 
     graph = onnx.load(str(path)).graph
     initializers = {tensor.name: tensor for tensor in graph.initializer}
