@@ -25,7 +25,7 @@ GPU=${GPU:-.gpu}  # a test points it elsewhere
 usage="usage: gpu_window.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
 models=(stylize-22 stylize-22-small)
-step_of() { python3 -m stylize styles -m "$1" --json | python3 -c "import json, sys; print(json.load(sys.stdin)['step'])"; }
+source models/lib.sh  # step_of
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}

@@ -24,7 +24,7 @@ RUN=${RUN:-runs/stylize-22}
 STEPS=${STEPS:-40000}
 OUT="$RUN/stylize-22.safetensors"
 mkdir -p "$RUN"
-step_of() { python3 -c "from stylize.model.checkpoint import read_metadata; print(read_metadata('$1')['step'])"; }
+source "$(dirname "$0")/../lib.sh"  # step_of
 if [[ -f "$OUT" ]]; then
   # A release made elsewhere (a GPU chunk) may have overtaken this run: then start a new one.
   if (( $(step_of "$OUT") < $(step_of weights/stylize-22.safetensors) )); then

@@ -27,7 +27,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GPU=.gpu
-step_of() { python3 -c "from stylize.model.checkpoint import read_metadata; print(read_metadata('$1')['step'])"; }
+source models/lib.sh  # step_of
 usage="usage: gpu_chunk.sh prepare [INIT] | run|evaluate|all [--dry-run]"
 mode=${1:?$usage}
 
