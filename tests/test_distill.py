@@ -85,3 +85,27 @@ def test_distill_command_and_its_errors(tiny_model, photos, tmp_path):
     assert lean_resumed.exit_code == 1 and "optimizer state" in lean_resumed.output
     other = runner.invoke(app, [*args[:5], str(tmp_path / "o.safetensors"), *args[6:], "--preset", "nope"])
     assert other.exit_code == 1 and "unknown preset" in other.output
+
+
+def test_init_from_starts_a_new_run_from_a_released_student(tiny_model, photos, tmp_path):
+    """A lean export (no optimizer state) cannot be resumed, but a new run can start from its weights."""
+    first = tmp_path / "first.safetensors"
+    distill(tiny_model, photos, first, QUICK, preview_photo=PREVIEW)
+    lean = tmp_path / "lean.safetensors"
+    checkpoint.save(lean, checkpoint.load(first))  # weights only
+    out = tmp_path / "second.safetensors"
+    start = checkpoint.load(lean).net.state_dict()
+    distill(tiny_model, photos, out, DistillSettings(steps=1, batch_size=2, image_size=32, resize=48, lr=0.0,
+                                                      style_lr=0.0, checkpoint_minutes=0),
+            init_from=lean, preview_photo=PREVIEW)
+    continued = checkpoint.load(out)
+    assert continued.step == 1 and continued.optimizer_state is not None
+    assert all(torch.equal(continued.net.state_dict()[k].float(), v.float()) for k, v in start.items())  # lr 0 keeps them
+
+    with pytest.raises(StylizeError, match="one of them"):
+        distill(tiny_model, photos, out, QUICK, resume=True, init_from=lean)
+    with pytest.raises(StylizeError, match="not --preset"):
+        distill(tiny_model, photos, tmp_path / "third.safetensors", DistillSettings(preset="small", steps=1),
+                init_from=lean)
+    with pytest.raises(StylizeError, match="matches no preset"):  # the teacher itself is no student
+        distill(tiny_model, photos, tmp_path / "fourth.safetensors", QUICK, init_from=tiny_model)

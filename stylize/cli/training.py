@@ -217,6 +217,9 @@ def distill(
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview (default: the first content photo)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (its settings; a new --steps)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
+    init_from: Optional[Path] = typer.Option(
+        None, "--init-from", help="Start from a released student (e.g. weights/stylize-22-fast.safetensors): its "
+                                  "weights, this command's settings, a fresh optimizer and schedule."),
     time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.0,
                                                help="Stop and save after this many minutes (continue with --resume)."),
     quiet: Quiet = False,
@@ -239,6 +242,6 @@ def distill(
     with user_errors():
         photo = read_image(preview).rgb if preview is not None else None
     run_training_loop(lambda on_step: run_distill(teacher, content, output, settings, resume=resume, overwrite=overwrite,
-                                                  time_limit=time_limit * 60 if time_limit is not None else None,
+                                                  init_from=init_from, time_limit=time_limit * 60 if time_limit is not None else None,
                                                   preview_photo=photo, on_step=on_step),
                       say, "distill")

@@ -50,6 +50,7 @@ from ..model.norm import ConditionalInstanceNorm2d
 from .data import ContentPhotos
 from .loop import StepReport, TrainResult
 from .previews import preview_image
+from .resume import load_initial, preset_of
 
 
 def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> dict[str, Tensor]:
@@ -61,18 +62,22 @@ def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> di
 
 
 def distill(teacher_path: Path, content_dir: Path, output: Path, settings: DistillSettings = DistillSettings(), *,
-            resume: bool = False, overwrite: bool = False, time_limit: float | None = None,
-            preview_photo: Tensor | None = None,
+            resume: bool = False, overwrite: bool = False, init_from: Path | None = None,
+            time_limit: float | None = None, preview_photo: Tensor | None = None,
             on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
     """Train a ``settings.preset`` student on ``teacher_path``'s outputs for photos in ``content_dir``.
 
     An existing ``output`` is continued with ``resume`` (its stored settings, but this
     call's ``steps``), replaced with ``overwrite``, else refused. ``time_limit`` (seconds)
-    stops and saves after the first step that ends past it.
+    stops and saves after the first step that ends past it. ``init_from`` starts from a released
+    student (a lean checkpoint of the same preset and styles) with a fresh optimizer and schedule,
+    so a run whose optimizer state was lost can still go on from its last shipped weights.
     """
     output = Path(output)
     teacher = ckpt_io.load(Path(teacher_path))
     styles = teacher.styles
+    if resume and init_from is not None:
+        raise StylizeError("--resume continues --output's own run; --init-from starts a new one: pass one of them")
     if resume:
         run = ckpt_io.load(output)
         if run.styles != styles:
@@ -88,7 +93,14 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
         if settings.preset not in PRESETS:
             raise StylizeError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
         torch.manual_seed(settings.seed)
-        net = StyleNet(dataclasses.replace(PRESETS[settings.preset], n_styles=len(styles)))
+        if init_from is not None:
+            net, _ = load_initial(Path(init_from), styles)
+            if preset_of(net.config) != settings.preset:
+                raise StylizeError(f"--init-from: {init_from} is a {preset_of(net.config)!r} network, "
+                                   f"not --preset {settings.preset!r}")
+            net = net.float()
+        else:
+            net = StyleNet(dataclasses.replace(PRESETS[settings.preset], n_styles=len(styles)))
         start = 0
     net.train()
     rows = [p for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d) for p in m.parameters()]
