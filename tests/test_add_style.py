@@ -13,7 +13,8 @@ from stylize.model import checkpoint
 from stylize.cli import app
 from stylize.errors import StylizeError
 from stylize.train.finetune import ADD_STEPS, STYLE_LR, Overrides, add_styles
-from stylize.model.edits import free_name, remove_styles, rename_style, style_row_keys
+from stylize.model.edits import remove_styles, rename_style, style_row_keys
+from stylize.model.styles import free_name
 from stylize.train.loop import TrainSettings
 
 pytest.importorskip("onnx")
@@ -79,14 +80,14 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
 
 
 def test_default_settings_and_overrides(tmp_path, model):
-    from stylize.train.finetune import quick_settings
+    from stylize.train.recipe import quick_settings
 
     base = TrainSettings(**TINY)
     assert Overrides().apply(base) == base
     changed = Overrides(steps=9, style_weight=5.0, image_size=64).apply(base)
     assert (changed.steps, changed.weights.style, changed.weights.content, changed.image_size) == (9, 5.0, 1.0, 64)
     assert ADD_STEPS < TrainSettings().steps
-    cpu, gpu = (quick_settings(base.to_dict(), torch.device(d)) for d in ("cpu", "cuda"))
+    cpu, gpu = (quick_settings(base.to_dict(), d) for d in ("cpu", "cuda"))
     assert cpu.image_size < gpu.image_size and cpu.steps < gpu.steps and cpu.style_size == base.style_size
 
 
