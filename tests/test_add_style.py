@@ -79,6 +79,28 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
     assert (out.with_suffix(".previews") / "step_0000004.jpg").is_file()
 
 
+def test_add_style_starts_each_painting_from_the_style_nearest_it(tmp_path, model, photo_dir, monkeypatch):
+    """add-style's warm start is --style-image's (finetune.warm_start): the nearest style's rows, not the mean."""
+    from stylize.train import finetune
+
+    picked: list[int] = []
+
+    def spy(*args, **kwargs) -> int:
+        picked.append(nearest(*args, **kwargs))
+        return picked[-1]
+
+    nearest = finetune.nearest_style
+    monkeypatch.setattr(finetune, "nearest_style", spy)
+    out = tmp_path / "plus.safetensors"
+    paintings = [make_painting(tmp_path / "p1.png", seed=2), make_painting(tmp_path / "p2.png", seed=7)]
+    add_styles(model, paintings, photo_dir, out, overrides=Overrides(steps=1, lr=1e-7), device="cpu")
+    old, new = checkpoint.load(model).net.state_dict(), checkpoint.load(out).net.state_dict()
+    assert len(picked) == 2
+    for key in style_row_keys(checkpoint.load(model).net):
+        for i, start in enumerate(picked):  # one step at 1e-7 leaves the start as it was
+            assert torch.allclose(new[key][2 + i], old[key][start], atol=1e-5), key
+
+
 def test_default_settings_and_overrides(tmp_path, model):
     from stylize.train.recipe import quick_settings
 

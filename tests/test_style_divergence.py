@@ -136,7 +136,7 @@ def test_add_style_that_cannot_recover_writes_no_model(tmp_path, model, photo_di
 def test_apply_that_cannot_recover_writes_no_image(tmp_path, model, monkeypatch, styles_cache):
     from typer.testing import CliRunner
 
-    from stylize.train import finetune, recipe
+    from stylize.train import recipe
     from stylize.cli import app
 
     _always_broken(monkeypatch)
