@@ -34,7 +34,8 @@ from stylize.train.data import list_images
 from stylize.train.divergence import style_breaks
 from stylize.errors import StylizeError, StylizeWarning
 from stylize.train.evaluate import load_test_photos, loss_terms, mean_terms
-from stylize.train.finetune import Overrides, learn_style, quick_settings
+from stylize.train.finetune import learn_style
+from stylize.train.recipe import Overrides, quick_settings
 from stylize.io.images import read_image
 from stylize.io.pixels import resize_long_side
 from stylize.train.loss import PerceptualLoss
@@ -86,8 +87,8 @@ def main() -> None:
 
     torch.manual_seed(0)
     source = checkpoint.load(args.model)
-    weights = quick_settings(source.training, torch.device("cpu")).weights
-    style_size = quick_settings(source.training, torch.device("cpu")).style_size
+    recipe = quick_settings(source.training, "cpu")
+    weights, style_size = recipe.weights, recipe.style_size
     vgg = load_vgg()
     overrides = Overrides(steps=args.steps, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
                           workers=0)
@@ -142,8 +143,7 @@ def main() -> None:
             new = len(learned.styles) - 1
             total = score(learned.net, new)
             broken = style_breaks(learned.net, new, painting)
-            settings = quick_settings(source.training, torch.device("cpu"))
-            steps = args.steps or settings.steps
+            steps = args.steps or recipe.steps
             row.update(learned=total, ratio=total / reference, broken=broken, steps=steps)
             ok = total / reference <= BOUND and broken is None
             print(f"| {name} | {steps} | {seconds:.0f} | {retries} | {total:.4g} | {reference_label} | {reference:.4g} "
