@@ -23,13 +23,11 @@ cd "$(dirname "$0")/.."
 DIR=${HOLDOUT_DIR:-.holdout}  # a test points it elsewhere
 usage="usage: holdout_21.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
+source models/lib.sh  # copy_data
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
-  rm -rf "$DIR" && mkdir -p "$DIR/content" "$DIR/cache" "$DIR/test"
-  cp -r "$DATA/styles" "$DIR/styles"
-  ls "$DATA/content/test" | sort | head -4 | while read -r f; do cp "$DATA/content/test/$f" "$DIR/test/"; done
-  ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$DIR/content/"; done
+  copy_data "$DATA" "$DIR"
   STYLIZE_CACHE_DIR=$PWD/$DIR/cache python3 -c "from stylize.train.vgg import load_vgg; load_vgg()"
   du -sh "$DIR"
   exit 0
