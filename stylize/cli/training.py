@@ -220,6 +220,7 @@ def distill(
     init_from: Optional[Path] = typer.Option(
         None, "--init-from", help="Start from a released student (e.g. weights/stylize-22-fast.safetensors): its "
                                   "weights, this command's settings, a fresh optimizer and schedule."),
+    device: DeviceOption = "auto",
     time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.0,
                                                help="Stop and save after this many minutes (continue with --resume)."),
     quiet: Quiet = False,
@@ -241,7 +242,9 @@ def distill(
                                gradient_weight=gradient_weight, seed=seed, checkpoint_minutes=checkpoint_minutes)
     with user_errors():
         photo = read_image(preview).rgb if preview is not None else None
+        torch_device = pick_device(device, say)
     run_training_loop(lambda on_step: run_distill(teacher, content, output, settings, resume=resume, overwrite=overwrite,
-                                                  init_from=init_from, time_limit=time_limit * 60 if time_limit is not None else None,
+                                                  init_from=init_from, device=torch_device,
+                                                  time_limit=time_limit * 60 if time_limit is not None else None,
                                                   preview_photo=photo, on_step=on_step),
                       say, "distill")
