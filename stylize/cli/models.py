@@ -111,21 +111,11 @@ def export(
     if (output is None) == (onnx is None):
         fail("give one of -o LEAN.safetensors or --onnx OUT.onnx")
     if onnx is not None:
-        with user_errors():
-            require("torch", "stylize export --onnx")
-        from ..apply.graphs import graph_metadata
-        from ..io.weights import file_sha256
-        from ..model import checkpoint
-        from ..model.edits import check_output
-        from ..model.onnx_export import export_onnx
+        from ..apply.graphs import export_graph
 
-        with user_errors():
-            check_output(path, onnx, overwrite=overwrite)
-            with say.stage("load"):
-                ckpt = checkpoint.load(path)
-            with say.stage("export"):
-                export_onnx(ckpt, onnx, graph_metadata(file_sha256(path)))
-        report_saved(onnx, ckpt.styles, say)
+        with user_errors(), say.stage("export"):
+            styles = export_graph(path, onnx, overwrite=overwrite)
+        report_saved(onnx, styles, say)
         return
     edit_checkpoint(path, output, lambda ckpt: ckpt, say, half=half, overwrite=overwrite)
 
