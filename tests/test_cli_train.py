@@ -6,6 +6,7 @@ import sys
 import pytest
 from typer.testing import CliRunner
 
+from conftest import ctrl_c, start_command
 from stylize.model import checkpoint
 from stylize.cli import app
 
@@ -91,29 +92,8 @@ def test_command_line_loads_without_torch():
 
 
 def start_train(out, style_dir, photo_dir) -> subprocess.Popen:
-    """`python -m stylize train` as a terminal's foreground command, in its own process group."""
-    import os
-    import signal
-
-    args = [sys.executable, "-m", "stylize", "train", str(style_dir), "--content", str(photo_dir), "-o", str(out),
-            *TINY[2:], "--steps", "100000", "--checkpoint-every", "100000", "--precision", "fp32"]
-    # A process started from a background job inherits SIGINT ignored (and Python keeps it so):
-    # the child gets the disposition a terminal's foreground command has.
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"},
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def interrupt(proc: subprocess.Popen) -> str:
-    """Ctrl-C (SIGINT to the process group); its stderr once it has ended."""
-    import os
-    import signal
-
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        return proc.communicate(timeout=300)[1]
-    finally:
-        proc.kill()
+    return start_command(["train", str(style_dir), "--content", str(photo_dir), "-o", str(out), *TINY[2:],
+                          "--steps", "100000", "--checkpoint-every", "100000", "--precision", "fp32"])
 
 
 def test_ctrl_c_between_steps_exits_130_with_the_steps_saved(tmp_path, style_dir, photo_dir):
@@ -126,7 +106,7 @@ def test_ctrl_c_between_steps_exits_130_with_the_steps_saved(tmp_path, style_dir
     deadline = time.monotonic() + 600
     while not (log.exists() and log.read_text().strip()) and time.monotonic() < deadline:
         time.sleep(0.2)
-    stderr = interrupt(proc)
+    stderr = ctrl_c(proc)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
     assert checkpoint.load(out).step >= 1
@@ -146,7 +126,7 @@ def test_ctrl_c_during_start_up_exits_130_in_one_line(tmp_path, style_dir, photo
     out.parent.mkdir()
     proc = start_train(out, style_dir, photo_dir)
     time.sleep(delay)
-    stderr = interrupt(proc)
+    stderr = ctrl_c(proc)
     assert proc.returncode == 130, stderr
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("interrupted"), stderr

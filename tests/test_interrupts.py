@@ -72,3 +72,24 @@ def test_the_console_script_module_runs_nothing_when_imported():
     done = subprocess.run([sys.executable, "-c", "import stylize.__main__, builtins, sys; "
                            "sys.exit(builtins.__import__.__module__ != 'builtins')"], timeout=60)
     assert done.returncode == 0
+
+
+@pytest.mark.parametrize("backend, delay", [("onnx", 0.3), ("torch", 1.0)])
+def test_ctrl_c_while_apply_starts_exits_130_in_one_line(tiny_model, tmp_path, backend, delay):
+    """`stylize apply` stopped while it imports and opens the model (torch's import with
+    --backend torch): exit 130, one line that does not speak of learning a style, nothing left."""
+    import time
+
+    from conftest import ctrl_c, make_photo, start_command
+
+    photos = [str(make_photo(tmp_path / "in" / f"p{i}.png", (64, 48), seed=i)) for i in range(4)]
+    out = tmp_path / "out"
+    proc = start_command(["apply", *photos, "-m", str(tiny_model), "-s", "scream", "-o", f"{out}/",
+                          "--backend", backend, "--device", "cpu", "-q"])
+    time.sleep(delay)
+    stderr = ctrl_c(proc)
+    lines = stderr.strip().splitlines()
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], stderr
+    assert "learning the style" not in stderr
+    left = sorted(p.name for p in out.iterdir()) if out.exists() else []
+    assert not [name for name in left if name.endswith(".tmp")], left
