@@ -43,6 +43,7 @@ from torch import Tensor
 from ..config import PRESETS, DistillSettings, TrainSettings
 from ..errors import StylizeError
 from ..io.encode import write_image
+from ..io.lock import writes
 from ..model import checkpoint as ckpt_io
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
@@ -62,6 +63,7 @@ def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> di
     return {"loss": pixel + gradient_weight * gradient, "pixel": pixel, "gradient": gradient}
 
 
+@writes("output")
 def distill(teacher_path: Path, content_dir: Path, output: Path, settings: DistillSettings = DistillSettings(), *,
             resume: bool = False, overwrite: bool = False, init_from: Path | None = None,
             device: str | torch.device = "auto", time_limit: float | None = None, preview_photo: Tensor | None = None,
@@ -69,7 +71,8 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
     """Train a ``settings.preset`` student on ``teacher_path``'s outputs for photos in ``content_dir``.
 
     An existing ``output`` is continued with ``resume`` (its stored settings, but this
-    call's ``steps``), replaced with ``overwrite``, else refused. ``time_limit`` (seconds)
+    call's ``steps``), replaced with ``overwrite``, else refused; so is one that another live run
+    is writing (:mod:`stylize.io.lock`). ``time_limit`` (seconds)
     stops and saves after the first step that ends past it. ``init_from`` starts from a released
     student (a lean checkpoint of the same preset and styles) with a fresh optimizer and schedule,
     so a run whose optimizer state was lost can still go on from its last shipped weights.
