@@ -17,12 +17,15 @@ photos trimmed by :data:`TRIM` px and resized to a long side of ``--size`` px, w
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from stylize.apply.onnx_backend import OnnxStylizer
+from stylize.apply.renderer import Renderer
 from stylize.config import ApplySettings
 from stylize.io.images import read_image
 
@@ -62,34 +65,30 @@ def edge_profile(image: np.ndarray) -> dict[str, tuple[float, float]]:
     return {side: (band_energy(image, side), band_energy(image, side, INSIDE)) for side in SIDES}
 
 
-def spread(image: np.ndarray) -> float:
-    """The largest ratio of a side's band energy to the mean inside figure: 1 where no edge stands out."""
-    profile = edge_profile(image)
-    inside = float(np.mean([inner for _, inner in profile.values()]))
-    return max(band for band, _ in profile.values()) / inside
+def load(photo: Path, size: int, stylizer: Renderer) -> Any:
+    """A photo trimmed by :data:`TRIM` px and resized to a long side of ``size``, as ``stylizer``'s pixels."""
+    return stylizer.resize(stylizer.pixels(read_image(photo, arrays=True).rgb[:, TRIM:-TRIM, TRIM:-TRIM]), size)
 
 
-def measure(stylizer: OnnxStylizer, photos: list[Path], styles: list[str], borders: list[int],
-            size: int, save: Path | None = None) -> dict[tuple[str, int], dict[str, tuple[float, float]]]:
-    """Per (style, border): each side's (band, inside) energy, averaged over ``photos`` rendered at ``size``."""
-    results = {}
-    for style in styles:
-        choice = stylizer.choose(style)[0]
-        for border in borders:
-            settings = ApplySettings(border=border)
-            profiles = []
-            for photo in photos:
-                rgb = read_image(photo, arrays=True).rgb[:, TRIM:-TRIM, TRIM:-TRIM]
-                rgb = stylizer.resize(rgb, size)  # the test photos are 768 px long: up
-                out = stylizer.stylize(rgb, choice, settings)
-                profiles.append(edge_profile(out))
-                if save is not None:
-                    save.mkdir(parents=True, exist_ok=True)
-                    pixels = (np.clip(out, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
-                    Image.fromarray(pixels).save(save / f"{photo.stem}-{style}-border{border}.png")
-            results[style, border] = {side: (float(np.mean([p[side][0] for p in profiles])),
-                                             float(np.mean([p[side][1] for p in profiles]))) for side in SIDES}
-    return results
+def measure(stylizer: Renderer, images: list[Any], style: str, border: int,
+            save: Callable[[int, np.ndarray], None] | None = None) -> dict[str, tuple[float, float]]:
+    """Each side's (band, inside) energy, averaged over ``images`` rendered in ``style`` with ``border``;
+    ``save(index, render)`` is called with every render."""
+    settings = ApplySettings(border=border)
+    choice = stylizer.choose(style)[0]
+    profiles = []
+    for index, image in enumerate(images):
+        out = np.asarray(stylizer.stylize(image, choice, settings))
+        profiles.append(edge_profile(out))
+        if save is not None:
+            save(index, out)
+    return {side: (float(np.mean([p[side][0] for p in profiles])), float(np.mean([p[side][1] for p in profiles])))
+            for side in SIDES}
+
+
+def ratios(profile: dict[str, tuple[float, float]]) -> dict[str, float]:
+    """Per side: the band's energy over the inside figure (1: the edge is like the rest of the picture)."""
+    return {side: band / inside for side, (band, inside) in profile.items()}
 
 
 def main() -> None:
@@ -105,8 +104,16 @@ def main() -> None:
     args = parser.parse_args()
     photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:args.limit]
     stylizer = OnnxStylizer.load(args.model, threads=args.threads)
-    results = measure(stylizer, photos, args.styles.split(","), [int(b) for b in args.borders.split(",")],
-                      args.size, args.save)
+    images = [load(photo, args.size, stylizer) for photo in photos]
+    results = {}
+    for style in args.styles.split(","):
+        for border in [int(b) for b in args.borders.split(",")]:
+            def save(index: int, out: np.ndarray, style: str = style, border: int = border) -> None:
+                args.save.mkdir(parents=True, exist_ok=True)
+                pixels = (np.clip(out, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
+                Image.fromarray(pixels).save(args.save / f"{photos[index].stem}-{style}-border{border}.png")
+
+            results[style, border] = measure(stylizer, images, style, border, save if args.save else None)
     print(f"{len(photos)} photos at {args.size} px; band energy (8-bit levels), inside {INSIDE} px in parentheses")
     print("| style | border | " + " | ".join(SIDES) + " |")
     print("|---|---:|" + "---:|" * len(SIDES))
