@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
 
 from stylize.apply.onnx_backend import OnnxStylizer
 from stylize.apply.renderer import Renderer
 from stylize.config import ApplySettings
+from stylize.io.encode import write_image
 from stylize.io.images import read_image
 
 BAND = 2
@@ -110,8 +110,7 @@ def main() -> None:
         for border in [int(b) for b in args.borders.split(",")]:
             def save(index: int, out: np.ndarray, style: str = style, border: int = border) -> None:
                 args.save.mkdir(parents=True, exist_ok=True)
-                pixels = (np.clip(out, 0, 1) * 255).round().astype(np.uint8).transpose(1, 2, 0)
-                Image.fromarray(pixels).save(args.save / f"{photos[index].stem}-{style}-border{border}.png")
+                write_image(args.save / f"{photos[index].stem}-{style}-border{border}.png", out)
 
             results[style, border] = measure(stylizer, images, style, border, save if args.save else None)
     print(f"{len(photos)} photos at {args.size} px; band energy (8-bit levels), inside {INSIDE} px in parentheses")
