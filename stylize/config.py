@@ -244,6 +244,8 @@ class TrainSettings:
     log_every: int = 10
     workers: int = 4
     precision: str = "auto"
+    flat_areas: float = 0.0
+    """Share of the crops given a flat or clipped region (``stylize.train.data.flatten``): against blotches."""
 
     def to_dict(self) -> dict:
         data = asdict(self)
