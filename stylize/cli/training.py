@@ -84,6 +84,9 @@ def train(
     precision: Precision = typer.Option(
         TRAIN.precision, case_sensitive=False, help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
                      "on older GPUs; else fp32), fp32, bf16 or fp16."),
+    flat_areas: float = typer.Option(
+        TRAIN.flat_areas, min=0.0, max=1.0, help="Share of the crops given a flat or clipped region (one colour or "
+                                                 "white), so the network learns to paint strokes there, not blotches."),
     time_limit: Optional[float] = typer.Option(
         None, "--time-limit", min=0.0, help="Stop and save after this many minutes (train in chunks: "
                                             "run again with --resume)."),
@@ -116,7 +119,7 @@ def train(
         steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr,
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, snapshot_every=snapshot_every,
-        workers=workers, precision=str(precision),
+        workers=workers, precision=str(precision), flat_areas=flat_areas,
     )
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:
