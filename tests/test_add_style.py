@@ -194,6 +194,21 @@ def test_remove_and_rename_round_trip(model):
     assert rename_style(source, "a", "  dawn ").styles == ["dawn", "b"]
 
 
+def test_write_edited_is_the_whole_edit_in_one_call(model, tmp_path):
+    """remove-style, rename-style and export -o: the output checked, the edit written, the storage kept."""
+    from stylize.model.edits import write_edited
+
+    lean = tmp_path / "lean.safetensors"
+    write_edited(model, lean, lambda c: c, half=True)
+    fewer = tmp_path / "fewer.safetensors"
+    assert write_edited(lean, fewer, lambda c: remove_styles(c, ["a"])).styles == ["b"]
+    assert checkpoint.load(fewer).styles == ["b"] and checkpoint.stores_half(fewer)  # fp16 stays fp16
+    with pytest.raises(StylizeError, match="already exists"):
+        write_edited(lean, fewer, lambda c: c)
+    with pytest.raises(StylizeError, match="is the input model"):
+        write_edited(lean, lean, lambda c: c, overwrite=True)
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda c: remove_styles(c, ["zzz"]), "unknown style 'zzz'; this model has: a, b"),
     (lambda c: remove_styles(c, ["a", "b"]), "cannot remove every style"),

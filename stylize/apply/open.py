@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StylizeError
+from ..io.lock import writes
 from ..runtime.extras import require
 from ..runtime.process import EngineOptions
 from .plan import STDIO
@@ -88,13 +89,15 @@ def open_renderer(model: Path | None = None, *, backend: str = "auto", device: s
     return Stylizer.load(model, device=where, precision=precision, engine=engine)
 
 
+@writes("save_to")
 def learn_from_image(model: Path, style_image: Path, photos: Sequence[Path | str], *, save_to: Path | None = None,
                      overwrite: bool = False, device: str = "auto", steps: int | None = None,
                      on_device: Callable[[DeviceChoice], None] | None = None,
                      on_step: Callable[[StepReport], None] | None = None) -> tuple[Checkpoint, torch.device]:
     """``model`` plus the style of ``style_image`` (learned on ``photos``, or cached), and the device it is on.
 
-    ``save_to``, if given, receives the result (an existing file only with ``overwrite``).
+    ``save_to``, if given, receives the result (an existing file only with ``overwrite``; one
+    that another live run writes never).
     ``steps``: learning steps (``None``: the device's quick recipe). Ctrl-C raises
     KeyboardInterrupt and writes nothing.
     """

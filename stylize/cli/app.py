@@ -10,10 +10,13 @@ anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceb
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
@@ -61,8 +64,30 @@ COMMANDS = (
 )
 """Every command, in the order ``stylize --help`` lists them."""
 
+
+class Started:
+    """Whether a command has started: a Ctrl-C before that (typer still parsing, importing
+    pydantic) makes typer return 130 without a word, which :func:`main` then reports."""
+
+    command = False
+
+
+def reported(command: Callable[..., None]) -> Callable[..., None]:
+    """``command``, saying ``interrupted`` when Ctrl-C stops it before it could say more itself
+    (in its first seconds, while it imports): typer would exit 130 without a word."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        Started.command = True
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            echo("interrupted")
+            raise typer.Exit(130) from None
+    return run
+
+
 for name, command in COMMANDS:
-    app.command(name)(command)
+    app.command(name)(reported(command))
 
 
 def main(args: list[str] | None = None) -> int:
@@ -71,6 +96,7 @@ def main(args: list[str] | None = None) -> int:
     # their own copy of click, older ones use the click package.
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     warnings.showwarning = show_warning
+    Started.command = False
     try:
         code = app(args=args, standalone_mode=False)
     except usage_error as exc:  # usage errors: a bad option value, an unknown option, a missing argument
@@ -79,7 +105,8 @@ def main(args: list[str] | None = None) -> int:
         command = getattr(getattr(exc, "ctx", None), "command_path", "stylize")
         echo(f"error: {' '.join(exc.format_message().split())} (see '{command} --help')")
         return exc.exit_code
-    except typer.Abort:
+    except typer.Abort:  # Ctrl-C outside a command, where older typers turn it into Abort
+        echo("interrupted")
         return 130
     except Exception as exc:  # a bug, or an error from a library underneath (torch...)
         if isinstance(exc, ModuleNotFoundError) and provides("torch", exc):  # a path require() missed
@@ -89,6 +116,8 @@ def main(args: list[str] | None = None) -> int:
             traceback.print_exc()
         echo(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
         return 1
+    if code == 130 and not Started.command:  # Ctrl-C while typer parsed the command line
+        echo("interrupted")
     return code if isinstance(code, int) else 0
 
 

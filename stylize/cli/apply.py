@@ -148,7 +148,8 @@ def apply(
         say.record("render", time.perf_counter() - started[0])
     except KeyboardInterrupt:
         fail("interrupted; every finished output is saved, run the same command again to resume" if bars else
-             "interrupted while learning the style; nothing was written", 130)
+             "interrupted while learning the style; nothing was written" if style_image is not None else
+             "interrupted while opening the model; nothing was written", 130)
     finally:
         for bar in (learning, frames, tiles, *bars):
             bar.close()

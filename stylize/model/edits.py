@@ -17,7 +17,7 @@ from pathlib import Path
 from torch import Tensor
 
 from ..errors import StylizeError
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, load, save, stores_half
 from .network import StyleNet
 from .norm import ConditionalInstanceNorm2d
 from .styles import check_new_name
@@ -53,6 +53,20 @@ def check_output(model: Path, output: Path, *, overwrite: bool = False) -> None:
         raise StylizeError(f"-o {output} already exists; choose a new file, or pass --overwrite to replace it")
     if not output.parent.is_dir():
         raise StylizeError(f"output folder {output.parent} does not exist")
+
+
+def write_edited(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], *,
+                 half: bool | None = None, overwrite: bool = False) -> Checkpoint:
+    """Write ``edit`` of checkpoint ``model`` to ``output`` (without optimizer state) and return it:
+    ``remove-style``, ``rename-style`` and ``export -o`` in one call.
+
+    ``output`` is never ``model`` and must be new unless ``overwrite``. ``half``: store fp16
+    or fp32; ``None`` keeps ``model``'s own storage, so an edit of a lean fp16 model stays lean.
+    """
+    check_output(model, output, overwrite=overwrite)
+    edited = edit(load(model))
+    save(output, edited, half=half if half is not None else stores_half(model), overwrite=overwrite)
+    return edited
 
 
 def remove_styles(ckpt: Checkpoint, names: Sequence[str]) -> Checkpoint:

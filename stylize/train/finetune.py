@@ -39,6 +39,7 @@ import numpy as np
 from ..config import ADD_STEPS, STYLE_LR, TrainSettings
 from ..errors import StylizeError, StylizeWarning
 from ..io.images import read_image
+from ..io.lock import writes
 from ..io.pixels import resize_long_side
 from ..io.style_cache import read_rows, style_key, write_rows
 from ..model import checkpoint as ckpt_io
@@ -156,6 +157,7 @@ def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[s
 
 
 @leaves_process_group
+@writes("output")
 def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
                name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
                vgg_weights: Path | None = None, resume: bool = False, overwrite: bool = False,
@@ -168,7 +170,8 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     default to those in ``model``'s metadata with :data:`ADD_STEPS` steps at :data:`STYLE_LR`; ``overrides``
     change them. Like :func:`stylize.train.loop.train`, ``output`` gets a ``.log.jsonl`` and
     ``.previews/`` beside it, Ctrl-C saves and returns, and ``resume`` continues a run
-    saved in ``output``; otherwise an existing ``output`` is refused unless ``overwrite``.
+    saved in ``output``; otherwise an existing ``output`` is refused unless ``overwrite``, and so
+    is one that another live run is writing (:mod:`stylize.io.lock`).
     ``model`` is only read.
     """
     model, output = Path(model), Path(output)

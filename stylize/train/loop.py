@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from ..config import PRESETS, TrainSettings
 from ..errors import StylizeError, StylizeWarning, first_line
+from ..io.lock import writer_lock
 from ..model import checkpoint as ckpt_io
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
@@ -42,7 +43,6 @@ from ..runtime.device import device_scope, resolve_device
 from ..runtime.distributed import data_parallel, init_from_env
 from ..runtime.precision import training_precision
 from .data import ContentPhotos, load_styles
-from .lock import output_lock
 from .loss import PerceptualLoss
 from .previews import preview_image, write_preview
 from .ranks import StopRequest, agree, ignore_sigint, leaves_process_group
@@ -163,7 +163,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     if world > 1:
         model = data_parallel(model, device)
     data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
-                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
+                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world,
+                         flat_areas=s.flat_areas)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
                         pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None,
                         worker_init_fn=ignore_sigint if s.workers else None)
@@ -332,8 +333,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     """
     output = Path(output)
     torch_device = init_from_env(resolve_device(device))
-    # Only the main rank writes the checkpoint, so only it holds the output's lock.
-    with output_lock(output) if distributed.world()[0] == 0 else contextlib.nullcontext():
+    with writer_lock(output):
         return _train(style_dir, content_dir, output, settings, torch_device, vgg_weights, resume, overwrite,
                       resume_lr, init_from, preview, on_step, time_limit)
 
