@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="Append one JSON line per painting here.")
     parser.add_argument("--held-out-models", type=Path, default=None,
-                        help="Folder of P.safetensors, each trained without painting P: learn P on it (a true hold-out).")
+                        help="Folder of P.safetensors, each trained without painting P: learn P on it "
+                             "(a true hold-out).")
     parser.add_argument("--device", default="cpu", help="Where to learn (the recipe is this device's).")
     args = parser.parse_args()
 

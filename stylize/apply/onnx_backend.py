@@ -96,7 +96,8 @@ def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
 
 
 GRAPH_PREFIX = "net."
-"""The exported graph's name of checkpoint tensor ``key`` is ``net.<key>`` (:class:`~stylize.model.onnx_export.StatsGraph`)."""
+"""The exported graph's name of checkpoint tensor ``key`` is ``net.<key>``
+(:class:`~stylize.model.onnx_export.StatsGraph`)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ class LearnedStyle:
 
 def borrowed_row(style: str | None, styles: list[str], name: str) -> int:
     """The row of ``styles`` (a graph's) that learned style ``name`` can take when ``style`` is asked for
-    (``None``: the learned style alone): the first that no requested rendering uses; a one-line error if none is free."""
+    (``None``: the learned style alone): the first that no requested rendering uses; a one-line
+    error if none is free."""
     used = {i for choice in choose(style or name, [*styles, name]) for i, w in enumerate(choice.weights) if w > 0}
     free = [i for i in range(len(styles)) if i not in used]
     if not free:

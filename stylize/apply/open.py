@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 def uses_onnx(backend: str, device: str, precision: str, *, torch_only: str | None = None) -> bool:
     """Whether ONNX Runtime renders, for ``backend`` (auto, torch or onnx) on ``device`` in ``precision``.
 
-    ``torch_only`` names what the run needs that only PyTorch does (torchrun), if anything: ``auto`` then renders with PyTorch and ``onnx`` is refused.
+    ``torch_only`` names what the run needs that only PyTorch does (torchrun), if anything:
+    ``auto`` then renders with PyTorch and ``onnx`` is refused.
     """
     from .onnx_backend import onnx_backend_applies
 

@@ -77,7 +77,8 @@ def open_session(graph: Path | bytes, threads: int | None, initializers: Mapping
 
 def _session(ort: Any, data: bytes, threads: int | None, graph: Path | bytes, initializers: Mapping[str, np.ndarray],
              *, optimize: bool = True, save_to: Path | None = None) -> Any:
-    """A CPU session of ``data`` with ``initializers`` replaced: optimized (saving the result to ``save_to``), or as it is."""
+    """A CPU session of ``data`` with ``initializers`` replaced: optimized (saving the result to
+    ``save_to``), or as it is."""
     options = ort.SessionOptions()
     options.log_severity_level = QUIET
     if threads:

@@ -84,7 +84,8 @@ def train_only_rows_from(net: StyleNet, first: int) -> list[nn.Parameter]:
 
 
 def with_new_styles(source: Checkpoint, names: Sequence[str], starts: Sequence[int] | None = None) -> Checkpoint:
-    """``source`` plus one style per name, each starting as style ``starts[i]``, or as the mean of the existing styles."""
+    """``source`` plus one style per name, each starting as style ``starts[i]``, or as the mean of the
+    existing styles."""
     picks = [None] * len(names) if starts is None else list(starts)
     return edit_rows(source, [*source.styles, *names], lambda key, old: torch.cat(
         [old, torch.stack([old.mean(0) if start is None else old[start] for start in picks])]))
