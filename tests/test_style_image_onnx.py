@@ -75,3 +75,26 @@ def test_a_cached_style_image_call_runs_where_torch_is_not_installed(site_withou
     assert second.returncode == 0, second.stderr
     with Image.open(tmp_path / "first.png") as a, Image.open(tmp_path / "second.png") as b:
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_cached_style_that_renders_one_flat_colour_is_learned_again(styles_cache, tmp_path: Path, monkeypatch):
+    """The ONNX Runtime path checks a cache entry as the learner does: rows that pass the file's
+    checks but render the painting as one flat colour are not used."""
+    from stylize.apply.open import open_onnx_with_style_image
+    from stylize.io import style_cache
+    from stylize.train import recipe
+
+    monkeypatch.setattr(recipe, "QUICK_CPU", dict(steps=2, image_size=32, batch_size=2, style_size=48, workers=0))
+    model = make_tiny_model(tmp_path / "model.safetensors", ["a", "b"])
+    painting, photo = make_painting(tmp_path / "dusk.png", seed=4), make_photo(tmp_path / "p.png", (64, 48))
+    weights = model_weights(model)
+    key = style_cache.style_key(weights, painting, recipe.quick_settings({}, "cpu"), None)
+    flat = {k: np.zeros_like(v[:1]) if k.endswith("weight") else np.full_like(v[:1], 0.5)
+            for k, v in weights.items() if style_cache.is_row_key(k)}  # gamma 0: every norm outputs a constant
+    style_cache.write_rows(key, flat)
+    assert style_cache.read_rows(key, weights) is not None  # the file itself passes
+    steps = []
+    renderer = open_onnx_with_style_image(model, painting, [photo], on_step=steps.append)
+    assert [report.step for report in steps] == [1, 2] and renderer.styles == ["a", "b", "dusk"]
+    relearned = style_cache.read_rows(key, weights)
+    assert relearned is not None and not all(np.array_equal(relearned[k], flat[k]) for k in flat)
