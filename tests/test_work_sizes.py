@@ -237,3 +237,14 @@ def test_info_shows_the_sizes_a_model_has():
     lines = describe(facts)
     assert "  a.safetensors: 3 styles, channels [8, 16, 32], work sizes full/512 px" in lines
     assert "  b.safetensors: 3 styles, channels [8, 16, 32]" in lines
+
+
+def test_the_shipped_model_has_the_sizes_its_card_lists():
+    root = Path(__file__).resolve().parent.parent
+    rows = [line.split("|") for line in (root / "models/stylize-22/README.md").read_text().splitlines()
+            if line.startswith("| `")]
+    card = {row[1].strip(" `"): int(row[5]) for row in rows if len(row) == 7}
+    sizes = read_header(root / "weights/stylize-22.safetensors").meta["work_sizes"]
+    assert len(card) == 22 and sizes == card
+    assert sizes["starry_night"] == 512 and sizes["mondrian_composition"] == 384
+    assert OnnxStylizer.load(root / "weights/stylize-22.safetensors").work_sizes == sizes  # the shipped graph's
