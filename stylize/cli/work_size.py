@@ -31,7 +31,7 @@ def set_work_size(
 
     Examples:
 
-      stylize set-work-size starry_night=512 mondrian=384 -o strokes.safetensors
+      stylize set-work-size starry_night=512 mondrian_composition=384 -o strokes.safetensors
 
       stylize set-work-size -m my-styles.safetensors sunset=default -o my-styles-v2.safetensors
     """
