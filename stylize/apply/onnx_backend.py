@@ -30,7 +30,7 @@ from PIL import Image
 from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError
 from ..io.weights import default_model
-from ..model.header import layer_kind
+from ..model.header import check_work_sizes, layer_kind
 from ..model.styles import StyleChoice
 from .graphs import open_graph
 from .sessions import describe, open_session
@@ -100,12 +100,17 @@ class OnnxStylizer(Renderer[np.ndarray]):
         """The stylizer of an ONNX graph (a file or its bytes); a one-line error if it is none of ours."""
         self.session = open_session(graph, threads)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        """The graph's metadata: styles, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
+        """The graph's metadata: styles, their work sizes, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
         try:
             self._styles = [str(s) for s in json.loads(self.metadata["styles"])]
             self.config = GraphConfig.from_json(self.metadata["config"])
+            sizes = json.loads(self.metadata.get("work_sizes", "{}"))
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
+        try:
+            self._work_sizes = check_work_sizes(sizes, self._styles)
+        except StylizeError as exc:
+            raise StylizeError(f"{describe(graph)}: bad graph metadata: {exc}") from None
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None,
@@ -124,6 +129,10 @@ class OnnxStylizer(Renderer[np.ndarray]):
     @property
     def styles(self) -> list[str]:
         return list(self._styles)
+
+    @property
+    def work_sizes(self) -> dict[str, int]:
+        return dict(self._work_sizes)
 
     def tile_size_for(self, settings: ApplySettings) -> int:
         """As the base's, with :data:`~stylize.config.AUTO_TILE_ONNX` when no size is asked for."""

@@ -114,4 +114,5 @@ def open_with_style_image(model: Path | None, style_image: Path, photos: Sequenc
                           overrides=Overrides(steps=steps), device=where, on_step=on_step)
     if save_to is not None:
         checkpoint.save(save_to, learned, overwrite=overwrite)
-    return Stylizer(learned.net, learned.styles, device=where, precision=precision, engine=engine)
+    return Stylizer(learned.net, learned.styles, device=where, precision=precision, engine=engine,
+                    work_sizes=learned.work_sizes)
