@@ -112,8 +112,9 @@ class ApplySettings:
     ``work_size``: photos longer than this are painted at this long side and brought
     back to full resolution with their detail (:func:`~stylize.apply.tiling.restore_detail`), so strokes keep
     their size relative to the photo (0: paint at full resolution, the network's native
-    strokes; smaller: larger strokes). ``border``: the photo is mirrored by this many px on every
-    side before the network and cropped back after (:data:`EDGE_BORDER`; 0: none).
+    strokes; smaller: larger strokes; ``None``: the style's own, else :data:`WORK_SIZE`). ``border``: the
+    photo is mirrored by this many px on every side before the network and cropped back after
+    (:data:`EDGE_BORDER`; 0: none).
     """
 
     strength: float = 1.0
@@ -121,7 +122,7 @@ class ApplySettings:
     max_size: int | None = None
     tile_size: int | None = None
     stats_size: int | None = None
-    work_size: int = WORK_SIZE
+    work_size: int | None = None
     border: int = EDGE_BORDER
 
     def __post_init__(self) -> None:
@@ -133,14 +134,20 @@ class ApplySettings:
             raise StylizeError(f"tile size must be 0 (never tile) or positive, got {self.tile_size}")
         if self.stats_size is not None and self.stats_size != 0 and self.stats_size < MIN_SIZE:
             raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
-        if self.work_size != 0 and not self.work_size >= MIN_SIZE:
+        if self.work_size is not None and self.work_size != 0 and not self.work_size >= MIN_SIZE:
             raise StylizeError(f"work size must be 0 (full resolution) or at least {MIN_SIZE} px, got {self.work_size}")
         if not self.border >= 0:
             raise StylizeError(f"border must be 0 (none) or positive, got {self.border}")
 
-    def paints_smaller(self, size: tuple[int, int]) -> bool:
-        """Whether an image of ``size`` (H, W) is painted at the working size rather than as is."""
-        return bool(self.work_size) and max(size) > self.work_size
+    def work_size_for(self, own: int | None = None) -> int:
+        """The long side to paint at: ``work_size`` if given, else the style's ``own``, else :data:`WORK_SIZE`."""
+        return next(size for size in (self.work_size, own, WORK_SIZE) if size is not None)
+
+    def paints_smaller(self, size: tuple[int, int], own: int | None = None) -> bool:
+        """Whether an image of ``size`` (H, W) is painted at the working size (:meth:`work_size_for`
+        with the style's ``own``) rather than as is."""
+        work = self.work_size_for(own)
+        return bool(work) and max(size) > work
 
 
 DEFAULT_SMOOTHING = 0.9

@@ -32,6 +32,7 @@ def model(tmp_path: Path) -> Path:
     path = make_tiny_model(tmp_path / "model.safetensors", ["a", "b"])
     ckpt = checkpoint.load(path)
     ckpt.training, ckpt.loss_network, ckpt.step = TrainSettings(**TINY).to_dict(), load_vgg().network_id, 7
+    ckpt.work_sizes = {"a": 512}
     checkpoint.save(path, ckpt)
     return path
 
@@ -61,6 +62,7 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
     assert _sha(model) == before  # the input model is only read
     source, added = checkpoint.load(model), checkpoint.load(out)
     assert added.styles == ["a", "b", "monet"] and added.step == 4
+    assert added.work_sizes == {"a": 512}  # the old styles keep their stroke size; the new one has none
     # Settings come from the model's metadata, with add-style's step count and learning rate.
     assert added.training["steps"] == 4 and added.training["batch_size"] == 2 and added.training["image_size"] == 32
     assert added.training["lr"] == STYLE_LR != TINY["lr"]

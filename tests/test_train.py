@@ -232,6 +232,7 @@ def test_init_from_a_lean_checkpoint_continues_its_weights_and_step(tmp_path, st
     train(style_dir, photo_dir, first, _settings(steps=4, lr=1e-2), device="cpu")
     lean = tmp_path / "lean.safetensors"
     released = checkpoint.load(first)
+    released.work_sizes = {released.styles[0]: 512}
     checkpoint.save(lean, released)  # no optimizer state: what `stylize export` ships
     assert checkpoint.load(lean).optimizer_state is None
     with pytest.raises(StylizeError, match="no optimizer state"):
@@ -245,6 +246,7 @@ def test_init_from_a_lean_checkpoint_continues_its_weights_and_step(tmp_path, st
     continued = checkpoint.load(out)
     assert continued.step == 8 and continued.optimizer_state is not None
     assert continued.training["warmup_from"] == 4 and continued.training["preset"] == "small"
+    assert continued.work_sizes == released.work_sizes  # a continued release keeps its styles' stroke sizes
     for key, value in released.net.state_dict().items():  # lr 0: the weights are carried over untouched
         assert torch.equal(continued.net.state_dict()[key], value), key
     log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]

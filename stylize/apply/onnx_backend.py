@@ -38,7 +38,7 @@ from PIL import Image
 from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError
 from ..io.weights import default_model
-from ..model.header import layer_kind
+from ..model.header import check_work_sizes, layer_kind
 from ..model.styles import StyleChoice, choose
 from .graphs import open_graph
 from .sessions import describe, open_session
@@ -157,12 +157,17 @@ class OnnxStylizer(Renderer[np.ndarray]):
                                "use --backend torch")
         self.session = open_session(data, threads, initializers)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        """The graph's metadata: styles, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
+        """The graph's metadata: styles, their work sizes, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
         try:
             self._styles = [str(s) for s in json.loads(self.metadata["styles"])]
             self.config = GraphConfig.from_json(self.metadata["config"])
+            sizes = json.loads(self.metadata.get("work_sizes", "{}"))
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
+        try:
+            self._work_sizes = check_work_sizes(sizes, self._styles)
+        except StylizeError as exc:
+            raise StylizeError(f"{describe(graph)}: bad graph metadata: {exc}") from None
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None,
@@ -182,6 +187,10 @@ class OnnxStylizer(Renderer[np.ndarray]):
     def styles(self) -> list[str]:
         """The graph's styles, then the learned one (if any)."""
         return [*self._styles, *([self.learned.name] if self.learned is not None else [])]
+
+    @property
+    def work_sizes(self) -> dict[str, int]:
+        return dict(self._work_sizes)
 
     def tile_size_for(self, settings: ApplySettings) -> int:
         """As the base's, with :data:`~stylize.config.AUTO_TILE_ONNX` when no size is asked for."""

@@ -143,7 +143,8 @@ def open_with_style_image(model: Path | None, style_image: Path, photos: Sequenc
                                       device=device, steps=steps, on_device=on_device, on_step=on_step)
     from .torch_backend import Stylizer
 
-    return Stylizer(learned.net, learned.styles, device=where, precision=precision, engine=engine)
+    return Stylizer(learned.net, learned.styles, device=where, precision=precision, engine=engine,
+                    work_sizes=learned.work_sizes)
 
 
 def open_onnx_with_style_image(model: Path | None, style_image: Path, photos: Sequence[Path | str], *,

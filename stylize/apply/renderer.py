@@ -1,7 +1,7 @@
 """One renderer, two backends: what rendering a photo is, whatever runs the network.
 
 :class:`Renderer` is everything about rendering that does not depend on what runs the
-network: ``max_size``; photos longer than the working size painted at it and brought
+network: ``max_size``; photos longer than the working size (``--work-size``, else the style's own) painted at it and brought
 back with their detail (:func:`~stylize.apply.tiling.restore_detail`); large images
 rendered in tiles that share the whole image's norm statistics; ``preserve_color`` and
 ``strength``; the alpha channel carried along; progress over tiles. A backend says how
@@ -28,7 +28,7 @@ from typing import Any, Generic, TypeVar
 
 from ..config import ApplySettings, check_size
 from ..io.images import Photo
-from ..model.styles import StyleChoice, choose
+from ..model.styles import StyleChoice, choose, own_work_size
 from .tiling import Network, keep_chroma, mirror_pad, restore_detail, tile_margin, tile_size_for, tile_spans
 
 Pixels = TypeVar("Pixels")
@@ -60,6 +60,12 @@ class Renderer(ABC, Generic[Pixels]):
     @abstractmethod
     def styles(self) -> list[str]:
         """The style names, in the network's order."""
+
+    @property
+    def work_sizes(self) -> Mapping[str, int]:
+        """Style name -> the work size it is painted at unless ``settings.work_size`` is given
+        (0: full resolution); a style without one takes :data:`~stylize.config.WORK_SIZE`."""
+        return {}
 
     def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
         """The renderings ``style`` asks for (see :func:`stylize.model.styles.choose`)."""
@@ -95,8 +101,9 @@ class Renderer(ABC, Generic[Pixels]):
         if settings.strength == 0:
             return rgb, None
         weights = self.style_weights(choice)
-        if settings.paints_smaller(rgb.shape[-2:]):
-            small = self.resize(rgb, settings.work_size)
+        own = own_work_size(choice, self.styles, self.work_sizes)
+        if settings.paints_smaller(rgb.shape[-2:], own):
+            small = self.resize(rgb, settings.work_size_for(own))
             out, stats = self.render(small, weights, settings, prior, record)
             out = restore_detail(rgb, small, out, self.upsample)
         else:

@@ -1,7 +1,7 @@
 """The ``stylize`` command line: the app, its global options, and every command registered.
 
 Each command lives in the module of its group (:mod:`~stylize.cli.training`,
-:mod:`~stylize.cli.models`, :mod:`~stylize.cli.evaluate`, :mod:`~stylize.cli.apply`,
+:mod:`~stylize.cli.models`, :mod:`~stylize.cli.work_size`, :mod:`~stylize.cli.evaluate`, :mod:`~stylize.cli.apply`,
 :mod:`~stylize.cli.info`), parses its options and calls one library function. Every
 error is one line on stderr and a non-zero exit, never a traceback or a box: a
 :class:`~stylize.errors.StylizeError` from the library, a usage error (exit 2), and
@@ -23,7 +23,7 @@ import typer
 from .. import __version__
 from ..errors import first_line
 from ..runtime.extras import missing_extra, provides
-from . import apply, evaluate, info, models, training
+from . import apply, evaluate, info, models, training, work_size
 from .common import echo
 
 app = typer.Typer(
@@ -59,7 +59,8 @@ DEBUG_VARIABLE = "STYLIZE_DEBUG"
 
 COMMANDS = (
     ("train", training.train), ("add-style", training.add_style), ("distill", training.distill), ("remove-style", models.remove_style),
-    ("rename-style", models.rename_style), ("export", models.export), ("styles", models.styles),
+    ("rename-style", models.rename_style), ("set-work-size", work_size.set_work_size), ("export", models.export),
+    ("styles", models.styles),
     ("evaluate", evaluate.evaluate), ("apply", apply.apply), ("sheet", apply.sheet), ("info", info.info),
 )
 """Every command, in the order ``stylize --help`` lists them."""

@@ -145,6 +145,9 @@ def styles(
 ) -> None:
     """List the styles in a checkpoint, in order, with its architecture and training step.
 
+    A style with a work size of its own (set-work-size) shows it: apply paints photos longer
+    than that at that size, unless --work-size says otherwise.
+
     --style in apply takes these names, or less of them: a unique prefix (starry), a unique
     word prefix (wave = great_wave), and where one match heads all the others word by
     word it wins: starry = starry_night, not starry_night_over_the_rhone.
@@ -172,5 +175,7 @@ def styles(
     echo(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
          f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks"
          + "".join(f", {kind}" for kind in kinds if kind), err=False)
+    sizes = meta.get("work_sizes", {})
     for name in meta["styles"]:
-        echo(f"  {name}", err=False)
+        size = sizes.get(name)
+        echo(f"  {name}" + ("" if size is None else f"  (work size {size or 'full resolution'})"), err=False)

@@ -28,7 +28,8 @@ a weight in between, an exponential moving average (:class:`~stylize.model.norm.
 
 The optional inputs are graph inputs with initializers (ONNX's overridable defaults).
 The style names travel in the model's metadata (``styles``, a JSON list; ``config`` has
-the architecture), so one file is all an application needs.
+the architecture; ``work_sizes`` maps style names to the long side each is painted at by
+default, :class:`~stylize.config.ApplySettings`), so one file is all an application needs.
 """
 
 from __future__ import annotations
@@ -151,6 +152,7 @@ def graph_bytes(ckpt: Checkpoint, metadata: Mapping[str, str] | None = None) -> 
     model = onnx.load_from_string(buffer.getvalue())
     _make_optional(model, {"prior_mean": example[2], "prior_var": example[3], "prior_weight": example[4]})
     onnx.helper.set_model_props(model, {"styles": json.dumps(ckpt.styles), "config": json.dumps(net.config.to_dict()),
+                                        "work_sizes": json.dumps(ckpt.work_sizes),
                                         "norm_widths": json.dumps(graph.widths),
                                         "producer": f"stylize {__version__}", **(metadata or {})})
     onnx.checker.check_model(model)

@@ -100,7 +100,7 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
             raise StylizeError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
         torch.manual_seed(settings.seed)
         if init_from is not None:
-            net, _ = load_initial(Path(init_from), styles)
+            net = load_initial(Path(init_from), styles).net
             if preset_of(net.config) != settings.preset:
                 raise StylizeError(f"--init-from: {init_from} is a {preset_of(net.config)!r} network, "
                                    f"not --preset {settings.preset!r}")
@@ -134,7 +134,8 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
                                f"{output} keeps the last good state")
         training = {"preset": settings.preset, **loss, "distill": settings.to_dict(), "teacher": Path(teacher_path).name}
         ckpt_io.save(output, ckpt_io.Checkpoint(net=net, styles=styles, step=step, training=training,
-                                                loss_network=None), optimizer=optimizer)
+                                                loss_network=None, work_sizes=teacher.work_sizes),
+                     optimizer=optimizer)
         write_image(output.with_suffix(".preview.png"), preview_sheet(master, student, photo).cpu())
 
     step, losses, interrupted, out_of_time = start, {}, False, False

@@ -110,7 +110,7 @@ def _new_style_job(source: Checkpoint, net: StyleNet, paintings: list[Tensor], s
     params = train_only_rows_from(net, first)
     return Job(net=net, styles=styles, style_images=paintings, style_ids=torch.arange(first, len(styles)),
                params=params, output=output, content_dir=photos, settings=settings,
-               metadata={"loss_network": loss_network},
+               metadata={"loss_network": loss_network, "work_sizes": source.work_sizes},
                guard=RowGuard(net, params, first, paintings, step=job_fields.get("start_step", 0)), **job_fields)
 
 

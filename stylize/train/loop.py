@@ -346,7 +346,7 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     from ..io.images import read_image
     from .vgg import load_vgg
 
-    start_step, optimizer_state = 0, None
+    start_step, optimizer_state, work_sizes = 0, None, {}
     if resume and init_from is not None:
         raise StylizeError("--resume and --init-from exclude each other: --resume continues the run in --output")
     if not (resume or overwrite) and (output.exists() or output.is_symlink()):
@@ -359,12 +359,14 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
                                            snapshot_every=settings.snapshot_every, lr=resume_lr)
     names, style_images = load_styles(style_dir, settings.style_size)
     if init_from is not None:
-        net, start_step = load_initial(Path(init_from), names)
+        initial = load_initial(Path(init_from), names)
+        net, start_step, work_sizes = initial.net, initial.step, initial.work_sizes
         settings = dataclasses.replace(settings, warmup_from=start_step, preset=preset_of(net.config))
         check_steps_left(start_step, settings, init_from, "--init-from")
     elif previous is not None:
         check_resumable(previous, output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
+        work_sizes = previous.work_sizes
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:
@@ -378,5 +380,5 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     job = Job(net=net, styles=names, style_images=style_images, style_ids=torch.arange(len(names)),
               params=list(net.parameters()), output=output, content_dir=Path(content_dir), settings=settings,
               start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
-              metadata={"loss_network": vgg.network_id})
+              metadata={"loss_network": vgg.network_id, "work_sizes": work_sizes})
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step, time_limit=time_limit)
