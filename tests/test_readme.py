@@ -43,7 +43,7 @@ def section(heading: str, until: str) -> str:
 
 
 def test_the_cli_reference_restates_no_defaults() -> None:
-    """Defaults live in stylize/config.py and `--help` shows them; a copy in the README goes stale."""
+    """Defaults live in stylize/config/ and `--help` shows them; a copy in the README goes stale."""
     reference = section("## CLI reference", "## Python API")
     assert "| option | default |" not in reference
     assert not re.findall(r"\(default:? [\d.]+", reference)
