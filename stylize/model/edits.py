@@ -20,7 +20,7 @@ from ..errors import StylizeError
 from .checkpoint import Checkpoint, load, save, stores_half
 from .network import StyleNet
 from .norm import ConditionalInstanceNorm2d
-from .styles import check_new_name
+from .styles import check_new_name, name_key
 
 
 def style_row_keys(net: StyleNet) -> list[str]:
