@@ -27,14 +27,12 @@ import dataclasses
 import tempfile
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
-
-import numpy as np
 
 from ..config import ADD_STEPS, STYLE_LR, TrainSettings
 from ..errors import StylizeError, StylizeWarning
