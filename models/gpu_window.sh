@@ -17,6 +17,7 @@
 #   (at the measured steps/s: RATE_DEFAULT, RATE_SMALL); otherwise the schedule runs on and a
 #   later window continues it. Brings back at most 8 files in $OUT: both models (lean fp32),
 #   both evaluation tables, and one tar of logs, snapshots and the gpu_check results.
+#   FLAT_AREAS=P trains with --flat-areas P (models/stylize-22/flat_finetune.sh: against blotches).
 # Check it on a CPU first (toy sizes, a minute or two): bash models/gpu_window.sh run --dry-run
 # (tests/test_gpu_window.py does, on made-up data, with GPU and OUT pointing into a temporary folder).
 set -euo pipefail
@@ -74,6 +75,7 @@ for i in 0 1; do
   python3 -m stylize train "$GPU/styles" -c "$GPU/content" -o "$W/$m.safetensors" --init-from "$init" \
     --steps "$steps" --lr "${LR:-0.0002}" --warmup-steps 100 "${loss[@]}" "${size[@]}" --device $dev \
     --checkpoint-every 1000 --preview-every 1000000 --snapshot-every "$snap" --time-limit "${minutes[$i]}" --seed 3 \
+    --flat-areas "${FLAT_AREAS:-0}" \
     > "$L/train-$m.txt" 2>&1 || stamp "training $m exit $?"
   python3 -m stylize export -m "$W/$m.safetensors" -o "$OUT/$m.safetensors" --full --overwrite >> "$L/export.txt" 2>&1
   cp "$W/$m.log.jsonl" "$L/" 2>/dev/null || true

@@ -92,6 +92,11 @@ size in pixels, which shrink to an invisible hatching on a large photo seen whol
 at this size, they have the size relative to the photo that they have on a ~1000 px photo,
 whatever its resolution, and :func:`~stylize.apply.tiling.restore_detail` brings the photo's sharpness back."""
 
+EDGE_BORDER = 16
+"""Mirrored border (px) the network sees around every photo, cropped off after. At the right and bottom
+edges the stride-2 convolutions sample lopsidedly, and training taught the network a colour there (a
+thin line along The Scream's right edge); with the border those pixels fall outside the photo."""
+
 
 @dataclass(frozen=True)
 class ApplySettings:
@@ -107,7 +112,8 @@ class ApplySettings:
     ``work_size``: photos longer than this are painted at this long side and brought
     back to full resolution with their detail (:func:`~stylize.apply.tiling.restore_detail`), so strokes keep
     their size relative to the photo (0: paint at full resolution, the network's native
-    strokes; smaller: larger strokes).
+    strokes; smaller: larger strokes). ``border``: the photo is mirrored by this many px on every
+    side before the network and cropped back after (:data:`EDGE_BORDER`; 0: none).
     """
 
     strength: float = 1.0
@@ -116,6 +122,7 @@ class ApplySettings:
     tile_size: int | None = None
     stats_size: int | None = None
     work_size: int = WORK_SIZE
+    border: int = EDGE_BORDER
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:  # also refuses NaN
@@ -128,6 +135,8 @@ class ApplySettings:
             raise StylizeError(f"stats size must be 0 (full image) or at least {MIN_SIZE} px, got {self.stats_size}")
         if self.work_size != 0 and not self.work_size >= MIN_SIZE:
             raise StylizeError(f"work size must be 0 (full resolution) or at least {MIN_SIZE} px, got {self.work_size}")
+        if not self.border >= 0:
+            raise StylizeError(f"border must be 0 (none) or positive, got {self.border}")
 
     def paints_smaller(self, size: tuple[int, int]) -> bool:
         """Whether an image of ``size`` (H, W) is painted at the working size rather than as is."""
@@ -235,6 +244,8 @@ class TrainSettings:
     log_every: int = 10
     workers: int = 4
     precision: str = "auto"
+    flat_areas: float = 0.0
+    """Share of the crops given a flat or clipped region (``stylize.train.data.flatten``): against blotches."""
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -32,7 +32,7 @@ from ..io.weights import cache_dir, file_sha256
 from ..model.header import read_header
 from ..runtime.extras import require
 
-GRAPH_VERSION = 3
+GRAPH_VERSION = 4
 """The layout of the exported graph (inputs, outputs, metadata): bump when it changes."""
 
 SOURCE_KEY = "checkpoint_sha256"

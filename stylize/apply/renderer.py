@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any, Generic, TypeVar
 
-from ..config import ApplySettings
+from ..config import ApplySettings, check_size
 from ..io.images import Photo
 from ..model.styles import StyleChoice, choose
-from .tiling import Network, keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
+from .tiling import Network, keep_chroma, mirror_pad, restore_detail, tile_margin, tile_size_for, tile_spans
 
 Pixels = TypeVar("Pixels")
 """A backend's (C, H, W) float32 image in [0, 1]: a torch tensor or a numpy array."""
@@ -111,11 +111,23 @@ class Renderer(ABC, Generic[Pixels]):
 
     def render(self, rgb: Pixels, weights: Any, settings: ApplySettings, prior: Prior | None,
                record: bool = False) -> tuple[Pixels, Any]:
-        """The network on ``rgb``, whole or in tiles; the output and (tiled, or ``record``) the statistics it used."""
+        """The network on ``rgb``, whole or in tiles; the output and (tiled, or ``record``) the statistics it used.
+
+        The network sees ``rgb`` mirrored by ``settings.border`` (sizes and tiles count it), and the
+        border is cropped off its output: at the right and bottom edges the stride-2 convolutions
+        sample lopsidedly, which training taught a colour (:data:`~stylize.config.EDGE_BORDER`).
+        """
+        height, width = rgb.shape[-2:]
+        check_size(height, width)  # the photo's own size: a border must not let a too-small photo through
+        border = settings.border
+        if border:
+            rgb = mirror_pad(rgb, border)
         tile = self.tile_size_for(settings)
         if not tile or max(rgb.shape[-2:]) <= tile:
-            return self.run(rgb, weights, prior, record)
-        return self.tiled(rgb, weights, tile, settings, prior)
+            out, stats = self.run(rgb, weights, prior, record)
+        else:
+            out, stats = self.tiled(rgb, weights, tile, settings, prior)
+        return out[:, border:border + height, border:border + width], stats
 
     def tiled(self, rgb: Pixels, weights: Any, tile: int, settings: ApplySettings,
               prior: Prior | None) -> tuple[Pixels, Any]:

@@ -163,7 +163,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     if world > 1:
         model = data_parallel(model, device)
     data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
-                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
+                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world,
+                         flat_areas=s.flat_areas)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
                         pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None,
                         worker_init_fn=ignore_sigint if s.workers else None)
