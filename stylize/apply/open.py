@@ -93,8 +93,9 @@ def open_with_style_image(model: Path | None, style_image: Path, photos: Sequenc
     """``model`` plus the style of any picture, learned on ``photos`` (or cached), on PyTorch.
 
     The new style is the renderer's last. ``save_to``, if given, receives the model with
-    it (an existing file only with ``overwrite``; one that another live run writes never). ``steps``: learning steps (``None``: the
-    device's quick recipe). Ctrl-C raises KeyboardInterrupt and writes nothing.
+    it (an existing file only with ``overwrite``; one that another live run writes, never).
+    ``steps``: learning steps (``None``: the device's quick recipe). Ctrl-C raises
+    KeyboardInterrupt and writes nothing.
     """
     require("train", "--style-image")
     from ..io.weights import default_model
