@@ -9,7 +9,9 @@ with extreme palettes (near-black, near-white, one saturated hue, high-frequency
 texture; first), scored beside the best of the model's rows. Prints a Markdown table.
 
 The model's convolutions were trained with every painting, so this is not a true
-hold-out: that would need one model trained without each painting, 22 trainings.
+hold-out. ``--held-out-models DIR`` makes one: the style of painting ``P`` is learned on
+``DIR/P.safetensors``, a model trained without ``P`` (``models/holdout_21.sh`` trains them
+on a GPU), and scored beside ``--model``'s own row, a model trained alike with all of them.
 
     nice -n 10 env OMP_NUM_THREADS=1 python -m benchmarks.style_image_holdout \\
         --styles ../shared/data/styles --photos ../shared/data/content/train --eval-photos ../shared/data/content/test
@@ -34,7 +36,8 @@ from stylize.train.data import list_images
 from stylize.train.divergence import style_breaks
 from stylize.errors import StylizeError, StylizeWarning
 from stylize.train.evaluate import load_test_photos, loss_terms, mean_terms
-from stylize.train.finetune import Overrides, learn_style, quick_settings
+from stylize.train.finetune import learn_style
+from stylize.train.recipe import Overrides, quick_settings
 from stylize.io.images import read_image
 from stylize.io.pixels import resize_long_side
 from stylize.train.loss import PerceptualLoss
@@ -82,12 +85,16 @@ def main() -> None:
     parser.add_argument("--only", default="", help="Comma-separated names of the model's paintings (default: all).")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--json", type=Path, default=None, help="Append one JSON line per painting here.")
+    parser.add_argument("--held-out-models", type=Path, default=None,
+                        help="Folder of P.safetensors, each trained without painting P: learn P on it "
+                             "(a true hold-out).")
+    parser.add_argument("--device", default="cpu", help="Where to learn (the recipe is this device's).")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     source = checkpoint.load(args.model)
-    weights = quick_settings(source.training, torch.device("cpu")).weights
-    style_size = quick_settings(source.training, torch.device("cpu")).style_size
+    recipe = quick_settings(source.training, torch.device(args.device).type)
+    weights, style_size = recipe.weights, recipe.style_size
     vgg = load_vgg()
     overrides = Overrides(steps=args.steps, image_size=args.image_size, batch_size=args.batch_size, lr=args.lr,
                           workers=0)
@@ -106,13 +113,18 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|")
     for path in paintings:
         name = path.stem
-        held = remove_styles(source, [name]) if name in source.styles else source
+        if name not in source.styles:
+            held = source
+        elif args.held_out_models is not None:
+            held = checkpoint.load(args.held_out_models / f"{name}.safetensors")
+        else:
+            held = remove_styles(source, [name])
         retries, error = 0, ""
         start = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", StylizeWarning)
             try:
-                learned = learn_style(held, path, learn_on, overrides=overrides, device="cpu")
+                learned = learn_style(held, path, learn_on, overrides=overrides, device=args.device)
             except StylizeError as exc:
                 learned, error = None, str(exc)
         seconds = time.perf_counter() - start
@@ -140,10 +152,9 @@ def main() -> None:
                   "| | no |", flush=True)
         else:
             new = len(learned.styles) - 1
-            total = score(learned.net, new)
+            total = score(learned.net.cpu(), new)
             broken = style_breaks(learned.net, new, painting)
-            settings = quick_settings(source.training, torch.device("cpu"))
-            steps = args.steps or settings.steps
+            steps = args.steps or recipe.steps
             row.update(learned=total, ratio=total / reference, broken=broken, steps=steps)
             ok = total / reference <= BOUND and broken is None
             print(f"| {name} | {steps} | {seconds:.0f} | {retries} | {total:.4g} | {reference_label} | {reference:.4g} "

@@ -26,14 +26,11 @@ GPU=${GPU:-.gpu}  # a test points it elsewhere
 usage="usage: gpu_window.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
 models=(stylize-22 stylize-22-small)
-source models/lib.sh  # step_of
+source models/lib.sh  # step_of, copy_data
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
-  rm -rf "$GPU" && mkdir -p "$GPU/content" "$GPU/cache" "$GPU/test"
-  cp -r "$DATA/styles" "$GPU/styles"
-  ls "$DATA/content/test" | sort | head -4 | while read -r f; do cp "$DATA/content/test/$f" "$GPU/test/"; done
-  ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$GPU/content/"; done
+  copy_data "$DATA" "$GPU"
   STYLIZE_CACHE_DIR=$PWD/$GPU/cache python3 -m stylize evaluate -m "weights/${models[1]}.safetensors" \
     --styles "$GPU/styles" --photos "$GPU/test" --size 32 --iterations 1 --limit 1 --only starry_night \
     --device cpu > /dev/null  # converts the loss network into .gpu/cache

@@ -13,7 +13,8 @@ from stylize.model import checkpoint
 from stylize.cli import app
 from stylize.errors import StylizeError
 from stylize.train.finetune import ADD_STEPS, STYLE_LR, Overrides, add_styles
-from stylize.model.edits import free_name, remove_styles, rename_style, style_row_keys
+from stylize.model.edits import remove_styles, rename_style, style_row_keys
+from stylize.model.styles import free_name
 from stylize.train.loop import TrainSettings
 
 pytest.importorskip("onnx")
@@ -80,15 +81,37 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
     assert (out.with_suffix(".previews") / "step_0000004.jpg").is_file()
 
 
+def test_add_style_starts_each_painting_from_the_style_nearest_it(tmp_path, model, photo_dir, monkeypatch):
+    """add-style's warm start is --style-image's (finetune.warm_start): the nearest style's rows, not the mean."""
+    from stylize.train import finetune
+
+    picked: list[int] = []
+
+    def spy(*args, **kwargs) -> int:
+        picked.append(nearest(*args, **kwargs))
+        return picked[-1]
+
+    nearest = finetune.nearest_style
+    monkeypatch.setattr(finetune, "nearest_style", spy)
+    out = tmp_path / "plus.safetensors"
+    paintings = [make_painting(tmp_path / "p1.png", seed=2), make_painting(tmp_path / "p2.png", seed=7)]
+    add_styles(model, paintings, photo_dir, out, overrides=Overrides(steps=1, lr=1e-7), device="cpu")
+    old, new = checkpoint.load(model).net.state_dict(), checkpoint.load(out).net.state_dict()
+    assert len(picked) == 2
+    for key in style_row_keys(checkpoint.load(model).net):
+        for i, start in enumerate(picked):  # one step at 1e-7 leaves the start as it was
+            assert torch.allclose(new[key][2 + i], old[key][start], atol=1e-5), key
+
+
 def test_default_settings_and_overrides(tmp_path, model):
-    from stylize.train.finetune import quick_settings
+    from stylize.train.recipe import quick_settings
 
     base = TrainSettings(**TINY)
     assert Overrides().apply(base) == base
     changed = Overrides(steps=9, style_weight=5.0, image_size=64).apply(base)
     assert (changed.steps, changed.weights.style, changed.weights.content, changed.image_size) == (9, 5.0, 1.0, 64)
     assert ADD_STEPS < TrainSettings().steps
-    cpu, gpu = (quick_settings(base.to_dict(), torch.device(d)) for d in ("cpu", "cuda"))
+    cpu, gpu = (quick_settings(base.to_dict(), d) for d in ("cpu", "cuda"))
     assert cpu.image_size < gpu.image_size and cpu.steps < gpu.steps and cpu.style_size == base.style_size
 
 

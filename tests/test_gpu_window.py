@@ -44,3 +44,25 @@ def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
         names = logs.getnames()
     assert "./phases.txt" in names and any(n.endswith("stylize-22-small.log.jsonl") for n in names)
     assert any(".snapshots/" in n for n in names)
+
+
+def test_holdout_21_dry_run_learns_each_held_out_painting_on_a_model_that_never_saw_it(tmp_path):
+    data = tmp_path / "data"
+    names = ["dawn", "dusk", "noon"]
+    for i, name in enumerate(names):
+        make_photo(data / "styles" / f"{name}.png", size=(48, 40), seed=100 + i)
+    for i in range(4):
+        make_photo(data / "content" / "train" / f"p{i}.png", size=(40, 40), seed=i)
+        make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
+    env = {**os.environ, "DATA": str(data), "HOLDOUT_DIR": str(tmp_path / "holdout"), "OUT": str(tmp_path / "out"),
+           "HOLDOUT": "dawn,noon"}
+    for args in (["prepare"], ["run", "--dry-run"]):
+        done = subprocess.run(["bash", "models/holdout_21.sh", *args], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=1800)
+        assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(line) for line in (tmp_path / "out" / "holdout.jsonl").read_text().splitlines()]
+    assert [row["painting"] for row in rows] == ["dawn", "noon"]
+    assert all(row["reference_row"] == "own row" and row["learned"] > 0 and "error" not in row for row in rows)
+    with tarfile.open(tmp_path / "out" / "logs.tar") as logs:
+        names_in = logs.getnames()
+    assert "./phases.txt" in names_in and "./train-dawn.txt" in names_in

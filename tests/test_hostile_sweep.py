@@ -345,23 +345,26 @@ def test_two_train_commands_started_together_one_is_refused(tmp_path: Path, styl
 
 # --------------------------------------------------------------------------- the learned-style cache
 
-def test_a_planted_learned_style_cache_entry_of_saturating_values_is_not_used(tiny_model: Path,
-                                                                              tmp_path: Path) -> None:
+def test_a_planted_learned_style_cache_entry_of_saturating_values_is_not_used(tiny_model: Path, tmp_path: Path,
+                                                                              monkeypatch) -> None:
+    import numpy as np
+
+    from stylize.io import style_cache
     from stylize.model import checkpoint
     from stylize.train import finetune
-    from stylize.io.cache import write_cached_tensors
 
+    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(tmp_path))
     source = checkpoint.load(tiny_model)
-    state = source.net.state_dict()
-    honest = {key: state[key][:1].clone() for key in finetune.style_row_keys(source.net)}  # a real style's rows
+    weights = {key: tensor.numpy() for key, tensor in source.net.state_dict().items()}
+    honest = {key: rows[:1].copy() for key, rows in weights.items() if style_cache.is_row_key(key)}  # a real style
     painting = torch_full_like(torch.zeros(3, 32, 32), 0.5) + 0.4 * torch.rand(3, 32, 32)
-    path = tmp_path / "entry.safetensors"
-    meta = {"format": finetune._CACHE_FORMAT, "key": "k"}
-    write_cached_tensors(path, honest, meta, "test")
-    assert finetune._cached_style(path, "k", source, "x", painting) is not None
-    planted = {key: torch_full_like(row, 1e4) for key, row in honest.items()}  # finite, right shapes: garbage
-    write_cached_tensors(path, planted, meta, "test")
-    assert finetune._cached_style(path, "k", source, "x", painting) is None
+    style_cache.write_rows("k", honest)
+    assert finetune._cached_style(style_cache.read_rows("k", weights), source, "x", painting) is not None
+    style_cache.write_rows("k", {key: np.full_like(row, 1e4) for key, row in honest.items()})  # finite, right shapes
+    assert style_cache.read_rows("k", weights) is None
+    style_cache.write_rows("other", honest)  # an entry under another key is not this key's
+    style_cache.entry("other").rename(style_cache.entry("k"))
+    assert style_cache.read_rows("k", weights) is None
 
 
 def torch_full_like(row, value: float):

@@ -110,8 +110,8 @@ def test_cli_backends_agree_and_keep_alpha(tiny_model: Path, tmp_path: Path):
 def test_onnx_backend_refuses_what_it_cannot_do(tiny_model: Path, tmp_path: Path):
     photo = make_photo(tmp_path / "p.png")
     result = CliRunner().invoke(app, ["apply", str(photo), "--model", str(tiny_model), "--style", "starry",
-                                      "--backend", "onnx", "--style-image", str(photo)])
-    assert result.exit_code == 1 and "--backend onnx" in result.output
+                                      "--backend", "onnx", "--precision", "bf16"])
+    assert result.exit_code == 1 and "--backend onnx runs on the CPU in fp32" in result.output
 
 
 def test_a_users_model_gets_its_graph_once_and_then_runs_without_torch(tmp_path: Path):

@@ -67,7 +67,7 @@ def _photos(tmp_path: Path) -> list[Path]:
 
 
 def test_broken_renderings_are_told_from_pictures():
-    from stylize.train.divergence import broken_rendering
+    from stylize.io.style_cache import broken_rendering
 
     blue = torch.zeros(1, 3, 16, 16)
     blue[:, 2] = 1.0
@@ -136,11 +136,11 @@ def test_add_style_that_cannot_recover_writes_no_model(tmp_path, model, photo_di
 def test_apply_that_cannot_recover_writes_no_image(tmp_path, model, monkeypatch, styles_cache):
     from typer.testing import CliRunner
 
-    from stylize.train import finetune
+    from stylize.train import recipe
     from stylize.cli import app
 
     _always_broken(monkeypatch)
-    monkeypatch.setattr(finetune, "QUICK_CPU", TINY)
+    monkeypatch.setattr(recipe, "QUICK_CPU", TINY)
     photo = make_photo(tmp_path / "holiday.png", (64, 48))
     result = CliRunner().invoke(app, ["apply", str(photo), "-m", str(model), "--style-image",
                                       str(make_painting(tmp_path / "p.png")), "--device", "cpu"])

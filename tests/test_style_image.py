@@ -8,7 +8,7 @@ import torch
 from conftest import make_painting, make_photo, make_tiny_model
 
 from stylize.model import checkpoint
-from stylize.train import finetune
+from stylize.train import finetune, recipe
 from stylize.errors import StylizeError
 from stylize.train.finetune import Overrides, learn_style
 from stylize.model.edits import style_row_keys
@@ -134,7 +134,7 @@ def test_cli_apply_with_a_style_image(styles_cache, model, painting, photo, tmp_
 
     from stylize.cli import app
 
-    monkeypatch.setattr(finetune, "QUICK_CPU", dict(steps=2, image_size=32, batch_size=2, style_size=48, workers=0))
+    monkeypatch.setattr(recipe, "QUICK_CPU", dict(steps=2, image_size=32, batch_size=2, style_size=48, workers=0))
     saved = tmp_path / "with-hokusai.safetensors"
     args = ["apply", str(photo), "--model", str(model), "--style-image", str(painting), "--device", "cpu"]
     result = CliRunner().invoke(app, [*args, "--save-style-to", str(saved)])

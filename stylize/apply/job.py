@@ -19,7 +19,7 @@ from ..errors import StylizeError
 from ..runtime import distributed
 from ..runtime.process import EngineOptions
 from . import batch
-from .open import open_renderer, open_with_style_image, uses_onnx
+from .open import open_onnx_with_style_image, open_renderer, open_with_style_image, uses_onnx
 from .plan import check_folders, plan
 
 if TYPE_CHECKING:
@@ -60,11 +60,10 @@ class ApplyJob:
         if self.style_image is None and (self.content, self.save_style_to, self.style_steps) != (None, None, None):
             raise StylizeError("--content, --save-style-to and --style-steps go with --style-image")
 
-    def torch_only(self, world_size: int) -> str | None:
+    @staticmethod
+    def torch_only(world_size: int) -> str | None:
         """What in this job only PyTorch renders (``None``: nothing; ONNX Runtime may render it)."""
-        needs = [what for what, needed in (("--style-image", self.style_image is not None),
-                                           ("torchrun", world_size > 1)) if needed]
-        return " and ".join(needs) or None
+        return "torchrun" if world_size > 1 else None
 
 
 @dataclass
@@ -98,12 +97,18 @@ def open_for(job: ApplyJob, hooks: Hooks = Hooks()) -> tuple[Renderer, str | Non
         return open_renderer(job.model, backend=job.backend, device=job.device, precision=job.precision,
                              engine=job.engine, torch_only=torch_only, on_device=hooks.on_device,
                              on_make_graph=hooks.on_make_graph), job.style
-    uses_onnx(job.backend, job.device, job.precision, torch_only=torch_only)  # refuses --backend onnx
     photos = [job.content] if job.content is not None else list(job.inputs)
-    renderer = open_with_style_image(job.model, job.style_image, photos, save_to=job.save_style_to,
-                                     overwrite=job.options.overwrite, device=job.device, precision=job.precision,
-                                     engine=job.engine, steps=job.style_steps, on_device=hooks.on_device,
-                                     on_step=hooks.on_step)
+    renderer: Renderer
+    if uses_onnx(job.backend, job.device, job.precision, torch_only=torch_only):
+        renderer = open_onnx_with_style_image(job.model, job.style_image, photos, style=job.style,
+                                              save_to=job.save_style_to, overwrite=job.options.overwrite,
+                                              steps=job.style_steps, on_make_graph=hooks.on_make_graph,
+                                              on_step=hooks.on_step)
+    else:
+        renderer = open_with_style_image(job.model, job.style_image, photos, save_to=job.save_style_to,
+                                         overwrite=job.options.overwrite, device=job.device, precision=job.precision,
+                                         engine=job.engine, steps=job.style_steps, on_device=hooks.on_device,
+                                         on_step=hooks.on_step)
     return renderer, job.style or renderer.styles[-1]
 
 

@@ -13,6 +13,14 @@ Everything else is the :class:`~stylize.apply.renderer.Renderer` both backends s
 numpy arrays: the graph takes norm statistics as a prior (its ``prior_*`` inputs) and
 outputs those it used, so tiles get the whole image's statistics at weight 1 and video
 frames the previous frame's at the smoothing weight, as on PyTorch.
+
+A style learned from a picture (``--style-image``, :class:`LearnedStyle`) is not in the
+graph, whose ``style`` input has one weight per shipped style. It renders in the place of
+one of them: its (gamma, beta) rows replace that style's row of every norm tensor (the
+graph's ``net.<key>`` initializers, overridden when the session is made, in memory; the
+graph's bytes are never changed), and its weight goes to that row. So the row it
+borrows cannot be rendered in the same run (:func:`borrowed_row` picks one no other
+requested style uses).
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +39,7 @@ from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError
 from ..io.weights import default_model
 from ..model.header import check_work_sizes, layer_kind
-from ..model.styles import StyleChoice
+from ..model.styles import StyleChoice, choose
 from .graphs import open_graph
 from .sessions import describe, open_session
 from .renderer import Prior, Renderer
@@ -87,6 +95,47 @@ def onnx_backend_applies(backend: str, device: str, precision: str) -> bool:
     return find_spec("torch") is None or (on_cpu and find_spec("onnxruntime") is not None)
 
 
+GRAPH_PREFIX = "net."
+"""The exported graph's name of checkpoint tensor ``key`` is ``net.<key>``
+(:class:`~stylize.model.onnx_export.StatsGraph`)."""
+
+
+@dataclass(frozen=True)
+class LearnedStyle:
+    """A style learned from a picture, rendered on a graph that lacks it in the place of style ``row``.
+
+    ``initializers``: the graph's norm tensors (``net.<key>``, (S, C)) with row ``row``
+    replaced by the learned style's; made by :meth:`make`.
+    """
+
+    name: str
+    row: int
+    initializers: dict[str, np.ndarray]
+
+    @classmethod
+    def make(cls, name: str, row: int, rows: Mapping[str, np.ndarray],
+             weights: Mapping[str, np.ndarray]) -> "LearnedStyle":
+        """``rows``: the learned (1, C) row per norm tensor; ``weights``: the model's (S, C) tensors (float32)."""
+        initializers = {}
+        for key, learned in rows.items():
+            matrix = np.array(weights[key], np.float32)
+            matrix[row] = learned[0]
+            initializers[GRAPH_PREFIX + key] = matrix
+        return cls(name, row, initializers)
+
+
+def borrowed_row(style: str | None, styles: list[str], name: str) -> int:
+    """The row of ``styles`` (a graph's) that learned style ``name`` can take when ``style`` is asked for
+    (``None``: the learned style alone): the first that no requested rendering uses; a one-line
+    error if none is free."""
+    used = {i for choice in choose(style or name, [*styles, name]) for i, w in enumerate(choice.weights) if w > 0}
+    free = [i for i in range(len(styles)) if i not in used]
+    if not free:
+        raise StylizeError(f"on ONNX Runtime a style learned from a picture takes the place of one of the model's "
+                           f"{len(styles)} styles, and --style {style} asks for all of them; use --backend torch")
+    return free[0]
+
+
 class OnnxStylizer(Renderer[np.ndarray]):
     """:class:`~stylize.apply.torch_backend.Stylizer`'s rendering on ONNX Runtime, on numpy arrays."""
 
@@ -96,9 +145,17 @@ class OnnxStylizer(Renderer[np.ndarray]):
     """The precision the graph runs in (as :attr:`Stylizer.precision <stylize.apply.torch_backend.Stylizer.precision>`)."""
     device = "cpu"
 
-    def __init__(self, graph: Path | bytes, threads: int | None = None) -> None:
-        """The stylizer of an ONNX graph (a file or its bytes); a one-line error if it is none of ours."""
-        self.session = open_session(graph, threads)
+    def __init__(self, graph: Path | bytes, threads: int | None = None, learned: LearnedStyle | None = None) -> None:
+        """The stylizer of an ONNX graph (a file or its bytes), with a ``learned`` style if given;
+        a one-line error if it is none of ours."""
+        self.learned = learned
+        initializers = learned.initializers if learned is not None else {}
+        data = graph.read_bytes() if isinstance(graph, Path) and initializers else graph
+        missing = [key for key in initializers if isinstance(data, bytes) and key.encode() not in data]
+        if missing:
+            raise StylizeError(f"{describe(graph)}: no tensor {missing[0]} to render a learned style with; "
+                               "use --backend torch")
+        self.session = open_session(data, threads, initializers)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         """The graph's metadata: styles, their work sizes, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
         try:
@@ -114,21 +171,22 @@ class OnnxStylizer(Renderer[np.ndarray]):
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None,
-             on_make: Callable[[Path], None] | None = None) -> "OnnxStylizer":
-        """The stylizer for checkpoint ``model`` (default: the shipped one), from its graph.
+             on_make: Callable[[Path], None] | None = None, learned: LearnedStyle | None = None) -> "OnnxStylizer":
+        """The stylizer for checkpoint ``model`` (default: the shipped one), from its graph, with a ``learned`` style.
 
         The graph ships beside the model or is cached; else it is made (needs PyTorch),
         after a call of ``on_make(model)`` (see :func:`stylize.apply.graphs.open_graph`).
         """
         def opener(data: bytes) -> tuple[OnnxStylizer, dict[str, str]]:
-            stylizer = cls(data, threads)
+            stylizer = cls(data, threads, learned)
             return stylizer, stylizer.metadata
 
         return open_graph(Path(model) if model is not None else default_model(), opener, on_make)
 
     @property
     def styles(self) -> list[str]:
-        return list(self._styles)
+        """The graph's styles, then the learned one (if any)."""
+        return [*self._styles, *([self.learned.name] if self.learned is not None else [])]
 
     @property
     def work_sizes(self) -> dict[str, int]:
@@ -154,7 +212,15 @@ class OnnxStylizer(Renderer[np.ndarray]):
         return np.asarray(image, dtype=np.float32)
 
     def style_weights(self, choice: StyleChoice) -> np.ndarray:
-        return np.asarray([choice.weights], dtype=np.float32)
+        """The graph's ``style`` input; a learned style's weight goes to the row it borrows."""
+        weights = list(choice.weights)
+        if self.learned is not None:
+            share, row = weights.pop(), self.learned.row
+            if share > 0 and weights[row] > 0:
+                raise StylizeError(f"style {self._styles[row]} cannot be rendered with {self.learned.name} on "
+                                   "ONNX Runtime (the learned style takes its place); use --backend torch")
+            weights[row] = max(weights[row], share)
+        return np.asarray([weights], dtype=np.float32)
 
     def resize(self, image: np.ndarray, size: int) -> np.ndarray:
         return resize_long_side(image, size)

@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .. import DISTRIBUTION
 from ..errors import StylizeError, first_line
@@ -31,9 +34,15 @@ QUIET = 4
 """ONNX Runtime's log severity for fatal errors only: a failed call raises, and says why, anyway."""
 
 
-def open_session(graph: Path | bytes, threads: int | None) -> Any:
+def open_session(graph: Path | bytes, threads: int | None, initializers: Mapping[str, np.ndarray] | None = None) -> Any:
     """An ONNX Runtime session of ``graph`` on the CPU, quiet (errors come back as exceptions,
-    never as ONNX Runtime's own log lines on stderr), from the optimized cache when it can."""
+    never as ONNX Runtime's own log lines on stderr), from the optimized cache when it can.
+
+    ``initializers`` replace the graph's of the same names when the session is made (a
+    learned style's rows, :class:`~stylize.apply.onnx_backend.LearnedStyle`). The optimized
+    graph saved to the cache keeps the originals, so they are replaced on every opening; a
+    cached graph that no longer holds one of those names is passed over."""
+    initializers = initializers or {}
     try:
         import onnxruntime as ort
     except ImportError:
@@ -46,12 +55,12 @@ def open_session(graph: Path | bytes, threads: int | None) -> Any:
             raise StylizeError(f"{graph}: cannot read ({exc.strerror or exc})") from None
     metadata = graph_metadata(data)
     if metadata is None:
-        return _session(ort, data, threads, graph)
+        return _session(ort, data, threads, graph, initializers)
     path = optimized_path(ort.__version__, data)
     cached = read_regular_file(path)
-    if cached is not None:
+    if cached is not None and all(name.encode() in cached for name in initializers):
         try:
-            session = _session(ort, cached, threads, graph, optimize=False)
+            session = _session(ort, cached, threads, graph, initializers, optimize=False)
         except StylizeError:
             session = None
         if session is not None and dict(session.get_modelmeta().custom_metadata_map) == metadata:
@@ -59,27 +68,35 @@ def open_session(graph: Path | bytes, threads: int | None) -> Any:
     made: list[Any] = []
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        replace_atomically(path, lambda tmp: made.append(_session(ort, data, threads, graph, save_to=tmp)))
+        replace_atomically(path, lambda tmp: made.append(_session(ort, data, threads, graph, initializers,
+                                                                   save_to=tmp)))
     except OSError:
         pass  # an unwritable cache: the session below is the same, only not remembered
-    return made[0] if made else _session(ort, data, threads, graph)
+    return made[0] if made else _session(ort, data, threads, graph, initializers)
 
 
-def _session(ort: Any, data: bytes, threads: int | None, graph: Path | bytes, *, optimize: bool = True,
-             save_to: Path | None = None) -> Any:
-    """A CPU session of ``data``: optimized (saving the result to ``save_to``), or as it is."""
+def _session(ort: Any, data: bytes, threads: int | None, graph: Path | bytes, initializers: Mapping[str, np.ndarray],
+             *, optimize: bool = True, save_to: Path | None = None) -> Any:
+    """A CPU session of ``data`` with ``initializers`` replaced: optimized (saving the result to
+    ``save_to``), or as it is."""
     options = ort.SessionOptions()
     options.log_severity_level = QUIET
     if threads:
         options.intra_op_num_threads = threads
+    values = [(name, ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array, np.float32)))
+              for name, array in initializers.items()]
+    for name, value in values:
+        options.add_initializer(name, value)
     if not optimize:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     if save_to is not None:
         options.optimized_model_filepath = str(save_to)
     try:
-        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
         raise StylizeError(f"{describe(graph)}: not a usable ONNX graph ({first_line(exc)})") from None
+    session.stylize_initializers = values  # ONNX Runtime reads them for as long as the session lives
+    return session
 
 
 def describe(graph: Path | bytes) -> str:

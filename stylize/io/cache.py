@@ -8,7 +8,6 @@ cache never makes a command fail, nor feeds it wrong data.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,15 +18,12 @@ from safetensors.torch import save as serialize
 from torch import Tensor
 
 from .atomic import write_atomically
+from .weights import arrays_sha256
 
 
 def content_digest(state: Mapping[str, Tensor]) -> str:
-    """sha256 over names and raw bytes of the tensors, independent of file layout."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        digest.update(key.encode())
-        digest.update(state[key].contiguous().view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 over names and raw bytes of the tensors, independent of file layout (:func:`arrays_sha256`)."""
+    return arrays_sha256({key: tensor.contiguous().view(torch.uint8).numpy() for key, tensor in state.items()})
 
 
 def read_cached_tensors(path: Path) -> tuple[dict[str, str], dict[str, Tensor]] | None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from ..errors import StylizeError
 
@@ -82,6 +84,17 @@ def file_sha256(path: Path) -> str:
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
+    return digest.hexdigest()
+
+
+def arrays_sha256(arrays: Mapping[str, Any]) -> str:
+    """Hex sha256 over the names and raw bytes of ``arrays`` (numpy arrays, or anything
+    ``bytes()`` reads in C order), sorted by name: the digest of a set of tensors whatever
+    file layout or library holds them, so a torch-free reader can key a cache the same way."""
+    digest = hashlib.sha256()
+    for key in sorted(arrays):
+        digest.update(key.encode())
+        digest.update(bytes(memoryview(arrays[key]).cast("B")))
     return digest.hexdigest()
 
 

@@ -20,7 +20,7 @@ from ..errors import StylizeError
 from .checkpoint import Checkpoint, load, save, stores_half
 from .network import StyleNet
 from .norm import ConditionalInstanceNorm2d
-from .styles import ALL, check_style_name, forbidden_character, normalize_name
+from .styles import check_new_name, name_key
 
 
 def style_row_keys(net: StyleNet) -> list[str]:
@@ -41,34 +41,6 @@ def edit_rows(ckpt: Checkpoint, styles: Sequence[str], rows: Callable[[str, Tens
     net.load_state_dict(state)
     net.to(next(ckpt.net.parameters()).device).eval()
     return dataclasses.replace(ckpt, net=net, styles=list(styles), optimizer_state=None)
-
-
-def name_key(name: str) -> str:
-    """How ``--style`` compares names (case and separators ignored): no two styles may share one."""
-    return normalize_name(name)
-
-
-def check_new_name(name: str, taken: Sequence[str], model: str | Path) -> str:
-    """``name`` stripped, if it is usable as a new style of the model that has ``taken``.
-
-    Names are compared as ``--style`` matches them (case and separators ignored), so
-    that a new name can never make an existing one ambiguous.
-    """
-    name = name.strip()
-    check_style_name(name)
-    clash = [t for t in taken if name_key(t) == name_key(name)]
-    if clash:
-        raise StylizeError(f"style {clash[0]!r} is already in {model}; choose another name "
-                           "(or remove or rename the existing style first)")
-    return name
-
-
-def free_name(stem: str, taken: Sequence[str]) -> str:
-    """``stem`` made a valid, unused style name: bad characters become ``_``, clashes get ``_2``, ``_3``..."""
-    base = "".join("_" if forbidden_character(c) else c for c in stem).strip() or "style"
-    used = {name_key(t) for t in taken} | {ALL}
-    candidates = (base if n == 1 else f"{base}_{n}" for n in range(1, len(used) + 2))
-    return next(c for c in candidates if name_key(c) not in used)
 
 
 def check_output(model: Path, output: Path, *, overwrite: bool = False) -> None:

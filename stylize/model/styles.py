@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import StylizeError, unprintable
@@ -178,3 +179,31 @@ def _mix(pairs: list[tuple[str, object]], names: Sequence[str], spec: str) -> St
     parts = [(names[i], w) for i, w in enumerate(normalized) if w > 0]
     label = parts[0][0] if len(parts) == 1 else "+".join(f"{name}{round(w * 100)}" for name, w in parts)
     return StyleChoice(label=label, weights=normalized)
+
+
+def name_key(name: str) -> str:
+    """How ``--style`` compares names (case and separators ignored): no two styles may share one."""
+    return normalize_name(name)
+
+
+def check_new_name(name: str, taken: Sequence[str], model: str | Path) -> str:
+    """``name`` stripped, if it is usable as a new style of the model that has ``taken``.
+
+    Names are compared as ``--style`` matches them (case and separators ignored), so
+    that a new name can never make an existing one ambiguous.
+    """
+    name = name.strip()
+    check_style_name(name)
+    clash = [t for t in taken if name_key(t) == name_key(name)]
+    if clash:
+        raise StylizeError(f"style {clash[0]!r} is already in {model}; choose another name "
+                           "(or remove or rename the existing style first)")
+    return name
+
+
+def free_name(stem: str, taken: Sequence[str]) -> str:
+    """``stem`` made a valid, unused style name: bad characters become ``_``, clashes get ``_2``, ``_3``..."""
+    base = "".join("_" if forbidden_character(c) else c for c in stem).strip() or "style"
+    used = {name_key(t) for t in taken} | {ALL}
+    candidates = (base if n == 1 else f"{base}_{n}" for n in range(1, len(used) + 2))
+    return next(c for c in candidates if name_key(c) not in used)

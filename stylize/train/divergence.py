@@ -11,7 +11,8 @@ So :class:`RowGuard` watches two things and raises
   every step that passes keeps a copy of the rows as the last good state;
 * before any rows are written (a checkpoint, the cache), the new style rendered on its
   own painting (the same on every rank, and always at hand): a rendering that is all
-  saturated or constant is not a picture.
+  saturated or constant is not a picture (:func:`stylize.io.style_cache.broken_rendering`,
+  the check a cached style passes on either backend).
 
 What to do then (go back to :meth:`RowGuard.restore`'s rows and continue at a lower rate)
 is the caller's choice; see :func:`stylize.train.finetune.fit_new_rows`.
@@ -22,49 +23,21 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..io.style_cache import broken_rendering, probe
 from ..model.network import StyleNet
 from .loop import TrainingDiverged
 
 LOSS_LIMIT = 10.0
 """A step's loss this many times its best so far is divergence (batches differ by ~2x; a run away by ~300x)."""
 
-SATURATED_SHARE = 0.98
-"""A rendering with at least this share of its values at 0 or 1 (to 8 bits) is saturated."""
-
-PROBE_SIZE = 64
-"""Side of the (squeezed) painting rendered to check the rows: enough to tell a picture from a flat one."""
-
-
-def broken_rendering(image: Tensor) -> str | None:
-    """Why ``image`` ((N,3,H,W) in [0, 1]) is not a picture: saturated or constant; ``None`` if it is one."""
-    image = image.detach().float()
-    if not math.isfinite(image.sum().item()):
-        return "its rendering is not finite"
-    saturated = ((image <= 1 / 255) | (image >= 254 / 255)).float().mean().item()
-    if saturated >= SATURATED_SHARE:
-        return f"its rendering is saturated ({saturated:.0%} of the values at 0 or 255)"
-    if image.std(dim=(-2, -1)).max().item() < 0.5 / 255:
-        return "its rendering is one flat colour"
-    return None
-
-
-def probe(painting: Tensor) -> Tensor:
-    """``painting`` (3,H,W in [0, 1]) squeezed to (1,3,:data:`PROBE_SIZE`,:data:`PROBE_SIZE`): what a style's check renders.
-
-    Its own painting is at hand wherever a style is learned or read back, and it is the
-    same on every torchrun rank, so every rank reaches the same verdict.
-    """
-    return F.interpolate(painting[None].float(), size=(PROBE_SIZE, PROBE_SIZE), mode="bilinear", antialias=True,
-                         align_corners=False)
-
 
 @torch.no_grad()
 def style_breaks(net: StyleNet, style: int, painting: Tensor) -> str | None:
     """Why style ``style`` of ``net`` does not render ``painting`` (3,H,W) as a picture; ``None`` if it does."""
-    return broken_rendering(net(probe(painting).to(next(net.parameters()).device), style))
+    squeezed = torch.from_numpy(probe(painting.detach().float().cpu().numpy()))
+    return broken_rendering(net(squeezed.to(next(net.parameters()).device), style).float().cpu().numpy())
 
 
 class RowGuard:
