@@ -173,6 +173,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "onnx")
 """``apply --backend`` values: who renders (ONNX Runtime needs no PyTorch)."""
 
+CUDA_FAST_PATH = "fp16"
+"""How ``apply`` runs the network on CUDA unless told otherwise: a fast path spec
+(:mod:`stylize.runtime.variants`). ``fp16`` is the behaviour before the variants existed; set it to
+the fastest spec that ``python -m benchmarks.gpu_check`` finds within its fidelity bar (its
+``variants.md`` names it), with the date and GPU in ``benchmarks/README.md``."""
+
 
 def check_device_name(name: str) -> str:
     """``--device`` lower-cased and checked for its form (whether the device is there is

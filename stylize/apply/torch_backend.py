@@ -47,6 +47,7 @@ from __future__ import annotations
 import math
 import traceback
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -68,6 +69,8 @@ from ..model.styles import StyleChoice
 from ..runtime.device import resolve_device
 from ..runtime.precision import HALF_DTYPES, check_precision, cuda_has_bf16
 from ..runtime.process import EngineOptions
+from ..runtime.variants import resolve_fast_path
+from .fast import cudnn_autotuned, fast_network
 from .memory import auto_tile, is_out_of_memory, release
 from .renderer import Prior, Renderer
 from .tiling import min_tile, tile_size_for
@@ -79,13 +82,23 @@ class Stylizer(Renderer[Tensor]):
     def __init__(self, net: StyleNet, styles: Sequence[str], *, device: str | torch.device = "auto",
                  precision: str = "auto", engine: EngineOptions | None = EngineOptions()) -> None:
         """``engine``: how :mod:`stylize.model.engine` runs the network (``None``: the plain
-        :meth:`StyleNet.forward`, slower, same result)."""
+        :meth:`StyleNet.forward`, slower, same result), and its ``fast_path``
+        (:mod:`stylize.runtime.variants`), whose precision ``precision="auto"`` takes."""
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
-        self.model = FastStyleNet(self.net, engine) if engine is not None else self.net
+        self.fast_path = resolve_fast_path(engine.fast_path if engine is not None else "auto", self.device.type)
+        path = self.fast_path
+        if engine is not None:
+            layout = engine.channels_last if engine.channels_last is not None else (path.channels_last or None)
+            self.model = FastStyleNet(self.net, replace(engine, channels_last=layout), norm=path.norm)
+        else:
+            self.model = self.net
+        self.fast_model = fast_network(self.model, path.compile_mode, path.cuda_graphs)
+        """The network for a plain pass (no statistics shared): compiled or replayed as the fast path says."""
         self.config = self.net.config
         self._styles = list(styles)
-        self.half_dtype = _resolve_precision(precision, self.device)
+        precision = check_precision(precision)
+        self.half_dtype = _resolve_precision(path.precision if precision == "auto" else precision, self.device)
         self.tile_cap: int | None = None
         """The tile size that last recovered from running out of memory, kept for later images."""
 
@@ -224,8 +237,12 @@ class Stylizer(Renderer[Tensor]):
             if stats is not None and not stats.replaying:
                 stats.pairs.clear()  # a redone recording pass must not append a second set
             autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
-            with autocast, shared_stats(self.net, stats) if stats is not None else nullcontext():
-                out = self.model(x, weights).float()
+            with autocast, cudnn_autotuned(self.fast_path.cudnn_benchmark):
+                if stats is None:
+                    out = self.fast_model(x, weights).float()
+                else:
+                    with shared_stats(self.net, stats):
+                        out = self.model(x, weights).float()
             if all_finite(out):
                 break
         return out
@@ -242,13 +259,10 @@ def upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``--precision`` (``None``: plain fp32)."""
-    name = check_precision(name)
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else None
+    """The autocast dtype for a precision other than ``auto`` (``None``: plain fp32)."""
     if name == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
         raise StylizeError(f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no native bf16; "
-                           "use fp16 (the default on CUDA)")
+                           "use fp16")
     return HALF_DTYPES.get(name)
 
 

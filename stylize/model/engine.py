@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from ..runtime.process import EngineOptions
 from .network import ConvNormAct, ResidualBlock, StyleNet
-from .norm import conditional_instance_norm
+from .norm import conditional_instance_norm, formula_instance_norm, group_instance_norm
 
 
 class FastStyleNet(nn.Module):
@@ -45,11 +45,20 @@ class FastStyleNet(nn.Module):
     network's own), so an optimizer, DDP or a checkpoint can keep working on ``net``.
     """
 
-    def __init__(self, net: StyleNet, options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, net: StyleNet, options: EngineOptions = EngineOptions(), norm: str = "batch") -> None:
+        """``norm``: how inference without shared statistics normalizes: ``batch``
+        (:func:`~stylize.model.norm.conditional_instance_norm`, also what training and tiling use),
+        ``group`` (:func:`~stylize.model.norm.group_instance_norm`) or ``compiled``
+        (:func:`~stylize.model.norm.formula_instance_norm` through ``torch.compile``, compiled on first use)."""
         super().__init__()
         self.net = net
         self.options = options
         self._nnpack: bool | None = None if options.nnpack else False
+        if norm not in ("batch", "group", "compiled"):
+            raise ValueError(f"FastStyleNet: unknown norm {norm!r}")
+        self.norm = norm
+        self._fused_norm = (group_instance_norm if norm == "group" else
+                            torch.compile(formula_instance_norm) if norm == "compiled" else None)
         self.train(net.training)
 
     def forward(self, x: Tensor, style: Tensor | int) -> Tensor:
@@ -98,6 +107,8 @@ class FastStyleNet(nn.Module):
             if layer.upsample == "shuffle":
                 y = F.pixel_shuffle(y, 2)
         gamma, beta = layer.norm.affine(weights)
+        if self._fused_norm is not None and layer.norm.stats is None and not torch.is_grad_enabled():
+            return self._fused_norm(y, gamma, beta, relu=layer.relu)
         return conditional_instance_norm(y, gamma, beta, layer.norm.stats, relu=layer.relu)
 
     def block(self, block: ResidualBlock, x: Tensor, weights: Tensor) -> Tensor:
