@@ -63,7 +63,7 @@ DRY = Sizes(device="cpu", photo_px=64, photos=3,
                         "--train-batch", "1"),
             style_overrides=dict(steps=2, image_size=32, batch_size=1, style_size=48), timeout_s=1200)
 
-CUDA_TESTS = ["tests/test_cuda.py", "tests/test_speed_paths.py", "-k", "cuda"]
+CUDA_TESTS = ["tests/test_cuda.py", "tests/test_speed_paths.py", "tests/test_fast_paths.py", "-k", "cuda"]
 """The tests that need a GPU (each file skips them without one)."""
 
 

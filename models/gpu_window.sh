@@ -89,7 +89,7 @@ if [[ ${CHECK:-1} == 0 ]]; then
 elif (( dry )); then
   python3 -m benchmarks.gpu_check "$L/gpu-check" --dry-run > "$L/gpu-check.txt" 2>&1 || stamp "gpu_check exit $?"
 else
-  timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_speed_paths.py -k cuda \
+  timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_speed_paths.py tests/test_fast_paths.py -k cuda \
     > "$L/cuda-tests.txt" 2>&1 || stamp "cuda tests exit $?"
   left=$(( ${WINDOW_SECONDS:-560} - ($(date +%s) - t0) ))
   stamp "gpu_check with ${left} s left"
