@@ -12,11 +12,12 @@
 #   the other: alone they ran 26 and 34 steps/s on an H200, side by side about 12 and 15, so
 #   in turn each gets more steps), keeping a lean snapshot every SNAPSHOT steps; evaluates
 #   each per style against its init (256 px, kodim01-04, the cached L-BFGS baselines of
-#   models/*/baselines); runs the CUDA tests; then benchmarks.gpu_check until the window ends.
+#   models/*/baselines); runs the CUDA tests; then benchmarks.gpu_check until the window ends
+#   (its first step times apply's fast paths: benchmarks/gpu_variants.py, table in gpu-variants.md).
 #   END_COSINE=1 sets each run's --steps so that its cosine schedule ends with its minutes
 #   (at the measured steps/s: RATE_DEFAULT, RATE_SMALL); otherwise the schedule runs on and a
 #   later window continues it. Brings back at most 8 files in $OUT: both models (lean fp32),
-#   both evaluation tables, and one tar of logs, snapshots and the gpu_check results.
+#   both evaluation tables, the fast-path table, and one tar of logs, snapshots and the gpu_check results.
 # Check it on a CPU first (toy sizes, a minute or two): bash models/gpu_window.sh run --dry-run
 # (tests/test_gpu_window.py does, on made-up data, with GPU and OUT pointing into a temporary folder).
 set -euo pipefail
@@ -93,9 +94,10 @@ else
     > "$L/cuda-tests.txt" 2>&1 || stamp "cuda tests exit $?"
   left=$(( ${WINDOW_SECONDS:-560} - ($(date +%s) - t0) ))
   stamp "gpu_check with ${left} s left"
-  (( left > 20 )) && { timeout "$left" python3 -m benchmarks.gpu_check "$L/gpu-check" > "$L/gpu-check.txt" 2>&1 \
-    || stamp "gpu_check exit $?"; }
+  (( left > 20 )) && { timeout "$left" python3 -m benchmarks.gpu_check "$L/gpu-check" --budget-s "$left" --no-tests \
+    > "$L/gpu-check.txt" 2>&1 || stamp "gpu_check exit $?"; }
 fi
 stamp done
+if [[ -f $L/gpu-check/variants/variants.md ]]; then cp "$L/gpu-check/variants/variants.md" "$OUT/gpu-variants.md"; fi
 tar -C "$L" -cf "$OUT/logs.tar" .
 ls -la "$OUT"
