@@ -193,3 +193,19 @@ def test_cuda_fast_paths_render_what_eager_fp32_renders(batch, spec, bar):
     for _ in range(3):  # captured or compiled on the first call, replayed on the next ones
         for image in (x, other):
             assert psnr(stylizer._forward(image, weights), eager._forward(image, weights)) > bar
+
+
+def test_a_captured_pass_runs_without_autocasts_weight_cache(net, batch):
+    """The graph would otherwise replay reads of half-precision weight copies freed after the capture."""
+    stylizer = Stylizer(net, ["a", "b", "c"], device="cpu", engine=EngineOptions(fast_path="bf16"))
+    seen = []
+
+    def network(x, weights):
+        seen.append(torch.is_autocast_cache_enabled())
+        return stylizer.model(x, weights)
+
+    stylizer.fast_model = network
+    stylizer._forward(*batch)
+    stylizer.fast_model, stylizer.fast_path = ReplayOnCPU(network), FastPath(precision="bf16", cuda_graphs=True)
+    stylizer._forward(*batch)  # captured (one call) and replayed (another)
+    assert seen == [True, False, False]

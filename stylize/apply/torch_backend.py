@@ -6,9 +6,10 @@
 
 Four things here go beyond calling the network:
 
-* **Precision.** On CUDA the network runs under fp16 autocast by default; it is not known
-  to be faster (the one GPU measurement found it at 0.89x of fp32's speed, see
-  ``benchmarks/README.md``, *CUDA*). fp16 rather than bf16 because the output is quantized to 8 bits:
+* **Precision and fast path.** On CUDA the network runs as :data:`~stylize.config.CUDA_FAST_PATH`
+  says (:mod:`stylize.runtime.variants`; :mod:`stylize.apply.fast` compiles or captures it),
+  for now fp16 autocast; it is not known to be faster (the one GPU measurement found it at
+  0.89x of fp32's speed, see ``benchmarks/README.md``, *CUDA*). fp16 rather than bf16 because the output is quantized to 8 bits:
   bf16 keeps 8 significant bits, right at that step, so it would flip many pixels by
   one level; fp16 keeps 11. fp16's small range is the usual worry, but the variance,
   the one quantity that could overflow, is computed in fp32 (see :mod:`stylize.model.norm`),
@@ -236,7 +237,9 @@ class Stylizer(Renderer[Tensor]):
         for dtype in (self.half_dtype, None) if self.half_dtype is not None else (None,):
             if stats is not None and not stats.replaying:
                 stats.pairs.clear()  # a redone recording pass must not append a second set
-            autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
+            # A captured graph must not read autocast's cache of half-precision weights, freed when the block ends.
+            autocast = torch.autocast(self.device.type, dtype=dtype, cache_enabled=not self.fast_path.cuda_graphs) \
+                if dtype is not None else nullcontext()
             with autocast, cudnn_autotuned(self.fast_path.cudnn_benchmark):
                 if stats is None:
                     out = self.fast_model(x, weights).float()
