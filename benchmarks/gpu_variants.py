@@ -16,7 +16,9 @@ Eager paths run first for every model and batch, the compiled ones (minutes of c
 after them, each skipped when the ``--budget-s`` left cannot cover its setup. After every run
 ``OUT/variants.json`` and ``OUT/variants.md`` (the table, and the fastest path that passes the
 bar for each row: the value for :data:`stylize.config.CUDA_FAST_PATH`) are rewritten, so a
-window that ends early still brings back what was timed.
+window that ends early still brings back what was timed. After the first run (``stylize-22`` at
+1024 px, batch 1), ``torch.profiler`` tables of the path ``apply`` runs now and of that run's
+fastest say where their time goes (``OUT/profile-*.txt``), for the next round of work.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ EAGER = ["fp32", "fp16", "bf16", "fp16+cl", "bf16+cl", "fp16+bench", "fp16+cl+be
 COMPILED = ["fp16+cl+compile-ro", "fp16+cl+compile", "bf16+cl+compile-ro", "fp16+compile-ro"]
 SETUP_S = {"eager": 10, "cnorm": 60, "compile": 150}
 """Time left needed to start a path (warm-up included): compiling the whole network takes minutes."""
+PROFILE_S = 30
+"""Time left needed to profile the path ``apply`` runs now and the first run's fastest path, once."""
 FIDELITY_DB = 40.0
 """PSNR against eager fp32 a path needs to be chosen: the speed engine's bar (tests/test_speed_paths.py)."""
 
@@ -146,6 +150,39 @@ class Bench:
         self.rows += skipped
 
 
+    def profile(self, model: str, size: int, batch: int, specs: list[str], out: Path) -> list[Path]:
+        """Where the time of each of ``specs`` goes: ``torch.profiler``'s operators and kernels over three
+        calls, most self time first, in ``OUT/profile-<model>-<size>-b<batch>-<spec>.txt``."""
+        torch = self.torch
+        from torch.profiler import ProfilerActivity, profile
+
+        from stylize import Stylizer
+        from stylize.model import checkpoint
+        from stylize.runtime.process import EngineOptions
+
+        ckpt = checkpoint.load(ROOT / "weights" / f"{model}.safetensors", map_location=self.device)
+        x = torch.rand(batch, 3, size, size, device=self.device)
+        weights = torch.full((batch, len(ckpt.styles)), 1 / len(ckpt.styles), device=self.device)
+        cuda = self.device.type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        written = []
+        for spec in specs:
+            stylizer = Stylizer(ckpt.net, ckpt.styles, device=self.device, engine=EngineOptions(fast_path=spec))
+            for _ in range(self.warmup):
+                stylizer._forward(x, weights)
+            self.sync()
+            with profile(activities=activities) as prof:
+                for _ in range(3):
+                    stylizer._forward(x, weights)
+                self.sync()
+            table = prof.key_averages().table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total",
+                                              row_limit=40, max_name_column_width=70)
+            path = out / f"profile-{model}-{size}-b{batch}-{spec}.txt"
+            path.write_text(f"{spec}, {model}, {size} px, batch {batch}, 3 calls after {self.warmup} warm-up\n{table}\n")
+            written.append(path)
+        return written
+
+
 def fidelity(out, reference) -> dict:
     """How far a path's output is from eager fp32's: PSNR, and the largest change in 8-bit levels."""
     diff = (out.float() - reference.float())
@@ -226,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     import torch
 
+    from stylize.config import CUDA_FAST_PATH
+
     deadline = time.monotonic() + args.budget_s
     device, sizes, batches, reps, warmup = "cuda", args.sizes, args.batches, args.reps, 3
     eager, compiled = (args.paths.split(","), []) if args.paths else (EAGER, COMPILED)
@@ -240,11 +279,20 @@ def main(argv: list[str] | None = None) -> int:
               f"Rates in Mpix/s (median of up to {reps} interleaved rounds); x baseline: median per-round ratio to "
               "the eager fp32 TransformerNet (benchmarks/baseline.py); fidelity against stylize's eager fp32 path.")
     bench = Bench(device, reps, warmup, deadline, compiling=not args.dry_run)
+    profiled = False
+
     for model, size, batch, specs in jobs(args.models.split(","), [int(s) for s in sizes.split(",")],
                                           [int(b) for b in batches.split(",")], eager, compiled):
         start = len(bench.rows)
         bench.run(model, size, batch, specs)
         write(args.out, bench.rows, header)
+        if not profiled and bench.left() > PROFILE_S:
+            profiled = True
+            best = [w["path"] for w in winners(bench.rows[start:])]
+            try:
+                bench.profile(model, size, batch, sorted({CUDA_FAST_PATH, *best}), args.out)
+            except Exception as exc:  # noqa: BLE001 - a profiler that fails costs its files only
+                print(f"profile failed: {type(exc).__name__}: {exc}", flush=True)
         for row in bench.rows[start:]:
             figure = (f"{row['mpix_per_s']:.3g} Mpix/s x{row['ratio']:.2f}" + (
                 f", {row['psnr_db']} dB" if "psnr_db" in row else "") if "ratio" in row

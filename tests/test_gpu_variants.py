@@ -34,6 +34,10 @@ def test_dry_run_times_every_path_a_cpu_runs_and_names_why_the_others_were_not(t
                 assert row["mpix_per_s"] > 0 and row["rounds"] == 2 and row["finite"], row
                 assert row["psnr_db"] >= (99 if spec.startswith("fp32") else 40), row
     assert len(data["winners"]) == 2 and "fastest at >= 40 dB" in done.stdout
+    best = data["winners"][0]["path"]
+    profiles = sorted(path.name for path in tmp_path.glob("profile-*.txt"))
+    assert profiles == sorted({f"profile-stylize-22-small-64-b1-{spec}.txt" for spec in ("fp16", best)})
+    assert "Self CPU" in (tmp_path / profiles[0]).read_text()
     table = (tmp_path / "variants.md").read_text()
     assert "| fp16 (apply now) |" in table and "the value for stylize.config.CUDA_FAST_PATH" in table
 
@@ -43,6 +47,7 @@ def test_an_exhausted_budget_skips_paths_but_still_writes_the_table(tmp_path):
     rows = json.loads((tmp_path / "variants.json").read_text())["rows"]
     timed = [row for row in rows if "ratio" in row]
     assert not timed and all("no time left" in row["skipped"] for row in rows if row["path"] == "fp16")
+    assert not list(tmp_path.glob("profile-*"))
 
 
 def test_the_target_configuration_gets_its_compiled_paths_before_the_others():

@@ -57,8 +57,10 @@ class FastStyleNet(nn.Module):
         if norm not in ("batch", "group", "compiled"):
             raise ValueError(f"FastStyleNet: unknown norm {norm!r}")
         self.norm = norm
+        # dynamic: one kernel pair for every layer's shape, rather than one compilation per shape
+        # until the recompilation limit (8) sends later shapes back to eager
         self._fused_norm = (group_instance_norm if norm == "group" else
-                            torch.compile(formula_instance_norm) if norm == "compiled" else None)
+                            torch.compile(formula_instance_norm, dynamic=True) if norm == "compiled" else None)
         self.train(net.training)
 
     def forward(self, x: Tensor, style: Tensor | int) -> Tensor:
