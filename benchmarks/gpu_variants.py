@@ -33,10 +33,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-EAGER = ["fp32", "fp16", "bf16", "fp16+cl", "bf16+cl", "fp16+bench", "fp16+cl+bench", "fp16+cl+gn",
-         "fp16+cl+gn+bench", "bf16+cl+gn+bench", "fp16+cl+cnorm", "fp16+graphs", "fp16+cl+graphs",
-         "fp16+cl+bench+graphs", "fp16+cl+gn+bench+graphs", "bf16+cl+gn+bench+graphs", "fp16+cl+cnorm+graphs"]
-COMPILED = ["fp16+cl+compile-ro", "fp16+cl+compile", "bf16+cl+compile-ro", "fp16+compile-ro"]
+EAGER = ["fp32", "fp16", "bf16", "fp16+cl", "bf16+cl", "fp16+bench", "fp16+cl+bench", "fp16+cl+bench+pad8",
+         "fp16+cl+gn", "fp16+cl+gn+bench", "bf16+cl+gn+bench", "fp16+cl+cnorm", "fp16+graphs", "fp16+cl+graphs",
+         "fp16+cl+bench+graphs", "fp16+cl+bench+pad8+graphs", "fp16+cl+gn+bench+graphs",
+         "fp16+cl+gn+bench+pad8+graphs", "bf16+cl+gn+bench+graphs", "fp16+cl+cnorm+graphs"]
+COMPILED = ["fp16+cl+compile-ro", "fp16+cl+compile", "fp16+cl+compile-ro+pad8", "bf16+cl+compile-ro",
+            "fp16+compile-ro"]
 SETUP_S = {"eager": 10, "cnorm": 60, "compile": 150}
 """Time left needed to start a path (warm-up included): compiling the whole network takes minutes."""
 PROFILE_S = 30

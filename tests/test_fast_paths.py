@@ -19,6 +19,7 @@ from stylize.apply import fast
 from stylize.apply.fast import Captured, GraphRunner, cudnn_autotuned
 from stylize.config import CUDA_FAST_PATH, NetConfig, ApplySettings
 from stylize.errors import StylizeError
+from stylize.model.engine import padded_conv
 from stylize.model.styles import StyleChoice
 from stylize.runtime.process import EngineOptions
 from stylize.runtime.variants import FastPath, parse_fast_path, resolve_fast_path
@@ -83,6 +84,21 @@ def test_tiled_passes_share_statistics_whatever_the_norm_kernel(net):
     assert (tiled - whole).abs().max().item() < 1e-4
 
 
+@pytest.mark.parametrize("c_in, c_out, kernel", [(3, 32, 9), (32, 3, 9), (16, 8, 3), (5, 12, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_convolution_padded_to_eight_channels_is_the_convolution(c_in, c_out, kernel, channels_last):
+    """pad8 runs on CUDA only; the arithmetic it does is checked here."""
+    torch.manual_seed(2)
+    conv = torch.nn.Conv2d(c_in, c_out, kernel)
+    x = torch.rand(2, c_in, 20, 17)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        out = padded_conv(x, conv)
+        assert out.shape == (2, c_out, 20 - kernel + 1, 17 - kernel + 1)
+        assert (out - conv(x)).abs().max().item() < 1e-5
+
+
 def test_auto_takes_the_configured_cuda_path_on_cuda_and_fp32_elsewhere():
     assert resolve_fast_path("auto", "cuda") == parse_fast_path(CUDA_FAST_PATH)
     assert resolve_fast_path("AUTO", "cpu") == FastPath() == resolve_fast_path("auto", "mps")
@@ -91,7 +107,7 @@ def test_auto_takes_the_configured_cuda_path_on_cuda_and_fp32_elsewhere():
 
 def test_a_spec_round_trips_through_its_name():
     for spec in ["fp32", "fp16+cl", "bf16+gn+bench", "fp16+cl+cnorm+graphs+bench", "fp16+cl+compile",
-                 "fp32+compile-ro"]:
+                 "fp32+compile-ro", "fp16+cl+bench+pad8"]:
         assert parse_fast_path(spec).name == spec
     assert parse_fast_path(" bench + CL + fp16 ").name == "fp16+cl+bench"
 
@@ -183,7 +199,8 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @cuda
 @pytest.mark.parametrize("spec, bar", [("fp32+graphs", 60), ("fp32+cl+bench", 60), ("fp16+cl", 40),
-                                       ("fp16+cl+gn+graphs", 40), ("fp16+cl+cnorm+bench", 40), ("bf16+cl+gn", 25)])
+                                       ("fp16+cl+gn+graphs", 40), ("fp16+cl+cnorm+bench", 40), ("bf16+cl+gn", 25),
+                                       ("fp32+pad8", 60), ("fp16+cl+bench+pad8+graphs", 40)])
 def test_cuda_fast_paths_render_what_eager_fp32_renders(batch, spec, bar):
     net = styled_net(NetConfig(**TINY)).cuda()
     x, weights = (t.cuda() for t in batch)

@@ -91,7 +91,8 @@ class Stylizer(Renderer[Tensor]):
         path = self.fast_path
         if engine is not None:
             layout = engine.channels_last if engine.channels_last is not None else (path.channels_last or None)
-            self.model = FastStyleNet(self.net, replace(engine, channels_last=layout), norm=path.norm)
+            self.model = FastStyleNet(self.net, replace(engine, channels_last=layout), norm=path.norm,
+                                      pad_channels=path.pad_channels)
         else:
             self.model = self.net
         self.fast_model = fast_network(self.model, path.compile_mode, path.cuda_graphs)

@@ -16,6 +16,7 @@ A fast path is a ``+``-joined spec such as ``fp16+cl+graphs``; each token switch
 ``graphs``     the eager network captured as one CUDA graph per input shape and replayed
                (:class:`stylize.apply.fast.GraphRunner`; CUDA only)
 ``bench``      cuDNN's autotuner (``torch.backends.cudnn.benchmark``) on during each pass
+``pad8``       the RGB-end convolutions zero-padded to 8 channels on CUDA, for tensor-core kernels
 =============  ==================================================================================
 
 Exactly one precision token; the others in any order, each at most once; ``compile``,
@@ -36,7 +37,7 @@ PRECISION_TOKENS = ("fp32", "fp16", "bf16")
 NORMS = {"gn": "group", "cnorm": "compiled"}
 COMPILE_MODES = {"compile": "max-autotune-no-cudagraphs", "compile-ro": "reduce-overhead"}
 RUNNERS = ("compile", "compile-ro", "graphs")
-TOKENS = (*PRECISION_TOKENS, "cl", *NORMS, *COMPILE_MODES, "graphs", "bench")
+TOKENS = (*PRECISION_TOKENS, "cl", *NORMS, *COMPILE_MODES, "graphs", "bench", "pad8")
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class FastPath:
     compile_mode: str | None = None
     cuda_graphs: bool = False
     cudnn_benchmark: bool = False
+    pad_channels: bool = False
 
     @property
     def name(self) -> str:
@@ -59,6 +61,7 @@ class FastPath:
         tokens += [token for token, mode in COMPILE_MODES.items() if mode == self.compile_mode]
         tokens += ["graphs"] if self.cuda_graphs else []
         tokens += ["bench"] if self.cudnn_benchmark else []
+        tokens += ["pad8"] if self.pad_channels else []
         return "+".join(tokens)
 
 
@@ -79,7 +82,7 @@ def parse_fast_path(spec: str) -> FastPath:
         raise StylizeError(f"fast path {spec!r}: choose one of {', '.join(NORMS)} and one of {', '.join(RUNNERS)}")
     return FastPath(precision=precisions[0], channels_last="cl" in tokens, norm=norms[0] if norms else "batch",
                     compile_mode=COMPILE_MODES.get(runners[0]) if runners else None,
-                    cuda_graphs="graphs" in tokens, cudnn_benchmark="bench" in tokens)
+                    cuda_graphs="graphs" in tokens, cudnn_benchmark="bench" in tokens, pad_channels="pad8" in tokens)
 
 
 def resolve_fast_path(spec: str, device_type: str) -> FastPath:
