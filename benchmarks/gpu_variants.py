@@ -39,8 +39,10 @@ EAGER = ["fp32", "fp16", "bf16", "fp16+cl", "bf16+cl", "fp16+bench", "fp16+cl+be
          "fp16+cl+gn+bench+pad8+graphs", "bf16+cl+gn+bench+graphs", "fp16+cl+cnorm+graphs"]
 COMPILED = ["fp16+cl+compile-ro", "fp16+cl+compile", "fp16+cl+compile-ro+pad8", "bf16+cl+compile-ro",
             "fp16+compile-ro"]
-SETUP_S = {"eager": 10, "cnorm": 60, "compile": 150}
-"""Time left needed to start a path (warm-up included): compiling the whole network takes minutes."""
+SETUP_S = {"eager": 10, "cnorm": 40, "compile-ro": 60, "compile": 150}
+"""Time left needed to start a path (warm-up included): compiling takes from seconds (the norm
+alone) to minutes (the whole network with max-autotune's kernel search). Guesses, to be
+replaced by the ``setup s`` column of a GPU run."""
 PROFILE_S = 30
 """Time left needed to profile the path ``apply`` runs now and the first run's fastest path, once."""
 FIDELITY_DB = 40.0
@@ -48,7 +50,8 @@ FIDELITY_DB = 40.0
 
 
 def setup_cost(spec: str) -> int:
-    return SETUP_S["compile"] if "compile" in spec else SETUP_S["cnorm"] if "cnorm" in spec else SETUP_S["eager"]
+    parts = spec.split("+")
+    return max(SETUP_S.get(part, SETUP_S["eager"]) for part in parts)
 
 
 class Bench:
