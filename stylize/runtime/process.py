@@ -68,8 +68,8 @@ class EngineOptions:
 
     ``channels_last``: ``None`` chooses (on for CPU inference: oneDNN's convolutions and
     PyTorch's batch norm are fastest in NHWC there; off for training, where batch norm's
-    per-image split and oneDNN's backward prefer NCHW, and off on CUDA, pending a GPU
-    measurement); ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
+    per-image split and oneDNN's backward prefer NCHW, and on CUDA as the fast path says);
+    ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
     inference convolutions where it wins (:func:`nnpack_wins`). ``fast_path``: how
     :class:`stylize.Stylizer` runs the network (a spec of :mod:`stylize.runtime.variants`;
     ``auto``: :data:`stylize.config.CUDA_FAST_PATH` on CUDA, fp32 elsewhere); training ignores it.
