@@ -176,8 +176,8 @@ BACKENDS = ("auto", "torch", "onnx")
 CUDA_FAST_PATH = "fp16"
 """How ``apply`` runs the network on CUDA unless told otherwise: a fast path spec
 (:mod:`stylize.runtime.variants`). ``fp16`` is the behaviour before the variants existed; set it to
-the fastest spec that ``python -m benchmarks.gpu_check`` finds within its fidelity bar (its
-``variants.md`` names it), with the date and GPU in ``benchmarks/README.md``."""
+the fastest spec ``python -m benchmarks.gpu_check`` finds within its fidelity bar (``variants.md``),
+weighing its ``setup s``: a compiled path pays it in every process and for every new photo size."""
 
 
 def check_device_name(name: str) -> str:
