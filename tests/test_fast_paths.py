@@ -199,7 +199,7 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GP
 
 @cuda
 @pytest.mark.parametrize("spec, bar", [("fp32+graphs", 60), ("fp32+cl+bench", 60), ("fp16+cl", 40),
-                                       ("fp16+cl+gn+graphs", 40), ("bf16+cl+gn", 25),
+                                       ("fp16+gn+bench+graphs", 40), ("bf16+cl+gn", 25),
                                        ("fp32+pad8", 60), ("fp16+cl+bench+pad8+graphs", 40)])
 def test_cuda_fast_paths_render_what_eager_fp32_renders(batch, spec, bar):
     net = styled_net(NetConfig(**TINY)).cuda()

@@ -7,8 +7,8 @@ A fast path is a ``+``-joined spec such as ``fp16+cl+graphs``; each token switch
 ``fp16``       fp16 autocast (see :mod:`stylize.apply.torch_backend` for why fp16 rather than bf16)
 ``bf16``       bf16 autocast
 ``cl``         channels-last activations (NHWC, the layout tensor cores read)
-``gn``         instance norm as ``group_norm`` with one group per channel, the style's gamma and
-               beta as its affine where one style runs (one kernel instead of batch norm's two)
+``gn``         instance norm as ``group_norm`` with one group per channel, each image's gamma and
+               beta as its affine (NCHW; on CUDA it makes a channels-last input NCHW, so not with ``cl``)
 ``cnorm``      instance norm, affine and ReLU as one ``torch.compile``'d function (Inductor fuses them)
 ``compile``    the whole network through ``torch.compile(mode="max-autotune-no-cudagraphs")``
 ``compile-ro`` the whole network through ``torch.compile(mode="reduce-overhead")`` (CUDA graphs of
