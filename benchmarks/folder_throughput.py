@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from benchmarks.end_to_end import MODELS, WEIGHTS, timed
 from benchmarks.speed import DEFAULT_LITE_PYTHON
+from stylize.config import WORK_SIZE
 
 
 def make_folder(source: Path, folder: Path, count: int, size: int) -> None:
@@ -49,7 +50,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"
         make_folder(args.photos, photos, args.count, args.size)
-        stylize = [sys.executable, "-m", "stylize", "apply", str(photos), "--style", "starry", "-q"]
+        stylize = [sys.executable, "-m", "stylize", "apply", str(photos), "--style", "starry", "-q",
+                   "--work-size", str(WORK_SIZE)]  # the dated figures' work, whatever the style's own size
         runs = {f"{model}, onnx": stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
                                              "-o", str(Path(tmp) / model)]
                 for model in args.models.split(",") if (WEIGHTS / f"{model}.safetensors").is_file()}

@@ -205,8 +205,10 @@ def batch_apply(check: Check) -> dict:
     photos = make_photos(check.out / "apply-photos", sizes.photos, sizes.photo_px)
     styled = check.out / "apply-styled"
     shutil.rmtree(styled, ignore_errors=True)
+    # --work-size 0: every photo painted whole, at photo_px as in the figures so far, whatever
+    # the style's own work size (starry_night's 512 would paint a quarter of the pixels).
     run = check.command("apply", [sys.executable, "-m", "stylize", "apply", str(photos[0].parent), "-o", str(styled),
-                                  "--style", "starry", "--device", sizes.device, "--json"])
+                                  "--style", "starry", "--device", sizes.device, "--json", "--work-size", "0"])
     records = [json.loads(line) for line in run["stdout"].splitlines() if line.startswith("{")]
     ok = [r for r in records if r["status"] == "ok"]
     result = {"apply_exit_code": run["exit_code"], "wall_s": run["wall_s"], "written": len(ok),
@@ -231,13 +233,14 @@ def _stage_times(photos: list[Path], device: str) -> dict:
     import torch
 
     from stylize import Stylizer
+    from stylize.config import ApplySettings
     from stylize.io.images import read_image
     from stylize.io.encode import write_image
 
     stylizer = Stylizer.load(device=device)
     choice = stylizer.choose("starry")[0]
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    stylizer.stylize_photo(read_image(photos[0]), choice)  # warm-up: cuDNN autotuning, allocator
+    stylizer.stylize_photo(read_image(photos[0]), choice, ApplySettings(work_size=0))  # warm-up: cuDNN autotuning, allocator
     decode, network, encode = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for path in photos:
@@ -246,7 +249,7 @@ def _stage_times(photos: list[Path], device: str) -> dict:
             decode.append(time.perf_counter() - tick)
             sync()
             tick = time.perf_counter()
-            styled = stylizer.stylize_photo(photo, choice)
+            styled = stylizer.stylize_photo(photo, choice, ApplySettings(work_size=0))
             sync()
             network.append(time.perf_counter() - tick)
             tick = time.perf_counter()
@@ -312,11 +315,11 @@ def memory_use(check: Check) -> dict:
     side = 1024
     rgb = torch.rand(3, side, side)
     choice = stylizer.choose("starry")[0]
-    stylizer.stylize(rgb, choice, ApplySettings(tile_size=0))  # warm-up
+    stylizer.stylize(rgb, choice, ApplySettings(tile_size=0, work_size=0))  # warm-up
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
     torch.cuda.reset_peak_memory_stats()
-    stylizer.stylize(rgb, choice, ApplySettings(tile_size=0))
+    stylizer.stylize(rgb, choice, ApplySettings(tile_size=0, work_size=0))
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - base
     estimate = pass_bytes_per_pixel(stylizer.net.config, 2) * side * side

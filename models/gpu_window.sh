@@ -18,11 +18,13 @@
 #   (at the measured steps/s: RATE_DEFAULT, RATE_SMALL); otherwise the schedule runs on and a
 #   later window continues it. Brings back at most 8 files in $OUT: both models (lean fp32),
 #   both evaluation tables, the fast-path table, and one tar of logs, snapshots and the gpu_check results.
+#   FLAT_AREAS=P trains with --flat-areas P (models/stylize-22/flat_finetune.sh: against blotches).
 # Check it on a CPU first (toy sizes, a minute or two): bash models/gpu_window.sh run --dry-run
 # (tests/test_gpu_window.py does, on made-up data, with GPU and OUT pointing into a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=${GPU:-.gpu}  # a test points it elsewhere
+[[ $GPU == /* ]] || GPU=$PWD/$GPU  # absolute: "$PWD/$GPU" wrote a test's cache into the repository
 usage="usage: gpu_window.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
 models=(stylize-22 stylize-22-small)
@@ -34,7 +36,7 @@ if [[ $mode == prepare ]]; then
   cp -r "$DATA/styles" "$GPU/styles"
   ls "$DATA/content/test" | sort | head -4 | while read -r f; do cp "$DATA/content/test/$f" "$GPU/test/"; done
   ls "$DATA/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$DATA/content/train/$f" "$GPU/content/"; done
-  STYLIZE_CACHE_DIR=$PWD/$GPU/cache python3 -m stylize evaluate -m "weights/${models[1]}.safetensors" \
+  STYLIZE_CACHE_DIR=$GPU/cache python3 -m stylize evaluate -m "weights/${models[1]}.safetensors" \
     --styles "$GPU/styles" --photos "$GPU/test" --size 32 --iterations 1 --limit 1 --only starry_night \
     --device cpu > /dev/null  # converts the loss network into .gpu/cache
   rm -rf "$GPU/cache/onnx"
@@ -46,7 +48,7 @@ fi
 dry=0; [[ ${2:-} == --dry-run ]] && dry=1
 OUT=${OUT:-runs/gpu-window}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$GPU/cache PYTHONUNBUFFERED=1
 L=$(mktemp -d); W=$(mktemp -d)
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$L/phases.txt"; }
 if (( dry )); then
@@ -75,6 +77,7 @@ for i in 0 1; do
   python3 -m stylize train "$GPU/styles" -c "$GPU/content" -o "$W/$m.safetensors" --init-from "$init" \
     --steps "$steps" --lr "${LR:-0.0002}" --warmup-steps 100 "${loss[@]}" "${size[@]}" --device $dev \
     --checkpoint-every 1000 --preview-every 1000000 --snapshot-every "$snap" --time-limit "${minutes[$i]}" --seed 3 \
+    --flat-areas "${FLAT_AREAS:-0}" \
     > "$L/train-$m.txt" 2>&1 || stamp "training $m exit $?"
   python3 -m stylize export -m "$W/$m.safetensors" -o "$OUT/$m.safetensors" --full --overwrite >> "$L/export.txt" 2>&1
   cp "$W/$m.log.jsonl" "$L/" 2>/dev/null || true

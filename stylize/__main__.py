@@ -1,7 +1,28 @@
-"""``python -m stylize`` (also what ``torchrun -m stylize`` runs)."""
+"""The ``stylize`` command: ``python -m stylize``, the console script and ``torchrun -m stylize``.
+
+:func:`main` holds Ctrl-C during imports before it imports anything heavy (the command line
+itself, then torch when a command needs it), so that a Ctrl-C in the first seconds ends the
+command with exit 130 and one line instead of a traceback or nothing at all (see
+:mod:`stylize.runtime.interrupts`).
+"""
+
+from __future__ import annotations
 
 import sys
 
-from .cli.app import main
+from .runtime.interrupts import interrupts_after_imports
 
-sys.exit(main())
+
+def main(args: list[str] | None = None) -> int:
+    """Run one command and return its exit code; 130 when Ctrl-C stops it."""
+    with interrupts_after_imports():
+        try:
+            from .cli.app import main as run
+            return run(args)
+        except KeyboardInterrupt:  # the commands report their own; this is one before any command ran
+            sys.stderr.write("interrupted\n")
+            return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

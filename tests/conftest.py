@@ -163,3 +163,31 @@ FAST_LAYERS = dict(separable=True, upsample="shuffle", outer_kernel=3, full_res=
 def tiny_fast_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """:func:`tiny_model` with the ``fast`` preset's layer kinds."""
     return make_tiny_model(tmp_path_factory.mktemp("model") / "tiny-fast.safetensors", **FAST_LAYERS)
+
+
+def start_command(args: list[str]) -> "subprocess.Popen[str]":
+    """``python -m stylize ARGS`` as a terminal's foreground command, in its own process group.
+
+    A process started from a background job inherits SIGINT ignored (and Python keeps it so):
+    the child gets the disposition a terminal's foreground command has.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "stylize", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def ctrl_c(proc: "subprocess.Popen[str]") -> str:
+    """Send Ctrl-C (SIGINT to the process group) and return the command's stderr once it has ended."""
+    import os
+    import signal
+
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        return proc.communicate(timeout=300)[1]
+    finally:
+        proc.kill()

@@ -31,6 +31,7 @@ def model(tmp_path: Path) -> Path:
     path = make_tiny_model(tmp_path / "model.safetensors", ["a", "b"])
     ckpt = checkpoint.load(path)
     ckpt.training, ckpt.loss_network, ckpt.step = TrainSettings(**TINY).to_dict(), load_vgg().network_id, 7
+    ckpt.work_sizes = {"a": 512}
     checkpoint.save(path, ckpt)
     return path
 
@@ -60,6 +61,7 @@ def test_add_style_learns_only_the_new_rows(tmp_path, model, monet, photo_dir):
     assert _sha(model) == before  # the input model is only read
     source, added = checkpoint.load(model), checkpoint.load(out)
     assert added.styles == ["a", "b", "monet"] and added.step == 4
+    assert added.work_sizes == {"a": 512}  # the old styles keep their stroke size; the new one has none
     # Settings come from the model's metadata, with add-style's step count and learning rate.
     assert added.training["steps"] == 4 and added.training["batch_size"] == 2 and added.training["image_size"] == 32
     assert added.training["lr"] == STYLE_LR != TINY["lr"]
@@ -169,6 +171,21 @@ def test_remove_and_rename_round_trip(model):
     assert renamed.styles == source.styles
     assert all(torch.equal(v, renamed.net.state_dict()[k]) for k, v in source.net.state_dict().items())
     assert rename_style(source, "a", "  dawn ").styles == ["dawn", "b"]
+
+
+def test_write_edited_is_the_whole_edit_in_one_call(model, tmp_path):
+    """remove-style, rename-style and export -o: the output checked, the edit written, the storage kept."""
+    from stylize.model.edits import write_edited
+
+    lean = tmp_path / "lean.safetensors"
+    write_edited(model, lean, lambda c: c, half=True)
+    fewer = tmp_path / "fewer.safetensors"
+    assert write_edited(lean, fewer, lambda c: remove_styles(c, ["a"])).styles == ["b"]
+    assert checkpoint.load(fewer).styles == ["b"] and checkpoint.stores_half(fewer)  # fp16 stays fp16
+    with pytest.raises(StylizeError, match="already exists"):
+        write_edited(lean, fewer, lambda c: c)
+    with pytest.raises(StylizeError, match="is the input model"):
+        write_edited(lean, lean, lambda c: c, overwrite=True)
 
 
 @pytest.mark.parametrize("edit, message", [

@@ -109,3 +109,16 @@ def test_init_from_starts_a_new_run_from_a_released_student(tiny_model, photos, 
                 init_from=lean)
     with pytest.raises(StylizeError, match="matches no preset"):  # the teacher itself is no student
         distill(tiny_model, photos, tmp_path / "fourth.safetensors", QUICK, init_from=tiny_model)
+
+
+def test_distill_takes_a_device(tiny_model, photos, tmp_path):
+    """``--device`` as train takes it: the run goes where asked, or the command says why it cannot."""
+    runner = CliRunner()
+    args = ["distill", str(tiny_model), "-c", str(photos), "--steps", "1", "--image-size", "32", "--resize", "40",
+            "--batch-size", "1"]
+    ok = runner.invoke(app, [*args, "-o", str(tmp_path / "cpu.safetensors"), "--device", "cpu"])
+    assert ok.exit_code == 0, ok.output
+    if not torch.cuda.is_available():
+        refused = runner.invoke(app, [*args, "-o", str(tmp_path / "gpu.safetensors"), "--device", "cuda"])
+        assert refused.exit_code != 0 and "Traceback" not in refused.output
+        assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / "gpu.safetensors").exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_photo
+from stylize.model.checkpoint import read_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,7 +28,8 @@ def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
     for i in range(4):
         make_photo(data / "content" / "train" / f"p{i}.png", size=(40, 40), seed=i)
         make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
-    env = {**os.environ, "DATA": str(data), "GPU": str(tmp_path / "gpu"), "OUT": str(tmp_path / "out"), "CHECK": "0"}
+    env = {**os.environ, "DATA": str(data), "GPU": str(tmp_path / "gpu"), "OUT": str(tmp_path / "out"), "CHECK": "0",
+           "FLAT_AREAS": "0.25"}  # as models/stylize-22/flat_finetune.sh sets it
     for args in (["prepare"], ["run", "--dry-run"]):
         done = subprocess.run(["bash", "models/gpu_window.sh", *args], cwd=ROOT, env=env, capture_output=True,
                               text=True, timeout=1800)
@@ -35,6 +37,7 @@ def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
     out = tmp_path / "out"
     for model in ("stylize-22", "stylize-22-small"):
         assert _styles_of(out / f"{model}.safetensors") == _styles_of(ROOT / "weights" / f"{model}.safetensors")
+        assert read_metadata(out / f"{model}.safetensors")["training"]["flat_areas"] == 0.25
         table = (out / f"eval-{model}.md").read_text()
         assert "| starry_night |" in table and "network / previous" in table
     with tarfile.open(out / "logs.tar") as logs:

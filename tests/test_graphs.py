@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_photo, make_tiny_model
+from conftest import TINY_STYLES, make_photo, make_tiny_model
 from stylize.apply import graphs
 from stylize.io.images import read_image
 from stylize.apply.onnx_backend import OnnxStylizer
@@ -64,3 +64,21 @@ def test_a_good_cached_graph_is_used_as_it_is(tmp_path: Path):
     made = []
     OnnxStylizer.load(model, on_make=made.append)
     assert made == []
+
+
+def test_an_exported_graph_beside_its_model_is_used_without_making_one(tmp_path: Path, photo: np.ndarray):
+    """`stylize export --onnx MODEL.onnx` is one library call, and apply takes its output as the model's graph."""
+    from stylize.errors import StylizeError
+
+    model = make_tiny_model(tmp_path / "m.safetensors", seed=8)
+    styles = graphs.export_graph(model, graphs.beside(model))
+    assert styles == TINY_STYLES
+    made = []
+    stylizer = OnnxStylizer.load(model, on_make=made.append)
+    assert made == [] and not graphs.cached(file_sha256(model)).exists()  # the graph beside it, nothing made
+    assert stylizer.styles == styles
+    with pytest.raises(StylizeError, match="--overwrite"):
+        graphs.export_graph(model, graphs.beside(model))
+    assert graphs.export_graph(model, graphs.beside(model), overwrite=True) == styles
+    with pytest.raises(StylizeError):
+        graphs.export_graph(model, model, overwrite=True)  # never the checkpoint itself

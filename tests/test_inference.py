@@ -14,7 +14,7 @@ from stylize import Stylizer
 from stylize.errors import StylizeError
 from stylize.io.images import read_image
 from stylize.config import PRESETS
-from stylize.config import ApplySettings
+from stylize.config import EDGE_BORDER, ApplySettings
 from stylize.apply.tiling import keep_chroma, tile_margin, tile_spans
 from stylize.config import NetConfig
 from stylize.model.network import StyleNet
@@ -233,7 +233,7 @@ def test_out_of_memory_retries_with_smaller_tiles(stylizer, big, monkeypatch):
     choice = stylizer.choose("wave")[0]
     out = stylizer.stylize(big, choice)
     assert out.shape == big.shape and torch.isfinite(out).all()
-    assert sizes[0] == 184 and max(sizes[1:]) > 0 and sizes[-1] <= 120
+    assert sizes[0] == 184 + 2 * EDGE_BORDER and max(sizes[1:]) > 0 and sizes[-1] <= 120
     with pytest.raises(StylizeError, match="out of cpu memory for a 184x136 image"):
         stylizer.stylize(big, choice, ApplySettings(tile_size=0))
 
@@ -265,7 +265,7 @@ def test_large_photos_are_painted_at_the_working_size_and_keep_their_size(fresh,
     choice = stylizer.choose("starry")[0]
     sizes = record_network_inputs(stylizer, monkeypatch)
     out = stylizer.stylize(big, choice, ApplySettings(work_size=92))
-    assert sizes == [(68, 92)] and out.shape == big.shape
+    assert sizes == [(68 + 2 * EDGE_BORDER, 92 + 2 * EDGE_BORDER)] and out.shape == big.shape  # border counted
     assert ApplySettings().paints_smaller((768, 1025)) and not ApplySettings().paints_smaller((768, 1024))
     img = stylizer.apply(tensor_to_image(big), style="starry", work_size=92)
     assert img.size == (184, 136)
@@ -280,7 +280,7 @@ def test_working_size_zero_or_larger_than_the_photo_paints_at_full_resolution(fr
     choice = stylizer.choose("starry")[0]
     sizes = record_network_inputs(stylizer, monkeypatch)
     native = stylizer.stylize(big, choice, ApplySettings(work_size=0))
-    assert sizes == [(136, 184)]
+    assert sizes == [(136 + 2 * EDGE_BORDER, 184 + 2 * EDGE_BORDER)]
     assert torch.equal(stylizer.stylize(big, choice, ApplySettings(work_size=184)), native)
     small = stylizer.stylize(big, choice, ApplySettings(work_size=92))
     assert (small - native).abs().mean() > 0.01  # larger strokes: a different picture
@@ -294,7 +294,7 @@ def test_tiling_still_works_at_the_working_size(fresh, big, monkeypatch):
     whole = stylizer.stylize(big, choice, ApplySettings(work_size=160, tile_size=0))
     sizes = record_network_inputs(stylizer, monkeypatch)
     tiled = stylizer.stylize(big, choice, ApplySettings(work_size=160, tile_size=stylizer.min_tile, stats_size=0))
-    assert sizes[0] == (118, 160) and len(sizes) >= 3 and max(map(max, sizes[1:])) <= stylizer.min_tile + 3
+    assert sizes[0] == (118 + 2 * EDGE_BORDER, 160 + 2 * EDGE_BORDER) and len(sizes) >= 3 and max(map(max, sizes[1:])) <= stylizer.min_tile + 3
     assert tiled.shape == big.shape and (tiled - whole).abs().max() < 1e-5
 
 

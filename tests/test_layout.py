@@ -121,3 +121,26 @@ def test_the_apply_side_and_every_package_init_import_no_torch() -> None:
     code = f"import importlib, sys; [importlib.import_module(m) for m in {light!r}]; sys.exit('torch' in sys.modules)"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr or "torch was imported"
+
+
+def test_the_readme_layout_names_every_module_in_its_package():
+    """The README's layout section is the newcomer's map: every module of the tree is on it, in its package."""
+    import re
+
+    readme = (PACKAGE.parent / "README.md").read_text()
+    block = readme.split("\n## How the code is laid out\n", 1)[1].split("```", 2)[1]
+    packages: dict[str, str] = {"": ""}
+    current = ""
+    for line in block.splitlines()[1:]:  # after "stylize/"
+        heading = re.match(r"  (\w+)/ ", line)
+        if heading:
+            current = heading.group(1)
+            packages[current] = ""
+        packages[current] += line + "\n"
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        package = path.parent.relative_to(PACKAGE).as_posix().replace(".", "")
+        text = packages.get(package, "")
+        name = path.stem if package else path.name
+        assert re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", text), f"{path.relative_to(PACKAGE)} is not in the README's layout"

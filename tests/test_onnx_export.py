@@ -76,6 +76,18 @@ def test_metadata_names_the_styles(exported: Path):
     assert json.loads(props["styles"]) == TINY_STYLES
 
 
+def test_no_convolution_writes_fewer_channels_than_the_blocked_layout_fills(exported: Path, net):
+    """ONNX Runtime pads a convolution's outputs to blocks of 8-16, so an RGB output convolution
+    wastes most of its work: the graph carries it as rows (see ``graph_forward``)."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(exported)).graph
+    shapes = {t.name: numpy_helper.to_array(t).shape for t in graph.initializer}
+    outputs = [shapes[node.input[1]][0] for node in graph.node if node.op_type == "Conv" and node.input[1] in shapes]
+    assert outputs and min(outputs) >= 8 or net.out_conv.out_channels >= 8
+
+
 def test_statistics_outputs_are_the_networks(session, net):
     x = torch.rand(1, 3, 32, 44)
     style = torch.tensor([[0.0, 1.0, 0.0]])

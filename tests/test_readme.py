@@ -35,3 +35,23 @@ def test_the_python_api_block_runs_as_pasted(tmp_path: Path) -> None:
     for path in written:
         with Image.open(path) as image:
             assert min(image.size) > 100
+
+
+def section(heading: str, until: str) -> str:
+    text = (ROOT / "README.md").read_text()
+    return text.split(f"\n{heading}\n", 1)[1].split(f"\n{until}\n", 1)[0]
+
+
+def test_the_cli_reference_restates_no_defaults() -> None:
+    """Defaults live in stylize/config/ and `--help` shows them; a copy in the README goes stale."""
+    reference = section("## CLI reference", "## Python API")
+    assert "| option | default |" not in reference
+    assert not re.findall(r"\(default:? [\d.]+", reference)
+
+
+def test_the_readme_quotes_no_timings() -> None:
+    """Timings, with machine and date, are in benchmarks/README.md (and the model cards); the README points there."""
+    text = (ROOT / "README.md").read_text()
+    assert not re.findall(r"\d(?:\.\d+)? ?(?:s|ms|min|µs/px|ms/step)\b", text)
+    assert not re.findall(r"\d+(?:\.\d+)? ?GiB\b", text)
+    assert "benchmarks/README.md" in section("## Speed", "## Several GPUs or machines (`torchrun`)")

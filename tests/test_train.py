@@ -182,6 +182,35 @@ def test_batch_plan_is_deterministic_and_rank_slices_partition_it(photo_dir):
     assert not torch.equal(one[4][0], images)
 
 
+def test_flat_areas_flatten_the_planned_share_of_the_crops(photo_dir):
+    """``flat_areas`` changes only the crops its plan picks, each in one region left with no variation
+    (one colour, or clipped white), and no other draw of the plan."""
+    plain = ContentPhotos(photo_dir, image_size=32, batch_size=8, style_pool=3, seed=5)
+    flat = ContentPhotos(photo_dir, image_size=32, batch_size=8, style_pool=3, seed=5, flat_areas=0.5)
+    plan = flat.plan(3)
+    (before, styles, _), (after, flat_styles, _) = plain[3], flat[3]
+    assert torch.equal(styles, flat_styles) and 0 < int((plan.flats[:, 0] < 0.5).sum()) < 8
+    for i, picked in enumerate(plan.flats[:, 0] < 0.5):
+        changed = (after[i] != before[i]).any(0)
+        assert bool(changed.any()) == bool(picked)
+        if picked:  # the changed pixels lie in one region of a single colour
+            rows, cols = changed.nonzero(as_tuple=True)
+            region = after[i][:, int(rows.min()):int(rows.max()) + 1, int(cols.min()):int(cols.max()) + 1]
+            assert region.float().std((1, 2)).max() == 0 and region.shape[-1] >= 32 * 0.2 - 1
+
+
+def test_flatten_fills_a_region_with_its_mean_colour_or_white():
+    from stylize.train.data import flatten
+
+    image = torch.arange(3 * 20 * 20, dtype=torch.int64).reshape(3, 20, 20).remainder(251).to(torch.uint8)
+    mean_kind = flatten(image, torch.tensor([0.0, 0.2, 0.0, 0.0, 0.0, 0.0]))  # 4x4 at the top left
+    assert torch.equal(mean_kind[:, 4:], image[:, 4:]) and torch.equal(mean_kind[:, :, 4:], image[:, :, 4:])
+    assert torch.equal(mean_kind[:, :4, :4], image[:, :4, :4].float().mean((1, 2), keepdim=True).round()
+                       .to(torch.uint8).expand(3, 4, 4))
+    clipped = flatten(image, torch.tensor([0.0, 0.7, 0.99, 0.99, 0.99, 0.99]))  # 11x11 at the bottom right
+    assert (clipped[:, -11:, -11:] == 255).all() and torch.equal(clipped[:, :9], image[:, :9])
+
+
 def test_bf16_training_computes_the_loss_of_fp32_and_learns(tmp_path, style_dir, photo_dir):
     first = {}
     for name in ("fp32", "bf16"):  # same seed, same first batch: the first loss differs only by rounding
@@ -203,6 +232,7 @@ def test_init_from_a_lean_checkpoint_continues_its_weights_and_step(tmp_path, st
     train(style_dir, photo_dir, first, _settings(steps=4, lr=1e-2), device="cpu")
     lean = tmp_path / "lean.safetensors"
     released = checkpoint.load(first)
+    released.work_sizes = {released.styles[0]: 512}
     checkpoint.save(lean, released)  # no optimizer state: what `stylize export` ships
     assert checkpoint.load(lean).optimizer_state is None
     with pytest.raises(StylizeError, match="no optimizer state"):
@@ -216,6 +246,7 @@ def test_init_from_a_lean_checkpoint_continues_its_weights_and_step(tmp_path, st
     continued = checkpoint.load(out)
     assert continued.step == 8 and continued.optimizer_state is not None
     assert continued.training["warmup_from"] == 4 and continued.training["preset"] == "small"
+    assert continued.work_sizes == released.work_sizes  # a continued release keeps its styles' stroke sizes
     for key, value in released.net.state_dict().items():  # lr 0: the weights are carried over untouched
         assert torch.equal(continued.net.state_dict()[key], value), key
     log = [json.loads(line) for line in out.with_suffix(".log.jsonl").read_text().splitlines()]

@@ -6,6 +6,9 @@
 #
 #   DATA=/path/to/data bash models/stylize-22-fast/distill.sh                  # start
 #   DATA=/path/to/data bash models/stylize-22-fast/distill.sh --resume         # continue after a stop
+#   DATA=/path/to/data bash models/stylize-22-fast/distill.sh --overwrite \
+#       --init-from weights/stylize-22-fast.safetensors --steps 14000          # a new run from the shipped student
+#   ... --device cuda --time-limit 9                                           # the same recipe in one GPU call
 #
 # The checkpoint (with optimizer state) and a preview (teacher above student) are written
 # every 5 minutes and when --time-limit (minutes) runs out; the log is $RUN/stylize-22-fast.log.jsonl.

@@ -32,7 +32,7 @@ from ..io.weights import cache_dir, file_sha256
 from ..model.header import read_header
 from ..runtime.extras import require
 
-GRAPH_VERSION = 3
+GRAPH_VERSION = 4
 """The layout of the exported graph (inputs, outputs, metadata): bump when it changes."""
 
 SOURCE_KEY = "checkpoint_sha256"
@@ -121,6 +121,25 @@ def make_graph(model: Path, digest: str, on_make: Callable[[Path], None] | None 
     if on_make is not None:
         on_make(model)
     return graph_bytes(ckpt, graph_metadata(digest))
+
+
+def export_graph(model: Path, output: Path, *, overwrite: bool = False) -> list[str]:
+    """Write the graph of checkpoint ``model`` to ``output`` (``stylize export --onnx``); return its styles.
+
+    The graph carries the checkpoint's sha256 like a cached one, so ``apply`` takes it as
+    ``model``'s own when it lies beside ``model`` (:func:`beside`). An existing ``output``
+    is replaced only with ``overwrite``, ``model`` itself never. Needs PyTorch.
+    """
+    require("torch", "stylize export --onnx")
+    from ..model import checkpoint
+    from ..model.edits import check_output
+    from ..model.onnx_export import export_onnx
+
+    model, output = Path(model), Path(output)
+    check_output(model, output, overwrite=overwrite)
+    ckpt = checkpoint.load(model)
+    export_onnx(ckpt, output, graph_metadata(file_sha256(model)))
+    return ckpt.styles
 
 
 def store(path: Path, data: bytes) -> None:

@@ -6,7 +6,8 @@ its libraries dominate the peak memory. ONNX Runtime, numpy and Pillow start in 
 fraction of that. So on a CPU ``apply`` runs the model's ONNX graph
 (:mod:`stylize.model.onnx_export`, the textbook network with its norm statistics as inputs
 and outputs): the shipped models' graphs ship beside them, a user's model gets its graph
-made once and cached (:mod:`stylize.apply.graphs`); applying then loads only ONNX Runtime.
+made once and cached (:mod:`stylize.apply.graphs`); applying then loads only ONNX Runtime,
+which opens the graph's optimized form from its own cache (:mod:`stylize.apply.sessions`).
 
 Everything else is the :class:`~stylize.apply.renderer.Renderer` both backends share, on
 numpy arrays: the graph takes norm statistics as a prior (its ``prior_*`` inputs) and
@@ -26,13 +27,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import DISTRIBUTION
 from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
-from ..errors import StylizeError, first_line
+from ..errors import StylizeError
 from ..io.weights import default_model
-from ..model.header import layer_kind
+from ..model.header import check_work_sizes, layer_kind
 from ..model.styles import StyleChoice
 from .graphs import open_graph
+from .sessions import describe, open_session
 from .renderer import Prior, Renderer
 from .tiling import tile_size_for
 
@@ -99,12 +100,17 @@ class OnnxStylizer(Renderer[np.ndarray]):
         """The stylizer of an ONNX graph (a file or its bytes); a one-line error if it is none of ours."""
         self.session = open_session(graph, threads)
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
-        """The graph's metadata: styles, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
+        """The graph's metadata: styles, their work sizes, config, and the checkpoint it was made from (:mod:`stylize.apply.graphs`)."""
         try:
             self._styles = [str(s) for s in json.loads(self.metadata["styles"])]
             self.config = GraphConfig.from_json(self.metadata["config"])
+            sizes = json.loads(self.metadata.get("work_sizes", "{}"))
         except (KeyError, ValueError, TypeError, RecursionError) as exc:
             raise StylizeError(f"{describe(graph)}: not a stylize ONNX graph ({type(exc).__name__})") from None
+        try:
+            self._work_sizes = check_work_sizes(sizes, self._styles)
+        except StylizeError as exc:
+            raise StylizeError(f"{describe(graph)}: bad graph metadata: {exc}") from None
 
     @classmethod
     def load(cls, model: str | Path | None = None, threads: int | None = None,
@@ -123,6 +129,10 @@ class OnnxStylizer(Renderer[np.ndarray]):
     @property
     def styles(self) -> list[str]:
         return list(self._styles)
+
+    @property
+    def work_sizes(self) -> dict[str, int]:
+        return dict(self._work_sizes)
 
     def tile_size_for(self, settings: ApplySettings) -> int:
         """As the base's, with :data:`~stylize.config.AUTO_TILE_ONNX` when no size is asked for."""
@@ -157,33 +167,6 @@ class OnnxStylizer(Renderer[np.ndarray]):
 
     def blend(self, photo: np.ndarray, stylized: np.ndarray, strength: float) -> np.ndarray:
         return photo + (stylized - photo) * np.float32(strength)
-
-
-def open_session(graph: Path | bytes, threads: int | None) -> object:
-    """An ONNX Runtime session of ``graph`` on the CPU, quiet: errors come back as exceptions,
-    never as ONNX Runtime's own log lines on stderr."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise StylizeError(f"the ONNX backend needs onnxruntime: pip install '{DISTRIBUTION}'") from None
-    options = ort.SessionOptions()
-    options.log_severity_level = QUIET
-    if threads:
-        options.intra_op_num_threads = threads
-    source = str(graph) if isinstance(graph, Path) else graph
-    try:
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
-        raise StylizeError(f"{describe(graph)}: not a usable ONNX graph ({first_line(exc)})") from None
-
-
-QUIET = 4
-"""ONNX Runtime's log severity for fatal errors only: a failed call raises, and says why, anyway."""
-
-
-def describe(graph: Path | bytes) -> str:
-    """A graph's name in messages: its file, or what it is."""
-    return str(graph) if isinstance(graph, Path) else "the ONNX graph"
 
 
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import StylizeError
+from ..io.lock import writes
 from ..runtime.extras import require
 from ..runtime.process import EngineOptions
 from .plan import STDIO
@@ -83,6 +84,7 @@ def open_renderer(model: Path | None = None, *, backend: str = "auto", device: s
     return Stylizer.load(model, device=where, precision=precision, engine=engine)
 
 
+@writes("save_to")
 def open_with_style_image(model: Path | None, style_image: Path, photos: Sequence[Path | str], *,
                           save_to: Path | None = None, overwrite: bool = False, device: str = "auto",
                           precision: str = "auto", engine: EngineOptions | None = EngineOptions(),
@@ -91,8 +93,9 @@ def open_with_style_image(model: Path | None, style_image: Path, photos: Sequenc
     """``model`` plus the style of any picture, learned on ``photos`` (or cached), on PyTorch.
 
     The new style is the renderer's last. ``save_to``, if given, receives the model with
-    it (an existing file only with ``overwrite``). ``steps``: learning steps (``None``: the
-    device's quick recipe). Ctrl-C raises KeyboardInterrupt and writes nothing.
+    it (an existing file only with ``overwrite``; one that another live run writes, never).
+    ``steps``: learning steps (``None``: the device's quick recipe). Ctrl-C raises
+    KeyboardInterrupt and writes nothing.
     """
     require("train", "--style-image")
     from ..io.weights import default_model
@@ -112,4 +115,5 @@ def open_with_style_image(model: Path | None, style_image: Path, photos: Sequenc
                           overrides=Overrides(steps=steps), device=where, on_step=on_step)
     if save_to is not None:
         checkpoint.save(save_to, learned, overwrite=overwrite)
-    return Stylizer(learned.net, learned.styles, device=where, precision=precision, engine=engine)
+    return Stylizer(learned.net, learned.styles, device=where, precision=precision, engine=engine,
+                    work_sizes=learned.work_sizes)

@@ -1,7 +1,7 @@
 """One renderer, two backends: what rendering a photo is, whatever runs the network.
 
 :class:`Renderer` is everything about rendering that does not depend on what runs the
-network: ``max_size``; photos longer than the working size painted at it and brought
+network: ``max_size``; photos longer than the working size (``--work-size``, else the style's own) painted at it and brought
 back with their detail (:func:`~stylize.apply.tiling.restore_detail`); large images
 rendered in tiles that share the whole image's norm statistics; ``preserve_color`` and
 ``strength``; the alpha channel carried along; progress over tiles. A backend says how
@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any, Generic, TypeVar
 
-from ..config import ApplySettings
+from ..config import ApplySettings, check_size
 from ..io.images import Photo
-from ..model.styles import StyleChoice, choose
-from .tiling import Network, keep_chroma, restore_detail, tile_margin, tile_size_for, tile_spans
+from ..model.styles import StyleChoice, choose, own_work_size
+from .tiling import Network, keep_chroma, mirror_pad, restore_detail, tile_margin, tile_size_for, tile_spans
 
 Pixels = TypeVar("Pixels")
 """A backend's (C, H, W) float32 image in [0, 1]: a torch tensor or a numpy array."""
@@ -60,6 +60,12 @@ class Renderer(ABC, Generic[Pixels]):
     @abstractmethod
     def styles(self) -> list[str]:
         """The style names, in the network's order."""
+
+    @property
+    def work_sizes(self) -> Mapping[str, int]:
+        """Style name -> the work size it is painted at unless ``settings.work_size`` is given
+        (0: full resolution); a style without one takes :data:`~stylize.config.WORK_SIZE`."""
+        return {}
 
     def choose(self, style: str | Mapping[str, float] | None) -> list[StyleChoice]:
         """The renderings ``style`` asks for (see :func:`stylize.model.styles.choose`)."""
@@ -95,8 +101,9 @@ class Renderer(ABC, Generic[Pixels]):
         if settings.strength == 0:
             return rgb, None
         weights = self.style_weights(choice)
-        if settings.paints_smaller(rgb.shape[-2:]):
-            small = self.resize(rgb, settings.work_size)
+        own = own_work_size(choice, self.styles, self.work_sizes)
+        if settings.paints_smaller(rgb.shape[-2:], own):
+            small = self.resize(rgb, settings.work_size_for(own))
             out, stats = self.render(small, weights, settings, prior, record)
             out = restore_detail(rgb, small, out, self.upsample)
         else:
@@ -111,11 +118,23 @@ class Renderer(ABC, Generic[Pixels]):
 
     def render(self, rgb: Pixels, weights: Any, settings: ApplySettings, prior: Prior | None,
                record: bool = False) -> tuple[Pixels, Any]:
-        """The network on ``rgb``, whole or in tiles; the output and (tiled, or ``record``) the statistics it used."""
+        """The network on ``rgb``, whole or in tiles; the output and (tiled, or ``record``) the statistics it used.
+
+        The network sees ``rgb`` mirrored by ``settings.border`` (sizes and tiles count it), and the
+        border is cropped off its output: at the right and bottom edges the stride-2 convolutions
+        sample lopsidedly, which training taught a colour (:data:`~stylize.config.EDGE_BORDER`).
+        """
+        height, width = rgb.shape[-2:]
+        check_size(height, width)  # the photo's own size: a border must not let a too-small photo through
+        border = settings.border
+        if border:
+            rgb = mirror_pad(rgb, border)
         tile = self.tile_size_for(settings)
         if not tile or max(rgb.shape[-2:]) <= tile:
-            return self.run(rgb, weights, prior, record)
-        return self.tiled(rgb, weights, tile, settings, prior)
+            out, stats = self.run(rgb, weights, prior, record)
+        else:
+            out, stats = self.tiled(rgb, weights, tile, settings, prior)
+        return out[:, border:border + height, border:border + width], stats
 
     def tiled(self, rgb: Pixels, weights: Any, tile: int, settings: ApplySettings,
               prior: Prior | None) -> tuple[Pixels, Any]:

@@ -69,6 +69,23 @@ Pixels = TypeVar("Pixels")
 """A (3, H, W) float image: a torch tensor or a numpy array."""
 
 
+def mirrored(length: int, border: int) -> list[int]:
+    """Indices into an axis of ``length`` that extend it by ``border`` on both sides, mirrored
+    about the end pixels (numpy's ``reflect``), for any border: one longer than the axis
+    reflects back and forth, where PyTorch's reflection padding refuses."""
+    if length == 1:
+        return [0] * (length + 2 * border)
+    period = 2 * (length - 1)
+    folded = [index % period for index in range(-border, length + border)]
+    return [index if index < length else period - index for index in folded]
+
+
+def mirror_pad(image: Pixels, border: int) -> Pixels:
+    """A (C, H, W) image mirrored by ``border`` px on every side (:func:`mirrored`)."""
+    height, width = image.shape[-2:]
+    return image[:, mirrored(height, border)][:, :, mirrored(width, border)]
+
+
 def keep_chroma(photo: Pixels, stylized: Pixels) -> Pixels:
     """The photo's colours with the stylized image's luminance.
 

@@ -33,7 +33,8 @@ Four things here go beyond calling the network:
   failed pass's memory freed, and the image retried (:meth:`Stylizer.render`).
 * **Stroke size.** The network paints strokes of a fixed size in pixels: on a 4000 px
   photo they shrink to an invisible hatching once the photo is seen whole. So photos
-  longer than the working size (:data:`~stylize.config.WORK_SIZE`) are painted
+  longer than the working size (``--work-size``, else the style's own, else
+  :data:`~stylize.config.WORK_SIZE`) are painted
   at that size and brought back to full resolution by
   :func:`~stylize.apply.tiling.restore_detail`: the painting is upsampled and the photo's own
   fine luminance detail, which the downscaling took away, is added back. At screen size
@@ -58,12 +59,13 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from ..config import ALIGN, WORK_SIZE, ApplySettings
+from ..config import ALIGN, ApplySettings
 from ..errors import StylizeError
 from ..io.images import Photo, photo_from_pil, read_image
 from ..io.pixels import resize_long_side, tensor_to_pil
 from ..model import checkpoint
 from ..model.engine import FastStyleNet
+from ..model.header import check_work_sizes
 from ..model.network import StyleNet
 from ..model.norm import BlendedStats, NormStats, shared_stats
 from ..model.styles import StyleChoice
@@ -81,10 +83,12 @@ class Stylizer(Renderer[Tensor]):
     """A loaded style network on a device, ready to render photos in any of its styles, on PyTorch."""
 
     def __init__(self, net: StyleNet, styles: Sequence[str], *, device: str | torch.device = "auto",
-                 precision: str = "auto", engine: EngineOptions | None = EngineOptions()) -> None:
+                 precision: str = "auto", engine: EngineOptions | None = EngineOptions(),
+                 work_sizes: Mapping[str, int] | None = None) -> None:
         """``engine``: how :mod:`stylize.model.engine` runs the network (``None``: the plain
         :meth:`StyleNet.forward`, slower, same result), and its ``fast_path``
-        (:mod:`stylize.runtime.variants`), whose precision ``precision="auto"`` takes."""
+        (:mod:`stylize.runtime.variants`), whose precision ``precision="auto"`` takes;
+        ``work_sizes``: the styles' own work sizes (a checkpoint's)."""
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
         self.fast_path = resolve_fast_path(engine.fast_path if engine is not None else "auto", self.device.type)
@@ -99,6 +103,7 @@ class Stylizer(Renderer[Tensor]):
         """The network for a plain pass (no statistics shared): compiled or replayed as the fast path says."""
         self.config = self.net.config
         self._styles = list(styles)
+        self._work_sizes = check_work_sizes(dict(work_sizes or {}), self._styles)
         precision = check_precision(precision)
         self.half_dtype = _resolve_precision(path.precision if precision == "auto" else precision, self.device)
         self.tile_cap: int | None = None
@@ -112,7 +117,8 @@ class Stylizer(Renderer[Tensor]):
 
         torch_device = resolve_device(device)
         ckpt = checkpoint.load(Path(path) if path is not None else default_model(), map_location=torch_device)
-        return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision, engine=engine)
+        return cls(ckpt.net, ckpt.styles, device=torch_device, precision=precision, engine=engine,
+                   work_sizes=ckpt.work_sizes)
 
     @property
     def precision(self) -> str:
@@ -124,15 +130,19 @@ class Stylizer(Renderer[Tensor]):
         """The style names, in the network's order."""
         return list(self._styles)
 
+    @property
+    def work_sizes(self) -> dict[str, int]:
+        return dict(self._work_sizes)
+
     def apply(self, image: Image.Image | str | Path | Tensor, style: str | Mapping[str, float] | None = None,
               strength: float = 1.0, preserve_color: bool = False, max_size: int | None = None,
-              tile_size: int | None = None, work_size: int = WORK_SIZE) -> Image.Image:
+              tile_size: int | None = None, work_size: int | None = None) -> Image.Image:
         """Stylize one image: a PIL image, a file path, or a float (3|4, H, W) tensor in [0, 1].
 
         ``style`` is a name, a unique prefix, a mix (``"starry:0.7,wave:0.3"`` or a
         dict) or ``None`` for a one-style model. Returns an RGB PIL image, RGBA when
         the input had alpha, carrying the input's ICC profile. ``work_size`` sets the
-        stroke size (see :class:`~stylize.config.ApplySettings`).
+        stroke size (see :class:`~stylize.config.ApplySettings`; ``None``: the style's own).
         """
         choices = self.choose(style)
         if len(choices) != 1:

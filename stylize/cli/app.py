@@ -1,7 +1,7 @@
 """The ``stylize`` command line: the app, its global options, and every command registered.
 
 Each command lives in the module of its group (:mod:`~stylize.cli.training`,
-:mod:`~stylize.cli.models`, :mod:`~stylize.cli.evaluate`, :mod:`~stylize.cli.apply`,
+:mod:`~stylize.cli.models`, :mod:`~stylize.cli.work_size`, :mod:`~stylize.cli.evaluate`, :mod:`~stylize.cli.apply`,
 :mod:`~stylize.cli.info`), parses its options and calls one library function. Every
 error is one line on stderr and a non-zero exit, never a traceback or a box: a
 :class:`~stylize.errors.StylizeError` from the library, a usage error (exit 2), and
@@ -10,17 +10,20 @@ anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceb
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import traceback
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from .. import __version__
 from ..errors import first_line
 from ..runtime.extras import missing_extra, provides
-from . import apply, evaluate, info, models, training
+from . import apply, evaluate, info, models, training, work_size
 from .common import echo
 
 app = typer.Typer(
@@ -56,13 +59,37 @@ DEBUG_VARIABLE = "STYLIZE_DEBUG"
 
 COMMANDS = (
     ("train", training.train), ("add-style", training.add_style), ("distill", training.distill), ("remove-style", models.remove_style),
-    ("rename-style", models.rename_style), ("export", models.export), ("styles", models.styles),
+    ("rename-style", models.rename_style), ("set-work-size", work_size.set_work_size), ("export", models.export),
+    ("styles", models.styles),
     ("evaluate", evaluate.evaluate), ("apply", apply.apply), ("sheet", apply.sheet), ("info", info.info),
 )
 """Every command, in the order ``stylize --help`` lists them."""
 
+
+class Started:
+    """Whether a command has started: on a Ctrl-C before that, while typer parses the command
+    line, typer 0.29 returns 130 without a word (older ones raise Abort), which :func:`main`
+    then reports."""
+
+    command = False
+
+
+def reported(command: Callable[..., None]) -> Callable[..., None]:
+    """``command``, saying ``interrupted`` when Ctrl-C stops it before it could say more itself
+    (in its first seconds, while it imports): typer would exit 130 without a word."""
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        Started.command = True
+        try:
+            command(*args, **kwargs)
+        except KeyboardInterrupt:
+            echo("interrupted")
+            raise typer.Exit(130) from None
+    return run
+
+
 for name, command in COMMANDS:
-    app.command(name)(command)
+    app.command(name)(reported(command))
 
 
 def main(args: list[str] | None = None) -> int:
@@ -71,6 +98,7 @@ def main(args: list[str] | None = None) -> int:
     # their own copy of click, older ones use the click package.
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     warnings.showwarning = show_warning
+    Started.command = False
     try:
         code = app(args=args, standalone_mode=False)
     except usage_error as exc:  # usage errors: a bad option value, an unknown option, a missing argument
@@ -79,7 +107,8 @@ def main(args: list[str] | None = None) -> int:
         command = getattr(getattr(exc, "ctx", None), "command_path", "stylize")
         echo(f"error: {' '.join(exc.format_message().split())} (see '{command} --help')")
         return exc.exit_code
-    except typer.Abort:
+    except typer.Abort:  # Ctrl-C outside a command, where older typers turn it into Abort
+        echo("interrupted")
         return 130
     except Exception as exc:  # a bug, or an error from a library underneath (torch...)
         if isinstance(exc, ModuleNotFoundError) and provides("torch", exc):  # a path require() missed
@@ -89,6 +118,8 @@ def main(args: list[str] | None = None) -> int:
             traceback.print_exc()
         echo(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
         return 1
+    if code == 130 and not Started.command:  # Ctrl-C while typer parsed the command line
+        echo("interrupted")
     return code if isinstance(code, int) else 0
 
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from ..config import (AUTO_TILE_ONNX, AUTO_TILE_OTHER, QUICK_CPU, SHEET_CELL, SHEET_MAX_COLUMNS, ApplySettings,
-                      BatchOptions, VideoSettings)
+from ..config import (AUTO_TILE_ONNX, AUTO_TILE_OTHER, QUICK_CPU, SHEET_CELL, SHEET_MAX_COLUMNS, WORK_SIZE,
+                      ApplySettings, BatchOptions, VideoSettings)
 from ..runtime.process import own_process
 from .common import (FILES, RENDER, STYLE_HELP, VIDEO, WORKERS_HELP, Backend, DeviceOption, ImageFormat, ModelOption,
                      Precision, Quiet, Verbose, announce_device, announce_graph, echo, fail, is_main_process,
@@ -50,10 +50,11 @@ def apply(
         None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
                    f"CUDA, {AUTO_TILE_ONNX} on ONNX Runtime, {AUTO_TILE_OTHER} elsewhere; smaller if memory runs "
                    "out; 0: never)."),
-    work_size: int = typer.Option(
+    work_size: Optional[int] = typer.Option(
         RENDER.work_size, help="Stroke size: photos longer than N px are painted at N px and their detail added "
                                "back at full size, so strokes look as on a photo N px long (smaller: larger "
-                               "strokes; 0: paint at full resolution, the network's own stroke size)."),
+                               "strokes; 0: paint at full resolution, the network's own stroke size). Default: "
+                               f"the style's own ('stylize styles' lists them), else {WORK_SIZE}."),
     max_pixels: int = typer.Option(
         FILES.max_pixels, help="Refuse images with more pixels than this (a decompression-bomb guard; 0: no limit)."),
     workers: int = typer.Option(FILES.workers, min=0, help=f"{WORKERS_HELP} Threads here."),
@@ -148,7 +149,8 @@ def apply(
         say.record("render", time.perf_counter() - started[0])
     except KeyboardInterrupt:
         fail("interrupted; every finished output is saved, run the same command again to resume" if bars else
-             "interrupted while learning the style; nothing was written", 130)
+             "interrupted while learning the style; nothing was written" if style_image is not None else
+             "interrupted while opening the model; nothing was written", 130)
     finally:
         for bar in (learning, frames, tiles, *bars):
             bar.close()

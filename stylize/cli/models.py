@@ -111,44 +111,24 @@ def export(
     if (output is None) == (onnx is None):
         fail("give one of -o LEAN.safetensors or --onnx OUT.onnx")
     if onnx is not None:
-        with user_errors():
-            require("torch", "stylize export --onnx")
-        from ..apply.graphs import graph_metadata
-        from ..io.weights import file_sha256
-        from ..model import checkpoint
-        from ..model.edits import check_output
-        from ..model.onnx_export import export_onnx
+        from ..apply.graphs import export_graph
 
-        with user_errors():
-            check_output(path, onnx, overwrite=overwrite)
-            with say.stage("load"):
-                ckpt = checkpoint.load(path)
-            with say.stage("export"):
-                export_onnx(ckpt, onnx, graph_metadata(file_sha256(path)))
-        report_saved(onnx, ckpt.styles, say)
+        with user_errors(), say.stage("export"):
+            styles = export_graph(path, onnx, overwrite=overwrite)
+        report_saved(onnx, styles, say)
         return
     edit_checkpoint(path, output, lambda ckpt: ckpt, say, half=half, overwrite=overwrite)
 
 
 def edit_checkpoint(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], say: Verbosity, *,
                     half: bool | None = None, overwrite: bool = False) -> None:
-    """Load MODEL, apply ``edit``, write the result (no optimizer state) to a new file (an existing
-    one only with ``overwrite``), list its styles.
-
-    ``half``: store fp16 or fp32; ``None`` keeps MODEL's own storage (fp16 stays fp16).
-    """
+    """:func:`~stylize.model.edits.write_edited`, then list the styles written."""
     with user_errors():
         require("torch", "editing a model")
-    from ..model import checkpoint
-    from ..model.edits import check_output
+    from ..model.edits import write_edited
 
-    with user_errors():
-        check_output(model, output, overwrite=overwrite)
-        with say.stage("load"):
-            edited = edit(checkpoint.load(model))
-        with say.stage("save"):
-            checkpoint.save(output, edited, half=half if half is not None else checkpoint.stores_half(model),
-                            overwrite=overwrite)
+    with user_errors(), say.stage("edit"):
+        edited = write_edited(model, output, edit, half=half, overwrite=overwrite)
     report_saved(output, edited.styles, say)
 
 
@@ -164,6 +144,9 @@ def styles(
     verbose: Verbose = False,
 ) -> None:
     """List the styles in a checkpoint, in order, with its architecture and training step.
+
+    A style with a work size of its own (set-work-size) shows it: apply paints photos longer
+    than that at that size, unless --work-size says otherwise.
 
     --style in apply takes these names, or less of them: a unique prefix (starry), a unique
     word prefix (wave = great_wave), and where one match heads all the others word by
@@ -192,5 +175,7 @@ def styles(
     echo(f"{path}: {len(meta['styles'])} styles, step {meta.get('step', 0)}, "
          f"channels {config.get('channels')}, {config.get('n_residual')} residual blocks"
          + "".join(f", {kind}" for kind in kinds if kind), err=False)
+    sizes = meta.get("work_sizes", {})
     for name in meta["styles"]:
-        echo(f"  {name}", err=False)
+        size = sizes.get(name)
+        echo(f"  {name}" + ("" if size is None else f"  (work size {size or 'full resolution'})"), err=False)

@@ -84,6 +84,9 @@ def train(
     precision: Precision = typer.Option(
         TRAIN.precision, case_sensitive=False, help="auto (bf16 where the hardware runs it natively: AVX-512 BF16/AMX CPUs, Ampere+ GPUs; fp16 "
                      "on older GPUs; else fp32), fp32, bf16 or fp16."),
+    flat_areas: float = typer.Option(
+        TRAIN.flat_areas, min=0.0, max=1.0, help="Share of the crops given a flat or clipped region (one colour or "
+                                                 "white), so the network learns to paint strokes there, not blotches."),
     time_limit: Optional[float] = typer.Option(
         None, "--time-limit", min=0.0, help="Stop and save after this many minutes (train in chunks: "
                                             "run again with --resume)."),
@@ -116,7 +119,7 @@ def train(
         steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr,
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, snapshot_every=snapshot_every,
-        workers=workers, precision=str(precision),
+        workers=workers, precision=str(precision), flat_areas=flat_areas,
     )
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:
@@ -220,6 +223,7 @@ def distill(
     init_from: Optional[Path] = typer.Option(
         None, "--init-from", help="Start from a released student (e.g. weights/stylize-22-fast.safetensors): its "
                                   "weights, this command's settings, a fresh optimizer and schedule."),
+    device: DeviceOption = "auto",
     time_limit: Optional[float] = typer.Option(None, "--time-limit", min=0.0,
                                                help="Stop and save after this many minutes (continue with --resume)."),
     quiet: Quiet = False,
@@ -241,7 +245,9 @@ def distill(
                                gradient_weight=gradient_weight, seed=seed, checkpoint_minutes=checkpoint_minutes)
     with user_errors():
         photo = read_image(preview).rgb if preview is not None else None
+        torch_device = pick_device(device, say)
     run_training_loop(lambda on_step: run_distill(teacher, content, output, settings, resume=resume, overwrite=overwrite,
-                                                  init_from=init_from, time_limit=time_limit * 60 if time_limit is not None else None,
+                                                  init_from=init_from, device=torch_device,
+                                                  time_limit=time_limit * 60 if time_limit is not None else None,
                                                   preview_photo=photo, on_step=on_step),
                       say, "distill")

@@ -28,7 +28,7 @@ from ..checks import is_number, shown
 from ..config import NetConfig
 from ..errors import StylizeError, first_line
 from ..io.atomic import write_atomically, write_failure
-from .header import FORMAT, FORMAT_VERSION, META_KEY, TRAIN_PREFIX, read_header
+from .header import FORMAT, FORMAT_VERSION, META_KEY, TRAIN_PREFIX, check_work_sizes, read_header
 from .network import StyleNet
 
 
@@ -43,6 +43,14 @@ class Checkpoint:
     step: int = 0
     optimizer_state: dict[str, Any] | None = None
     version: str = __version__
+    work_sizes: dict[str, int] = field(default_factory=dict)
+    """Style name -> the long side (px) it is painted at by default (0: full resolution); a
+    style without an entry takes :data:`~stylize.config.WORK_SIZE` (see ``stylize set-work-size``)."""
+
+    def __post_init__(self) -> None:
+        # Every edit builds a new Checkpoint: one that drops or renames a style must say what
+        # becomes of its size, or this refuses it rather than save a size under a stale name.
+        self.work_sizes = check_work_sizes(self.work_sizes, self.styles)
 
     def metadata(self) -> dict[str, Any]:
         """What `stylize styles` shows: everything but the tensors."""
@@ -53,6 +61,7 @@ class Checkpoint:
             "training": self.training,
             "loss_network": self.loss_network,
             "stylize_version": self.version,
+            "work_sizes": self.work_sizes,
         }
 
 
@@ -149,6 +158,7 @@ def load(path: Path, *, map_location: str | torch.device = "cpu") -> Checkpoint:
         step=meta.get("step", 0),
         optimizer_state=_unflatten_optimizer(train, meta["optimizer_param_groups"]) if train else None,
         version=meta.get("stylize_version", ""),
+        work_sizes=meta.get("work_sizes", {}),
     )
 
 

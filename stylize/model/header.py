@@ -18,6 +18,7 @@ from typing import Any
 from safetensors import SafetensorError, safe_open
 
 from ..checks import is_int, shown
+from ..config import MIN_SIZE
 from ..errors import StylizeError, first_line
 from ..io.weights import check_model_file
 from .styles import check_style_name, normalize_name
@@ -65,6 +66,8 @@ MAX_CHANNELS = 65_536
 MAX_RESIDUAL_BLOCKS = 1024
 MAX_STYLES = 1_000_000
 """Far beyond any real network; a checkpoint claiming more is refused before anything is built."""
+MAX_WORK_SIZE = 65_536
+"""The largest work size a style may store: far beyond any photo a network is painted at."""
 
 LAYER_KINDS: dict[str, tuple[Any, ...]] = {
     "separable": (False, True),
@@ -126,6 +129,10 @@ def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
         if normalize_name(name) in keys:
             raise bad(f"styles {keys[normalize_name(name)]!r} and {name!r} would match the same --style")
         keys[normalize_name(name)] = name
+    try:
+        check_work_sizes(meta.get("work_sizes", {}), styles)
+    except StylizeError as exc:
+        raise bad(str(exc)) from None
     step = meta.get("step", 0)
     if not (is_int(step) and step >= 0):
         raise bad(f"step is {shown(step)}, not a count of steps")
@@ -139,6 +146,25 @@ def check_metadata(meta: dict[str, Any], path: Path) -> dict[str, Any]:
             for g in groups)):
         raise bad("optimizer_param_groups is not a list of parameter groups")
     return meta
+
+
+def check_work_sizes(sizes: object, styles: list[str]) -> dict[str, int]:
+    """``sizes`` (style name -> work size, as a checkpoint or graph stores them) if every name is
+    one of ``styles`` and every size is 0 (paint at full resolution) or from :data:`~stylize.config.MIN_SIZE`
+    to :data:`MAX_WORK_SIZE`.
+
+    A style without an entry has no size of its own (the default applies); names are exact, so
+    that a renamed or removed style cannot leave a size that some other style would pick up.
+    """
+    if not isinstance(sizes, dict):
+        raise StylizeError(f"work_sizes is {shown(sizes)}, not a mapping of style names to sizes")
+    for name, size in sizes.items():
+        if name not in styles:
+            raise StylizeError(f"work_sizes names {shown(name)}, which is not one of the model's styles")
+        if not (is_int(size) and (size == 0 or MIN_SIZE <= size <= MAX_WORK_SIZE)):
+            raise StylizeError(f"the work size of {name!r} is {shown(size)}, not 0 (full resolution) "
+                               f"or an integer from {MIN_SIZE} to {MAX_WORK_SIZE}")
+    return dict(sizes)
 
 
 _FLOAT_TYPES = frozenset({"F16", "BF16", "F32", "F64"})

@@ -1,9 +1,10 @@
 """The style network as one ONNX graph: every style, every mix, any size, tiles included.
 
 ONNX Runtime runs the graph on CPUs, GPUs, in browsers (onnxruntime-web) and on phones,
-without PyTorch. The graph is traced from the textbook forward
-(:meth:`~stylize.model.network.StyleNet.forward`): plain pad, conv, instance norm,
-upsample ops that every runtime has, rather than the CPU engine's NNPACK and layout tricks.
+without PyTorch. The graph is traced from :func:`graph_forward`: the textbook
+forward (:meth:`~stylize.model.network.StyleNet.forward`) in plain ops that every runtime
+has (pad, conv, slice, instance norm, resize), with one of the CPU engine's rewrites
+that is plain ops too; none of the engine's NNPACK and layout tricks.
 
 Inputs and outputs (``N`` images, ``S`` styles, ``C`` = the channels of all norm layers
 together, :func:`norm_widths`):
@@ -27,7 +28,8 @@ a weight in between, an exponential moving average (:class:`~stylize.model.norm.
 
 The optional inputs are graph inputs with initializers (ONNX's overridable defaults).
 The style names travel in the model's metadata (``styles``, a JSON list; ``config`` has
-the architecture), so one file is all an application needs.
+the architecture; ``work_sizes`` maps style names to the long side each is painted at by
+default, :class:`~stylize.config.ApplySettings`), so one file is all an application needs.
 """
 
 from __future__ import annotations
@@ -46,10 +48,13 @@ from ..errors import StylizeError
 from ..io.atomic import write_atomically, write_failure
 from ..runtime.extras import missing_extra
 from .checkpoint import Checkpoint
+from .engine import conv_by_rows
 from .network import StyleNet
 from .norm import BlendedStats, ConditionalInstanceNorm2d, shared_stats
 
 OPSET = 17
+ROWS_BELOW = 8
+"""A last convolution with fewer outputs than this is traced as rows (:func:`graph_forward`)."""
 """ONNX opset of the export: ONNX Runtime 1.12 (2022) and onnxruntime-web run it."""
 
 INPUTS = ("image", "style", "prior_mean", "prior_var", "prior_weight")
@@ -81,12 +86,29 @@ class StatsGraph(nn.Module):
                           prior_var[:, start:start + width, None, None]))
             start += width
         with shared_stats(self.net, BlendedStats(prior, prior_weight)) as stats:
-            out = self.net(image, style)
+            out = graph_forward(self.net, image, style)
         if len(stats.pairs) != len(self.widths):
             raise StylizeError(f"the network ran {len(stats.pairs)} norm layers, expected {len(self.widths)}")
         mean = torch.cat([m.flatten(1) for m, _ in stats.pairs], 1)
         var = torch.cat([v.flatten(1) for _, v in stats.pairs], 1)
         return out, mean, var
+
+
+def graph_forward(net: StyleNet, x: Tensor, style: Tensor) -> Tensor:
+    """``net(x, style)`` with its last convolution in the shape ONNX Runtime runs fastest on a CPU.
+
+    A convolution with few outputs (RGB) is padded to 16 outputs by ONNX Runtime's blocked
+    layout, so most of its work is wasted; as :func:`~stylize.model.engine.conv_by_rows`
+    (a 1xk convolution to ``k`` times the outputs, then a sum of shifted rows) it is the
+    same arithmetic in plain ops. Every other layer is the textbook forward.
+    """
+    h, w = x.shape[-2:]
+    x, weights = net.prepare(x, style)
+    for layer in [*net.down, *net.res, *net.up]:
+        x = layer(x, weights)
+    x = net.out_pad(x)
+    x = conv_by_rows(x, net.out_conv) if net.out_conv.out_channels < ROWS_BELOW else net.out_conv(x)
+    return torch.sigmoid(net.output(x))[..., :h, :w]
 
 
 def export_onnx(ckpt: Checkpoint, output: str | Path, metadata: Mapping[str, str] | None = None) -> None:
@@ -130,6 +152,7 @@ def graph_bytes(ckpt: Checkpoint, metadata: Mapping[str, str] | None = None) -> 
     model = onnx.load_from_string(buffer.getvalue())
     _make_optional(model, {"prior_mean": example[2], "prior_var": example[3], "prior_weight": example[4]})
     onnx.helper.set_model_props(model, {"styles": json.dumps(ckpt.styles), "config": json.dumps(net.config.to_dict()),
+                                        "work_sizes": json.dumps(ckpt.work_sizes),
                                         "norm_widths": json.dumps(graph.widths),
                                         "producer": f"stylize {__version__}", **(metadata or {})})
     onnx.checker.check_model(model)

@@ -91,6 +91,18 @@ def choose(style: str | Mapping[str, float] | None, names: Sequence[str]) -> lis
     return [_single(find_style(style, names), names)]
 
 
+def own_work_size(choice: StyleChoice, names: Sequence[str], sizes: Mapping[str, int]) -> int | None:
+    """The work size a rendering of ``choice`` takes from the model (``sizes``: style name -> size):
+    that of its style, or for a mix that of its heaviest-weighted style (the first of equals);
+    ``None`` where that style has none of its own.
+
+    Strokes cannot be blended like colours: a mix is painted at one size, the one of the style
+    it is mostly made of.
+    """
+    heaviest = max(range(len(names)), key=lambda i: (choice.weights[i], -i))
+    return sizes.get(names[heaviest])
+
+
 def _head_of(hits: list[int], lowered: Sequence[str]) -> int | None:
     """The hit whose name, plus ``_``, begins every other hit's name; ``None`` if there is none."""
     for i in hits:

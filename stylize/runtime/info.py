@@ -46,7 +46,8 @@ def gather(ask_torch: bool = False) -> dict[str, Any]:
     for path in sorted(WEIGHTS_DIR.glob("*.safetensors")) if WEIGHTS_DIR.is_dir() else []:
         try:
             meta = read_header(path).meta
-            models.append({"path": str(path), "styles": len(meta["styles"]), "channels": meta["config"]["channels"]})
+            models.append({"path": str(path), "styles": len(meta["styles"]), "channels": meta["config"]["channels"],
+                           "work_sizes": meta.get("work_sizes", {})})
         except StylizeError as exc:
             models.append({"path": str(path), "error": str(exc)})
     graphs = sorted((cache_dir() / "onnx").glob("*.onnx")) if (cache_dir() / "onnx").is_dir() else []
@@ -73,6 +74,13 @@ def gather(ask_torch: bool = False) -> dict[str, Any]:
     }
 
 
+def work_sizes(model: dict[str, Any]) -> str:
+    """``, work sizes 384/512/1024 px`` (each size a style of it has; 0 is ``full``) for a model
+    whose styles have sizes of their own (``stylize styles`` tells which), else nothing."""
+    sizes = sorted(set(model.get("work_sizes", {}).values()))
+    return f", work sizes {'/'.join(str(s) if s else 'full' for s in sizes)} px" if sizes else ""
+
+
 def describe(info: dict[str, Any]) -> list[str]:
     """The lines ``stylize info`` prints for people."""
     def have(name: str) -> str:
@@ -91,7 +99,7 @@ def describe(info: dict[str, Any]) -> list[str]:
            else " (does not exist: check $STYLIZE_MODEL)"),
     ]
     for model in info["models"]:
-        detail = model.get("error") or f"{model['styles']} styles, channels {model['channels']}"
+        detail = model.get("error") or f"{model['styles']} styles, channels {model['channels']}" + work_sizes(model)
         lines.append(f"  {model['path']}: {detail}")
     lines.append(f"cache: {info['cache']} ({len(info['cached_onnx_graphs'])} ONNX graphs)")
     return lines

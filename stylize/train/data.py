@@ -79,6 +79,8 @@ class BatchPlan:
     crops: Tensor
     flips: Tensor
     styles: Tensor
+    flats: Tensor
+    """(B, 6) in [0, 1): whether a sample gets a flat area, which kind, its size and place (:func:`flatten`)."""
 
 
 class ContentPhotos(Dataset):
@@ -87,11 +89,13 @@ class ContentPhotos(Dataset):
     ``folder`` is a folder of photos or a list of photo files (see :func:`photo_files`).
     Photos are resized so the short side is ``resize`` (default and at least ``image_size``)
     and randomly cropped to an ``image_size`` square and flipped. Photos are drawn without replacement within an epoch; each
-    sample draws a style index in ``range(style_pool)``.
+    sample draws a style index in ``range(style_pool)``. With ``flat_areas`` above 0, that share of
+    the samples gets one region made flat or clipped (:func:`flatten`).
     """
 
     def __init__(self, folder: Path | Sequence[Path], *, image_size: int, batch_size: int, style_pool: int,
-                 seed: int, rank: int = 0, world_size: int = 1, resize: int | None = None) -> None:
+                 seed: int, rank: int = 0, world_size: int = 1, resize: int | None = None,
+                 flat_areas: float = 0.0) -> None:
         if batch_size % world_size:
             raise StylizeError(f"--batch-size {batch_size} must be divisible by the {world_size} processes")
         self.files = photo_files(folder)
@@ -100,6 +104,7 @@ class ContentPhotos(Dataset):
         self.batch_size = batch_size
         self.style_pool = style_pool
         self.seed = seed
+        self.flat_areas = flat_areas
         self._orders: dict[int, Tensor] = {}
         self.local = slice(rank * batch_size // world_size, (rank + 1) * batch_size // world_size)
 
@@ -123,6 +128,7 @@ class ContentPhotos(Dataset):
             crops=torch.rand(self.batch_size, 2, generator=g),
             flips=torch.rand(self.batch_size, generator=g) < 0.5,
             styles=torch.randint(self.style_pool, (self.batch_size,), generator=g),
+            flats=torch.rand(self.batch_size, 6, generator=g),  # drawn last: the draws above stay as they were
         )
 
     def crop(self, index: int, where: Tensor, flip: bool) -> Tensor:
@@ -159,11 +165,33 @@ class ContentPhotos(Dataset):
         for i in range(self.batch_size)[self.local]:
             for offset in range(len(self.files)):
                 try:
-                    images.append(self.crop((int(plan.photos[i]) + offset) % len(self.files), plan.crops[i],
-                                            bool(plan.flips[i])))
+                    image = self.crop((int(plan.photos[i]) + offset) % len(self.files), plan.crops[i],
+                                      bool(plan.flips[i]))
+                    images.append(flatten(image, plan.flats[i]) if plan.flats[i, 0] < self.flat_areas else image)
                     break
                 except StylizeError as exc:
                     skipped.append(str(exc))
             else:
                 return None, plan.styles[self.local], skipped
         return torch.stack(images), plan.styles[self.local], skipped
+
+
+def flatten(image: Tensor, where: Tensor) -> Tensor:
+    """A copy of the uint8 (3, S, S) crop with one region made flat: filled with its mean colour, or
+    clipped to white (a blown-out highlight), as ``where[1]`` falls below or above 0.5.
+
+    Photos' flat and clipped areas give the instance norms no variation to work with, and
+    the network paints them as flat bright blotches; training on such areas teaches it to
+    paint strokes there. The region's sides are 20% to 60% of the crop (``where[2:4]``), its
+    place ``where[4:6]``.
+    """
+    size = image.shape[-1]
+    height, width = (int(size * (0.2 + 0.4 * float(f))) for f in where[2:4])
+    top, left = (int(float(f) * (size - side + 1)) for f, side in zip(where[4:6], (height, width), strict=True))
+    out = image.clone()
+    region = out[:, top:top + height, left:left + width]
+    if where[1] < 0.5:
+        region[:] = region.float().mean((1, 2), keepdim=True).round().to(image.dtype)
+    else:
+        region[:] = 255
+    return out

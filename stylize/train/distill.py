@@ -43,10 +43,12 @@ from torch import Tensor
 from ..config import PRESETS, DistillSettings, TrainSettings
 from ..errors import StylizeError
 from ..io.encode import write_image
+from ..io.lock import writes
 from ..model import checkpoint as ckpt_io
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
 from ..model.norm import ConditionalInstanceNorm2d
+from ..runtime.device import resolve_device
 from .data import ContentPhotos
 from .loop import StepReport, TrainResult
 from .previews import preview_image
@@ -61,17 +63,21 @@ def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> di
     return {"loss": pixel + gradient_weight * gradient, "pixel": pixel, "gradient": gradient}
 
 
+@writes("output")
 def distill(teacher_path: Path, content_dir: Path, output: Path, settings: DistillSettings = DistillSettings(), *,
             resume: bool = False, overwrite: bool = False, init_from: Path | None = None,
-            time_limit: float | None = None, preview_photo: Tensor | None = None,
+            device: str | torch.device = "auto", time_limit: float | None = None, preview_photo: Tensor | None = None,
             on_step: Callable[[StepReport], None] | None = None) -> TrainResult:
     """Train a ``settings.preset`` student on ``teacher_path``'s outputs for photos in ``content_dir``.
 
     An existing ``output`` is continued with ``resume`` (its stored settings, but this
-    call's ``steps``), replaced with ``overwrite``, else refused. ``time_limit`` (seconds)
+    call's ``steps``), replaced with ``overwrite``, else refused; so is one that another live run
+    is writing (:mod:`stylize.io.lock`). ``time_limit`` (seconds)
     stops and saves after the first step that ends past it. ``init_from`` starts from a released
     student (a lean checkpoint of the same preset and styles) with a fresh optimizer and schedule,
     so a run whose optimizer state was lost can still go on from its last shipped weights.
+    ``device`` runs teacher and student there (``auto``: a GPU when there is one); the
+    checkpoint is the same wherever it was trained, so a run can move between machines.
     """
     output = Path(output)
     teacher = ckpt_io.load(Path(teacher_path))
@@ -94,7 +100,7 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
             raise StylizeError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
         torch.manual_seed(settings.seed)
         if init_from is not None:
-            net, _ = load_initial(Path(init_from), styles)
+            net = load_initial(Path(init_from), styles).net
             if preset_of(net.config) != settings.preset:
                 raise StylizeError(f"--init-from: {init_from} is a {preset_of(net.config)!r} network, "
                                    f"not --preset {settings.preset!r}")
@@ -102,7 +108,8 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
         else:
             net = StyleNet(dataclasses.replace(PRESETS[settings.preset], n_styles=len(styles)))
         start = 0
-    net.train()
+    torch_device = resolve_device(device)
+    net.to(torch_device).train()
     rows = [p for m in net.modules() if isinstance(m, ConditionalInstanceNorm2d) for p in m.parameters()]
     weights = [p for p in net.parameters() if id(p) not in {id(r) for r in rows}]
     optimizer = torch.optim.Adam([{"params": weights, "lr": settings.lr, "base_lr": settings.lr},
@@ -110,10 +117,10 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
     if resume:
         ckpt_io.check_optimizer_state(run.optimizer_state, optimizer, output)
         optimizer.load_state_dict(run.optimizer_state)
-    student, master = FastStyleNet(net), FastStyleNet(teacher.net.eval())
+    student, master = FastStyleNet(net), FastStyleNet(teacher.net.to(torch_device).eval())
     data = ContentPhotos(content_dir, image_size=settings.image_size, batch_size=settings.batch_size,
                          style_pool=len(styles), seed=settings.seed, resize=settings.resize)
-    photo = preview_image(preview_photo, content_dir)
+    photo = preview_image(preview_photo, content_dir).to(torch_device)
     log_path = output.with_suffix(".log.jsonl")
     # The teacher's loss (weights, painting size) is the student's objective by proxy: `stylize
     # evaluate` of the student then measures both under the same loss, and reuses its baselines.
@@ -127,8 +134,9 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
                                f"{output} keeps the last good state")
         training = {"preset": settings.preset, **loss, "distill": settings.to_dict(), "teacher": Path(teacher_path).name}
         ckpt_io.save(output, ckpt_io.Checkpoint(net=net, styles=styles, step=step, training=training,
-                                                loss_network=None), optimizer=optimizer)
-        write_image(output.with_suffix(".preview.png"), preview_sheet(master, student, photo))
+                                                loss_network=None, work_sizes=teacher.work_sizes),
+                     optimizer=optimizer)
+        write_image(output.with_suffix(".preview.png"), preview_sheet(master, student, photo).cpu())
 
     step, losses, interrupted, out_of_time = start, {}, False, False
     saved_at = time.monotonic()
@@ -138,7 +146,8 @@ def distill(teacher_path: Path, content_dir: Path, output: Path, settings: Disti
             images, style_ids, _skipped = data[step]
             if images is None:
                 raise StylizeError(f"no photo in {content_dir} can be read")
-            x = images.float() / 255
+            x = images.to(torch_device).float() / 255
+            style_ids = style_ids.to(torch_device)
             decay = settings.decay_at(step)
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"] * decay

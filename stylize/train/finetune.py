@@ -39,6 +39,7 @@ from ..config import ADD_STEPS, QUICK_CPU, QUICK_GPU, STYLE_LR
 from ..errors import StylizeError, StylizeWarning
 from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
 from ..io.images import read_image
+from ..io.lock import writes
 from ..io.pixels import resize_long_side
 from ..io.weights import cache_dir, file_sha256
 from ..model import checkpoint as ckpt_io
@@ -131,7 +132,7 @@ def _new_style_job(source: Checkpoint, net: StyleNet, paintings: list[Tensor], s
     params = train_only_rows_from(net, first)
     return Job(net=net, styles=styles, style_images=paintings, style_ids=torch.arange(first, len(styles)),
                params=params, output=output, content_dir=photos, settings=settings,
-               metadata={"loss_network": loss_network},
+               metadata={"loss_network": loss_network, "work_sizes": source.work_sizes},
                guard=RowGuard(net, params, first, paintings, step=job_fields.get("start_step", 0)), **job_fields)
 
 
@@ -179,6 +180,7 @@ def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[s
 
 
 @leaves_process_group
+@writes("output")
 def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
                name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
                vgg_weights: Path | None = None, resume: bool = False, overwrite: bool = False,
@@ -190,7 +192,8 @@ def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequen
     default to those in ``model``'s metadata with :data:`ADD_STEPS` steps at :data:`STYLE_LR`; ``overrides``
     change them. Like :func:`stylize.train.loop.train`, ``output`` gets a ``.log.jsonl`` and
     ``.previews/`` beside it, Ctrl-C saves and returns, and ``resume`` continues a run
-    saved in ``output``; otherwise an existing ``output`` is refused unless ``overwrite``.
+    saved in ``output``; otherwise an existing ``output`` is refused unless ``overwrite``, and so
+    is one that another live run is writing (:mod:`stylize.io.lock`).
     ``model`` is only read.
     """
     model, output = Path(model), Path(output)

@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 
 from ..config import PRESETS, TrainSettings
 from ..errors import StylizeError, StylizeWarning, first_line
+from ..io.lock import writer_lock
 from ..model import checkpoint as ckpt_io
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
@@ -42,7 +43,6 @@ from ..runtime.device import device_scope, resolve_device
 from ..runtime.distributed import data_parallel, init_from_env
 from ..runtime.precision import training_precision
 from .data import ContentPhotos, load_styles
-from .lock import output_lock
 from .loss import PerceptualLoss
 from .previews import preview_image, write_preview
 from .ranks import StopRequest, agree, ignore_sigint, leaves_process_group
@@ -163,7 +163,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     if world > 1:
         model = data_parallel(model, device)
     data = ContentPhotos(job.content_dir, image_size=s.image_size, batch_size=s.batch_size,
-                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world)
+                         style_pool=len(job.style_images), seed=s.seed, rank=rank, world_size=world,
+                         flat_areas=s.flat_areas)
     loader = DataLoader(data, batch_size=None, sampler=range(job.start_step, s.steps), num_workers=s.workers,
                         pin_memory=device.type == "cuda", prefetch_factor=4 if s.workers else None,
                         worker_init_fn=ignore_sigint if s.workers else None)
@@ -332,8 +333,7 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     """
     output = Path(output)
     torch_device = init_from_env(resolve_device(device))
-    # Only the main rank writes the checkpoint, so only it holds the output's lock.
-    with output_lock(output) if distributed.world()[0] == 0 else contextlib.nullcontext():
+    with writer_lock(output):
         return _train(style_dir, content_dir, output, settings, torch_device, vgg_weights, resume, overwrite,
                       resume_lr, init_from, preview, on_step, time_limit)
 
@@ -346,7 +346,7 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     from ..io.images import read_image
     from .vgg import load_vgg
 
-    start_step, optimizer_state = 0, None
+    start_step, optimizer_state, work_sizes = 0, None, {}
     if resume and init_from is not None:
         raise StylizeError("--resume and --init-from exclude each other: --resume continues the run in --output")
     if not (resume or overwrite) and (output.exists() or output.is_symlink()):
@@ -359,12 +359,14 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
                                            snapshot_every=settings.snapshot_every, lr=resume_lr)
     names, style_images = load_styles(style_dir, settings.style_size)
     if init_from is not None:
-        net, start_step = load_initial(Path(init_from), names)
+        initial = load_initial(Path(init_from), names)
+        net, start_step, work_sizes = initial.net, initial.step, initial.work_sizes
         settings = dataclasses.replace(settings, warmup_from=start_step, preset=preset_of(net.config))
         check_steps_left(start_step, settings, init_from, "--init-from")
     elif previous is not None:
         check_resumable(previous, output, names)
         net, start_step, optimizer_state = previous.net, previous.step, previous.optimizer_state
+        work_sizes = previous.work_sizes
         check_steps_left(previous.step, settings, output, "--resume")
     else:
         if settings.preset not in PRESETS:
@@ -378,5 +380,5 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     job = Job(net=net, styles=names, style_images=style_images, style_ids=torch.arange(len(names)),
               params=list(net.parameters()), output=output, content_dir=Path(content_dir), settings=settings,
               start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
-              metadata={"loss_network": vgg.network_id})
+              metadata={"loss_network": vgg.network_id, "work_sizes": work_sizes})
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step, time_limit=time_limit)

@@ -8,7 +8,6 @@ from pathlib import Path
 from ..config import PRESETS, NetConfig, TrainSettings
 from ..errors import StylizeError
 from ..model import checkpoint as ckpt_io
-from ..model.network import StyleNet
 
 
 def check_resumable(previous: ckpt_io.Checkpoint, output: Path, styles: list[str]) -> None:
@@ -20,14 +19,15 @@ def check_resumable(previous: ckpt_io.Checkpoint, output: Path, styles: list[str
         raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
 
 
-def load_initial(path: Path, styles: list[str]) -> tuple[StyleNet, int]:
-    """The network and step of a released model to continue from, checked to hold ``styles`` in order."""
+def load_initial(path: Path, styles: list[str]) -> ckpt_io.Checkpoint:
+    """A released model to continue from (its network, step and styles' work sizes), checked to
+    hold ``styles`` in order."""
     previous = ckpt_io.load(path)
     if previous.styles != styles:
         missing = sorted(set(styles) ^ set(previous.styles))
         detail = f"styles differ: {', '.join(missing)}" if missing else "the styles are in another order"
         raise StylizeError(f"--init-from: {path} does not hold this folder's styles ({detail})")
-    return previous.net, previous.step
+    return previous
 
 
 def preset_of(config: NetConfig) -> str:

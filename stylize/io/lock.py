@@ -1,22 +1,30 @@
-"""One run per output: a training run holds a lock file beside the checkpoint it writes.
+"""One writer per output: a run that writes a checkpoint holds a lock file beside it.
 
 Two ``stylize train -o same.safetensors`` started together would both pass the check that
-``-o`` is new and then replace each other's checkpoints. The lock, ``.NAME.lock`` holding
-the process id, is created exclusively (``O_EXCL``), so only one run gets it; it is removed
-when the run ends. A run killed without removing it leaves a stale lock: one whose process
-is gone (or, unreadable, older than an hour) is taken over.
+``-o`` is new and then replace each other's checkpoints; the same holds for ``distill``,
+``add-style`` and ``apply --save-style-to``, whose outputs are written minutes after that
+check. The lock, ``.NAME.lock`` holding the process id, is created exclusively
+(``O_EXCL``), so only one run gets it, and the second is refused before it starts its work;
+it is removed when the run ends. A run killed without removing it leaves a stale lock: one
+whose process is gone (or, unreadable, older than an hour) is taken over.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..errors import StylizeError
-from ..io.atomic import STALE_AFTER_S, process_running
+from ..runtime.distributed import world
+from .atomic import STALE_AFTER_S, process_running
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def lock_path(output: Path) -> Path:
@@ -25,8 +33,14 @@ def lock_path(output: Path) -> Path:
 
 
 @contextlib.contextmanager
-def output_lock(output: Path) -> Iterator[None]:
-    """Hold ``output``'s lock while the block runs; refuse if another live run holds it."""
+def writer_lock(output: Path) -> Iterator[None]:
+    """Hold ``output``'s lock while the block runs; refuse if another live run holds it.
+
+    Under torchrun only rank 0 writes, so the other ranks take no lock.
+    """
+    if world()[0] != 0:
+        yield
+        return
     lock = lock_path(output)
     for _ in range(2):  # a second try after taking over a stale lock
         try:
@@ -50,6 +64,23 @@ def output_lock(output: Path) -> Iterator[None]:
     finally:
         with contextlib.suppress(OSError):
             lock.unlink()
+
+
+def writes(parameter: str) -> Callable[[F], F]:
+    """Decorate a function so that it holds the :func:`writer_lock` of its argument
+    ``parameter`` (a path, or ``None`` for nothing written) while it runs."""
+    def decorate(run: F) -> F:
+        signature = inspect.signature(run)
+
+        @functools.wraps(run)
+        def locked(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            output = bound.arguments[parameter]
+            with writer_lock(Path(output)) if output is not None else contextlib.nullcontext():
+                return run(*args, **kwargs)
+        return locked  # type: ignore[return-value]
+    return decorate
 
 
 def _owner(lock: Path) -> int | str | None:

@@ -1,0 +1,157 @@
+"""ONNX Runtime sessions that open fast: each graph's optimized form, cached per machine.
+
+Opening a session spends most of its time optimizing the graph (fusions, the CPU's
+blocked layout), the same work on every ``apply``. ONNX Runtime can save the graph it
+optimized; opening that one with optimizations off skips the work and runs the same
+kernels. The optimized graph depends on the ONNX Runtime version and on the CPU's
+instruction set (the blocked layout's width), so its cache key holds both beside the
+sha256 of the graph's bytes: ``cache_dir()/onnx/optimized/<key>.onnx``.
+
+The cache is untrusted: an entry is used only if it is a regular file, ONNX Runtime opens
+it, and its metadata equals the source graph's (read from the source's bytes by
+:func:`graph_metadata`, which needs no ONNX Runtime). Anything else is passed over and
+replaced. It is only a shortcut: a cache that cannot be written costs the optimization on
+the next call, silently; a graph whose metadata cannot be read is opened as before.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from pathlib import Path
+from typing import Any
+
+from .. import DISTRIBUTION
+from ..errors import StylizeError, first_line
+from ..io.atomic import replace_atomically
+from ..io.weights import cache_dir
+from .graphs import read_regular_file
+
+QUIET = 4
+"""ONNX Runtime's log severity for fatal errors only: a failed call raises, and says why, anyway."""
+
+
+def open_session(graph: Path | bytes, threads: int | None) -> Any:
+    """An ONNX Runtime session of ``graph`` on the CPU, quiet (errors come back as exceptions,
+    never as ONNX Runtime's own log lines on stderr), from the optimized cache when it can."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise StylizeError(f"the ONNX backend needs onnxruntime: pip install '{DISTRIBUTION}'") from None
+    data = graph
+    if isinstance(graph, Path):
+        try:
+            data = graph.read_bytes()
+        except OSError as exc:
+            raise StylizeError(f"{graph}: cannot read ({exc.strerror or exc})") from None
+    metadata = graph_metadata(data)
+    if metadata is None:
+        return _session(ort, data, threads, graph)
+    path = optimized_path(ort.__version__, data)
+    cached = read_regular_file(path)
+    if cached is not None:
+        try:
+            session = _session(ort, cached, threads, graph, optimize=False)
+        except StylizeError:
+            session = None
+        if session is not None and dict(session.get_modelmeta().custom_metadata_map) == metadata:
+            return session
+    made: list[Any] = []
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        replace_atomically(path, lambda tmp: made.append(_session(ort, data, threads, graph, save_to=tmp)))
+    except OSError:
+        pass  # an unwritable cache: the session below is the same, only not remembered
+    return made[0] if made else _session(ort, data, threads, graph)
+
+
+def _session(ort: Any, data: bytes, threads: int | None, graph: Path | bytes, *, optimize: bool = True,
+             save_to: Path | None = None) -> Any:
+    """A CPU session of ``data``: optimized (saving the result to ``save_to``), or as it is."""
+    options = ort.SessionOptions()
+    options.log_severity_level = QUIET
+    if threads:
+        options.intra_op_num_threads = threads
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if save_to is not None:
+        options.optimized_model_filepath = str(save_to)
+    try:
+        return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # ONNX Runtime's errors (InvalidProtobuf, Fail, ...) derive from Exception only
+        raise StylizeError(f"{describe(graph)}: not a usable ONNX graph ({first_line(exc)})") from None
+
+
+def describe(graph: Path | bytes) -> str:
+    """A graph's name in messages: its file, or what it is."""
+    return str(graph) if isinstance(graph, Path) else "the ONNX graph"
+
+
+def optimized_path(runtime_version: str, data: bytes) -> Path:
+    """Where the optimized form of graph ``data`` is cached, for this runtime and CPU."""
+    key = hashlib.sha256()
+    for part in (runtime_version.encode(), cpu_signature().encode(), data):
+        key.update(hashlib.sha256(part).digest())
+    return cache_dir() / "onnx" / "optimized" / f"{key.hexdigest()[:32]}.onnx"
+
+
+def cpu_signature() -> str:
+    """The machine and its CPU's feature flags: what ONNX Runtime's layout choices depend on."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            flags = next((line for line in handle if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        flags = ""
+    return f"{platform.machine()} {platform.processor()} {' '.join(sorted(flags.split()))}"
+
+
+def graph_metadata(data: bytes) -> dict[str, str] | None:
+    """The ``metadata_props`` of a serialized ONNX model (field 14 of ``ModelProto``), or None if
+    ``data`` does not parse as one: read straight from the protobuf wire format, as the
+    optimized graph's must match it before that graph is trusted."""
+    try:
+        metadata: dict[str, str] = {}
+        for field, value in _fields(data):
+            if field == 14:
+                entry = dict(_fields(value))
+                metadata[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
+        return metadata
+    except (ValueError, UnicodeDecodeError, TypeError, AttributeError):
+        return None
+
+
+def _fields(data: bytes):
+    """(field number, value) of a protobuf message's top level: ints for varints and fixed
+    widths, bytes for length-delimited fields; ``ValueError`` on anything malformed."""
+    pos = 0
+    while pos < len(data):
+        tag, pos = _varint(data, pos)
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, pos = _varint(data, pos)
+        elif wire == 2:
+            size, pos = _varint(data, pos)
+            if pos + size > len(data):
+                raise ValueError("truncated")
+            value, pos = data[pos:pos + size], pos + size
+        elif wire in (1, 5):
+            width = 8 if wire == 1 else 4
+            if pos + width > len(data):
+                raise ValueError("truncated")
+            value, pos = int.from_bytes(data[pos:pos + width], "little"), pos + width
+        else:
+            raise ValueError(f"wire type {wire}")
+        yield field, value
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    """A base-128 varint at ``pos``: (value, position after it)."""
+    value = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise ValueError("bad varint")
+        byte = data[pos]
+        value |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return value, pos

@@ -1,0 +1,176 @@
+"""Defaults of learning: training, adding styles, distilling, evaluating, learning from a painting."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..checks import checked_fields
+from ..errors import StylizeError
+
+EVALUATE_SIZE = 256
+"""Long side (px) of the test photos of ``stylize evaluate``: 256 as Johnson et al. compared."""
+
+EVALUATE_BUDGETS = (50, 100, 300)
+"""L-BFGS iteration budgets of ``stylize evaluate``'s Gatys baseline."""
+
+LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+"""The loss network's taps, in order."""
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Relative weights of the loss terms, the content layer and each style layer's share."""
+
+    content: float = 1.0
+    style: float = 2.0
+    tv: float = 0.0
+    content_layer: str = "relu2_2"
+    style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.content_layer not in LAYERS:
+            raise StylizeError(f"unknown content layer {self.content_layer!r}; choose one of {', '.join(LAYERS)}")
+        layers = tuple(float(w) for w in self.style_layers)
+        if len(layers) != len(LAYERS) or any(not math.isfinite(w) or w < 0 for w in layers):
+            raise StylizeError(f"style layer weights must be {len(LAYERS)} non-negative numbers "
+                               f"(one per {', '.join(LAYERS)}), got {list(self.style_layers)}")
+        object.__setattr__(self, "style_layers", layers)
+
+    @property
+    def content_index(self) -> int:
+        return LAYERS.index(self.content_layer)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["style_layers"] = list(self.style_layers)
+        return data
+
+
+@dataclass
+class TrainSettings:
+    """Everything that shapes a training run; stored in the checkpoint's metadata."""
+
+    steps: int = 40_000
+    batch_size: int = 16
+    image_size: int = 256
+    style_size: int = 512
+    lr: float = 1e-3
+    final_lr_fraction: float = 0.01
+    warmup_steps: int = 0
+    warmup_from: int = 0
+    weights: LossWeights = field(default_factory=LossWeights)
+    preset: str = "johnson"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    preview_every: int = 1000
+    snapshot_every: int = 0
+    """Keep a lean copy of the weights every N steps (0: none), to release an earlier state."""
+    log_every: int = 10
+    workers: int = 4
+    precision: str = "auto"
+    flat_areas: float = 0.0
+    """Share of the crops given a flat or clipped region (``stylize.train.data.flatten``): against blotches."""
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["weights"] = self.weights.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, **changes: Any) -> "TrainSettings":
+        """Settings stored in a checkpoint's metadata, with ``changes`` (as :meth:`changed` takes them).
+
+        The one way from a checkpoint back to settings: keys that this version does not
+        know are ignored, keys it misses take the defaults, values of the wrong type or out
+        of range are refused (checkpoints are untrusted).
+        """
+        values = checked_fields(cls, data, "training settings")
+        values["weights"] = LossWeights(**checked_fields(LossWeights, values.get("weights", {}), "loss weights"))
+        return cls(**values).changed(**changes)
+
+    def changed(self, style_weight: float | None = None, **changes: Any) -> "TrainSettings":
+        """A copy with ``changes``; ``None`` changes nothing, ``style_weight`` only the style loss's weight."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if style_weight is not None:
+            given["weights"] = dataclasses.replace(self.weights, style=style_weight)
+        return dataclasses.replace(self, **given)
+
+    def lr_at(self, step: int) -> float:
+        """Cosine decay from ``lr`` to ``lr * final_lr_fraction`` over ``steps``.
+
+        A linear warm-up over ``warmup_steps`` steps from ``warmup_from`` (where the optimizer
+        started fresh: step 0, or the step of a released model training continues from)
+        keeps Adam's first, poorly estimated steps from undoing what the weights know.
+        """
+        lr = cosine_lr(self.lr, self.final_lr_fraction, self.steps, step)
+        if self.warmup_steps > 0:
+            # Never below the first warm-up step's rate: a step before ``warmup_from`` (settings
+            # carried over to a fresh optimizer) would otherwise get a negative rate, and Adam climb the loss.
+            lr *= min(1.0, max(step - self.warmup_from + 1, 1) / self.warmup_steps)
+        return lr
+
+
+def cosine_lr(lr: float, final_fraction: float, steps: int, step: int) -> float:
+    """Cosine decay from ``lr`` at step 0 to ``lr * final_fraction`` at ``steps`` (and after)."""
+    progress = min(step / max(steps, 1), 1.0)
+    floor = lr * final_fraction
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+ADD_STEPS = 2000
+"""Default steps of ``add-style``: a style is ~3,200 numbers (johnson network), not 1.7 M weights."""
+
+STYLE_LR = 1e-2
+"""Learning rate of new style rows (add-style and on the fly), not the model's own (1e-3 for a
+whole network): with Adam each number moves at most ~lr a step, and gamma/beta must travel
+O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (README,
+"Quality: as good as a network trained on the painting alone?")."""
+
+
+@dataclass(frozen=True)
+class DistillSettings:
+    """What shapes a distillation run (:mod:`stylize.train.distill`); stored in the student's checkpoint.
+
+    Small crops and batches: on a CPU the step is the teacher's forward pass, which grows
+    with the pixels, and many small steps teach more per hour than few large ones.
+    """
+
+    preset: str = "fast"
+    steps: int = 200_000
+    batch_size: int = 4
+    image_size: int = 160
+    resize: int = 320
+    """Short side the photos are resized to before cropping: crops of a photo at the scale
+    the network paints at (apply paints at 1024 px), not the whole photo shrunk."""
+    lr: float = 1e-3
+    style_lr: float = STYLE_LR
+    """Learning rate of the styles' (gamma, beta) rows: each row learns from 1/22 of the
+    samples only, and must travel O(1) from the identity (see :data:`STYLE_LR`)."""
+    final_lr_fraction: float = 0.05
+    gradient_weight: float = 1.0
+    """Weight of the image-difference L1 (the strokes) beside the pixel L1."""
+    seed: int = 0
+    checkpoint_minutes: float = 5.0
+    log_every: int = 10
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict, **changes: Any) -> "DistillSettings":
+        """Settings stored in a student's metadata (checked: checkpoints are untrusted), with ``changes``."""
+        return dataclasses.replace(cls(**checked_fields(cls, data, "distillation settings")), **changes)
+
+    def decay_at(self, step: int) -> float:
+        """The factor every learning rate is multiplied by at ``step``: a cosine from 1 to ``final_lr_fraction``."""
+        return cosine_lr(1.0, self.final_lr_fraction, self.steps, step)
+
+QUICK_CPU = dict(steps=40, image_size=192, batch_size=1, lr=0.025, workers=0)
+"""``apply --style-image`` on a CPU: a first look in well under a minute, from the nearest shipped style
+(``--style-steps`` asks for more). For one budget of crop pixels, larger crops scored better than more of
+them, and 0.025 than 0.01 (too slow in 40 steps) or 0.1 (noisy): ``benchmarks/style_image_holdout.py``."""
+
+QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
+"""``apply --style-image`` on a GPU: training-size crops, seconds."""
