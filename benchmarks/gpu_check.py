@@ -1,6 +1,6 @@
 """Everything a GPU session should record, in one command of a few minutes.
 
-    python -m benchmarks.gpu_check results/gpu-check            # on a CUDA machine (< 9 min on an H200)
+    python -m benchmarks.gpu_check results/gpu-check            # on a CUDA machine (minutes: --budget-s)
     python -m benchmarks.gpu_check /tmp/gpu-check --dry-run     # same steps, toy sizes, on the CPU (CI)
 
 GPU time is scarce here (a few minutes, now and then), so this is prepared to run
@@ -8,16 +8,19 @@ unattended and to leave files behind whatever fails. Steps, each written to
 ``OUT/<step>.json`` (and ``.txt`` for command output), each allowed to fail alone:
 
 1. ``environment``: torch, CUDA, cuDNN, the GPU, its capability, bf16 support, memory.
-2. ``tests``: the tests that run only on CUDA (skipped on a CPU), verbose.
-3. ``speed``: ``benchmarks.speed`` at 1024 px, batch 1 (baseline, stylize, the code before
+2. ``variants``: :mod:`benchmarks.gpu_variants`, every fast path of ``apply`` against the eager fp32
+   baseline at 1024 px, batch 1 and 8, within ``--budget-s`` less 30 s (its table:
+   ``OUT/variants/variants.md``, with the fastest path that keeps to the fidelity bar).
+3. ``tests``: the tests that run only on CUDA (skipped on a CPU), verbose (``--no-tests``: not again).
+4. ``speed``: ``benchmarks.speed`` at 1024 px, batch 1 (baseline, stylize, the code before
    the speed work, ``torch.compile(mode="reduce-overhead")``) and a training step at
    256 px, each as a ratio to the classic network in the same run.
-4. ``apply``: ``stylize apply`` over a folder of 1024 px JPEGs made here (end-to-end
+5. ``apply``: ``stylize apply`` over a folder of 1024 px JPEGs made here (end-to-end
    images/s from the command's own JSON lines and wall time), then the same photos
    stage by stage (decode, network, encode; seconds per image) to show where the time goes.
-5. ``style_image``: ``--style-image`` on a synthetic painting: learning time with the
+6. ``style_image``: ``--style-image`` on a synthetic painting: learning time with the
    device's defaults, then the cache hit, then one render.
-6. ``memory``: peak memory of one 1024 px pass against :mod:`stylize.apply.memory`'s estimate,
+7. ``memory``: peak memory of one 1024 px pass against :mod:`stylize.apply.memory`'s estimate,
    and the tile the free memory gives.
 
 A summary goes to stdout and ``OUT/summary.md``; the exit code is 1 if any step failed.
@@ -63,7 +66,7 @@ DRY = Sizes(device="cpu", photo_px=64, photos=3,
                         "--train-batch", "1"),
             style_overrides=dict(steps=2, image_size=32, batch_size=1, style_size=48), timeout_s=1200)
 
-CUDA_TESTS = ["tests/test_cuda.py", "tests/test_speed_paths.py", "-k", "cuda"]
+CUDA_TESTS = ["tests/test_cuda.py", "tests/test_speed_paths.py", "tests/test_fast_paths.py", "-k", "cuda"]
 """The tests that need a GPU (each file skips them without one)."""
 
 
@@ -128,6 +131,20 @@ def environment(sizes: Sizes) -> dict:
     else:
         info["summary"] = f"CPU ({platform.machine()}), torch {torch.__version__}"
     return info
+
+
+def variants(check: Check, budget_s: float) -> dict:
+    folder = check.out / "variants"
+    argv = [sys.executable, "-m", "benchmarks.gpu_variants", str(folder), "--budget-s", str(round(budget_s))]
+    result = check.command("variants", argv + (["--dry-run"] if check.sizes.device == "cpu" else []),
+                           timeout=max(check.sizes.timeout_s, round(budget_s) + 120))
+    report = folder / "variants.json"
+    if report.exists():
+        data = json.loads(report.read_text())
+        timed = [row for row in data["rows"] if "ratio" in row and not row["path"].startswith("baseline")]
+        best = [f"{w['model']} {w['size']} px b{w['batch']}: {w['path']} x{w['ratio']:.2f}" for w in data["winners"]]
+        result["summary"] = f"{len(timed)} paths timed; fastest within the bar: " + ("; ".join(best) or "none")
+    return _lean(result)
 
 
 def cuda_tests(check: Check) -> dict:
@@ -322,6 +339,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the result files (created; files in it are replaced)")
     parser.add_argument("--dry-run", action="store_true", help="toy sizes on the CPU: checks that every step works")
+    parser.add_argument("--budget-s", type=float, default=540,
+                        help="seconds the whole check may take; the variants step gets this less 30 s "
+                             "(at most 300 s), the later steps what is left")
+    parser.add_argument("--no-tests", action="store_true", help="skip the CUDA tests (the caller ran them)")
     args = parser.parse_args(argv)
     sizes = DRY if args.dry_run else FULL
     sys.path.insert(0, str(ROOT))
@@ -334,7 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     check = Check(args.out, sizes)
     print(f"gpu_check{' (dry run)' if args.dry_run else ''}: results in {args.out}", flush=True)
     check.step("environment", lambda: environment(sizes))
-    check.step("tests", lambda: cuda_tests(check))
+    check.step("variants", lambda: variants(check, max(30.0, min(300.0, args.budget_s - 30))))
+    if not args.no_tests:
+        check.step("tests", lambda: cuda_tests(check))
     check.step("speed", lambda: speed(check))
     check.step("apply", lambda: batch_apply(check))
     check.step("style_image", lambda: style_image(check))

@@ -12,17 +12,19 @@
 #   the other: alone they ran 26 and 34 steps/s on an H200, side by side about 12 and 15, so
 #   in turn each gets more steps), keeping a lean snapshot every SNAPSHOT steps; evaluates
 #   each per style against its init (256 px, kodim01-04, the cached L-BFGS baselines of
-#   models/*/baselines); runs the CUDA tests; then benchmarks.gpu_check until the window ends.
+#   models/*/baselines); runs the CUDA tests; then benchmarks.gpu_check until the window ends
+#   (its first step times apply's fast paths: benchmarks/gpu_variants.py, table in gpu-variants.md).
 #   END_COSINE=1 sets each run's --steps so that its cosine schedule ends with its minutes
 #   (at the measured steps/s: RATE_DEFAULT, RATE_SMALL); otherwise the schedule runs on and a
 #   later window continues it. Brings back at most 8 files in $OUT: both models (lean fp32),
-#   both evaluation tables, and one tar of logs, snapshots and the gpu_check results.
+#   both evaluation tables, the fast-path table, and one tar of logs, snapshots and the gpu_check results.
 #   FLAT_AREAS=P trains with --flat-areas P (models/stylize-22/flat_finetune.sh: against blotches).
 # Check it on a CPU first (toy sizes, a minute or two): bash models/gpu_window.sh run --dry-run
 # (tests/test_gpu_window.py does, on made-up data, with GPU and OUT pointing into a temporary folder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=${GPU:-.gpu}  # a test points it elsewhere
+[[ $GPU == /* ]] || GPU=$PWD/$GPU  # absolute: "$PWD/$GPU" wrote a test's cache into the repository
 usage="usage: gpu_window.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
 models=(stylize-22 stylize-22-small)
@@ -31,7 +33,7 @@ source models/lib.sh  # step_of, copy_data
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
   copy_data "$DATA" "$GPU"
-  STYLIZE_CACHE_DIR=$PWD/$GPU/cache python3 -m stylize evaluate -m "weights/${models[1]}.safetensors" \
+  STYLIZE_CACHE_DIR=$GPU/cache python3 -m stylize evaluate -m "weights/${models[1]}.safetensors" \
     --styles "$GPU/styles" --photos "$GPU/test" --size 32 --iterations 1 --limit 1 --only starry_night \
     --device cpu > /dev/null  # converts the loss network into .gpu/cache
   rm -rf "$GPU/cache/onnx"
@@ -43,7 +45,7 @@ fi
 dry=0; [[ ${2:-} == --dry-run ]] && dry=1
 OUT=${OUT:-runs/gpu-window}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$GPU/cache PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$GPU/cache PYTHONUNBUFFERED=1
 L=$(mktemp -d); W=$(mktemp -d)
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$L/phases.txt"; }
 if (( dry )); then
@@ -88,13 +90,14 @@ if [[ ${CHECK:-1} == 0 ]]; then
 elif (( dry )); then
   python3 -m benchmarks.gpu_check "$L/gpu-check" --dry-run > "$L/gpu-check.txt" 2>&1 || stamp "gpu_check exit $?"
 else
-  timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_speed_paths.py -k cuda \
+  timeout 90 python3 -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_speed_paths.py tests/test_fast_paths.py -k cuda \
     > "$L/cuda-tests.txt" 2>&1 || stamp "cuda tests exit $?"
   left=$(( ${WINDOW_SECONDS:-560} - ($(date +%s) - t0) ))
   stamp "gpu_check with ${left} s left"
-  (( left > 20 )) && { timeout "$left" python3 -m benchmarks.gpu_check "$L/gpu-check" > "$L/gpu-check.txt" 2>&1 \
-    || stamp "gpu_check exit $?"; }
+  (( left > 20 )) && { timeout "$left" python3 -m benchmarks.gpu_check "$L/gpu-check" --budget-s "$left" --no-tests \
+    > "$L/gpu-check.txt" 2>&1 || stamp "gpu_check exit $?"; }
 fi
 stamp done
+if [[ -f $L/gpu-check/variants/variants.md ]]; then cp "$L/gpu-check/variants/variants.md" "$OUT/gpu-variants.md"; fi
 tar -C "$L" -cf "$OUT/logs.tar" .
 ls -la "$OUT"

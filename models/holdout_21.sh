@@ -21,6 +21,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=${HOLDOUT_DIR:-.holdout}  # a test points it elsewhere
+[[ $DIR == /* ]] || DIR=$PWD/$DIR
 usage="usage: holdout_21.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
 source models/lib.sh  # copy_data
@@ -28,7 +29,7 @@ source models/lib.sh  # copy_data
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
   copy_data "$DATA" "$DIR"
-  STYLIZE_CACHE_DIR=$PWD/$DIR/cache python3 -c "from stylize.train.vgg import load_vgg; load_vgg()"
+  STYLIZE_CACHE_DIR=$DIR/cache python3 -c "from stylize.train.vgg import load_vgg; load_vgg()"
   du -sh "$DIR"
   exit 0
 fi
@@ -36,7 +37,7 @@ fi
 dry=0; [[ ${2:-} == --dry-run ]] && dry=1
 OUT=${OUT:-runs/holdout-21}
 mkdir -p "$OUT"
-export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$PWD/$DIR/cache PYTHONUNBUFFERED=1
+export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$DIR/cache PYTHONUNBUFFERED=1
 L=$(mktemp -d); W=$(mktemp -d)
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$L/phases.txt"; }
 if (( dry )); then

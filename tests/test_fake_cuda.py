@@ -22,6 +22,9 @@ from stylize.apply.torch_backend import Stylizer
 from stylize.config import NetConfig
 from stylize.model.network import StyleNet
 from stylize.model.norm import NormStats
+from stylize.runtime.precision import HALF_DTYPES
+from stylize.runtime.process import EngineOptions
+from stylize.runtime.variants import parse_fast_path
 
 
 class Recorder(TorchDispatchMode):
@@ -30,10 +33,16 @@ class Recorder(TorchDispatchMode):
     def __init__(self) -> None:
         super().__init__()
         self.convs: list[tuple[torch.dtype, torch.device, tuple[int, ...]]] = []
+        self.layouts: list[tuple[bool, tuple[int, ...], bool]] = []
+        """Per convolution: channels-last input, weight shape, cuDNN autotuning on."""
+        self.ops: set[str] = set()
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops.add(func.__name__.split(".")[0])
         if "conv" in func.__name__:
             self.convs.append((args[0].dtype, args[0].device, tuple(args[0].shape)))
+            self.layouts.append((args[0].is_contiguous(memory_format=torch.channels_last), tuple(args[1].shape),
+                                 torch.backends.cudnn.benchmark))
         return func(*args, **(kwargs or {}))
 
 
@@ -117,3 +126,28 @@ def test_bf16_on_a_gpu_without_it_is_a_one_line_error(fake_cuda, monkeypatch):
     message = r"^--precision bf16: this GPU \(Tesla V100-SXM2-16GB\) has no native bf16"
     with fake_cuda[3](), pytest.raises(StylizeError, match=message):
         Stylizer(net, ["a", "b", "c"], device=torch.device("cuda"), precision="bf16")
+
+
+@pytest.mark.parametrize("spec", ["fp16+cl+bench+pad8", "bf16+gn", "fp16+gn+bench+pad8"])
+def test_cuda_fast_paths_reach_the_kernels(fake_cuda, spec):
+    """What each eager CUDA fast path changes is what the convolutions and norms receive.
+
+    (Not ``cl+gn``: CUDA's group norm makes its input NCHW, so the layout would flip at every norm.)"""
+    recorder, set_free, stats_dtypes, fake_mode = fake_cuda
+    set_free(8 * 2**30)
+    path = parse_fast_path(spec)
+    before = torch.backends.cudnn.benchmark
+    net = fresh_net()
+    with fake_mode():
+        stylizer = Stylizer(net, ["a", "b", "c"], device=torch.device("cuda"),
+                            engine=EngineOptions(fast_path=spec))
+        out = stylizer.stylize(torch.rand(3, 120, 200), stylizer.choose("b")[0])
+    assert out.shape == (3, 120, 200) and out.dtype == torch.float32
+    assert {dtype for dtype, _, _ in recorder.convs} == {HALF_DTYPES[path.precision]}
+    channels_last, weights, autotuned = zip(*recorder.layouts)
+    assert all(channels_last) if path.channels_last else not any(channels_last)
+    assert set(autotuned) == {path.cudnn_benchmark} and torch.backends.cudnn.benchmark == before
+    padded = all(shape[0] % 8 == 0 and shape[1] % 8 == 0 for shape in weights)
+    assert padded == path.pad_channels
+    assert ("group_norm" in recorder.ops) == (path.norm == "group")
+    assert ("native_batch_norm" in recorder.ops) == (path.norm == "batch")

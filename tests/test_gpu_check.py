@@ -17,7 +17,7 @@ def test_dry_run_runs_every_step_and_writes_its_files(tmp_path):
     done = subprocess.run([sys.executable, "-m", "benchmarks.gpu_check", str(out), "--dry-run"], cwd=ROOT,
                           capture_output=True, text=True, timeout=3600)
     assert done.returncode == 0, done.stdout + done.stderr
-    steps = ["environment", "tests", "speed", "apply", "style_image", "memory"]
+    steps = ["environment", "variants", "tests", "speed", "apply", "style_image", "memory"]
     for step in steps:
         result = json.loads((out / f"{step}.json").read_text())
         assert result["status"] == "ok", (step, result)
@@ -25,6 +25,9 @@ def test_dry_run_runs_every_step_and_writes_its_files(tmp_path):
     apply = json.loads((out / "apply.json").read_text())
     assert apply["written"] == 3 and all(apply["stages"][k] > 0 for k in ("decode_s", "network_s", "encode_s"))
     assert len(list((out / "apply-styled").glob("*.jpg"))) == 3
+    assert "paths timed; fastest within the bar: stylize-22 64 px b1:" in \
+        json.loads((out / "variants.json").read_text())["summary"]
+    assert (out / "variants" / "variants.md").exists()
     speed = json.loads((out / "speed.json").read_text())
     assert speed["report"]["inference"] and speed["report"]["training"]
     style = json.loads((out / "style_image.json").read_text())

@@ -6,11 +6,12 @@
 
 Four things here go beyond calling the network:
 
-* **Precision.** On CUDA the network runs under fp16 autocast by default; it is not known
-  to be faster (the one GPU measurement found it at 0.89x of fp32's speed, see
-  ``benchmarks/README.md``, *CUDA*). fp16 rather than bf16 because the output is quantized to 8 bits:
-  bf16 keeps 8 significant bits, right at that step, so it would flip many pixels by
-  one level; fp16 keeps 11. fp16's small range is the usual worry, but the variance,
+* **Precision and fast path.** On CUDA the network runs as :data:`~stylize.config.CUDA_FAST_PATH`
+  says (:mod:`stylize.runtime.variants`; :mod:`stylize.apply.fast` compiles or captures it),
+  for now fp16 autocast; it is not known to be faster (the one GPU measurement found it at
+  0.89x of fp32's speed, see ``benchmarks/README.md``, *CUDA*). fp16 rather than bf16
+  because the output is quantized to 8 bits: bf16 keeps 8 significant bits, right at that
+  step, so it would flip many pixels by one level; fp16 keeps 11. fp16's small range is the usual worry, but the variance,
   the one quantity that could overflow, is computed in fp32 (see :mod:`stylize.model.norm`),
   and after each instance norm activations are O(1). Should an output still come out
   non-finite, that pass is redone in fp32, so half precision never costs a photo.
@@ -48,6 +49,7 @@ from __future__ import annotations
 import math
 import traceback
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -70,6 +72,8 @@ from ..model.styles import StyleChoice
 from ..runtime.device import resolve_device
 from ..runtime.precision import HALF_DTYPES, check_precision, cuda_has_bf16
 from ..runtime.process import EngineOptions
+from ..runtime.variants import resolve_fast_path
+from .fast import cudnn_autotuned, fast_network
 from .memory import auto_tile, is_out_of_memory, release
 from .renderer import Prior, Renderer
 from .tiling import min_tile, tile_size_for
@@ -82,15 +86,26 @@ class Stylizer(Renderer[Tensor]):
                  precision: str = "auto", engine: EngineOptions | None = EngineOptions(),
                  work_sizes: Mapping[str, int] | None = None) -> None:
         """``engine``: how :mod:`stylize.model.engine` runs the network (``None``: the plain
-        :meth:`StyleNet.forward`, slower, same result); ``work_sizes``: the styles' own work sizes
-        (a checkpoint's)."""
+        :meth:`StyleNet.forward`, slower, same result), and its ``fast_path``
+        (:mod:`stylize.runtime.variants`), whose precision ``precision="auto"`` takes;
+        ``work_sizes``: the styles' own work sizes (a checkpoint's)."""
         self.device = resolve_device(device)
         self.net = net.to(self.device).eval()
-        self.model = FastStyleNet(self.net, engine) if engine is not None else self.net
+        self.fast_path = resolve_fast_path(engine.fast_path if engine is not None else "auto", self.device.type)
+        path = self.fast_path
+        if engine is not None:
+            layout = engine.channels_last if engine.channels_last is not None else (path.channels_last or None)
+            self.model = FastStyleNet(self.net, replace(engine, channels_last=layout), norm=path.norm,
+                                      pad_channels=path.pad_channels)
+        else:
+            self.model = self.net
+        self.fast_model = fast_network(self.model, path.compile_mode, path.cuda_graphs)
+        """The network for a plain pass (no statistics shared): compiled or replayed as the fast path says."""
         self.config = self.net.config
         self._styles = list(styles)
         self._work_sizes = check_work_sizes(dict(work_sizes or {}), self._styles)
-        self.half_dtype = _resolve_precision(precision, self.device)
+        precision = check_precision(precision)
+        self.half_dtype = _resolve_precision(path.precision if precision == "auto" else precision, self.device)
         self.tile_cap: int | None = None
         """The tile size that last recovered from running out of memory, kept for later images."""
 
@@ -233,9 +248,15 @@ class Stylizer(Renderer[Tensor]):
         for dtype in (self.half_dtype, None) if self.half_dtype is not None else (None,):
             if stats is not None and not stats.replaying:
                 stats.pairs.clear()  # a redone recording pass must not append a second set
-            autocast = torch.autocast(self.device.type, dtype=dtype) if dtype is not None else nullcontext()
-            with autocast, shared_stats(self.net, stats) if stats is not None else nullcontext():
-                out = self.model(x, weights).float()
+            # A captured graph must not read autocast's cache of half-precision weights, freed when the block ends.
+            autocast = torch.autocast(self.device.type, dtype=dtype, cache_enabled=not self.fast_path.cuda_graphs) \
+                if dtype is not None else nullcontext()
+            with autocast, cudnn_autotuned(self.fast_path.cudnn_benchmark):
+                if stats is None:
+                    out = self.fast_model(x, weights).float()
+                else:
+                    with shared_stats(self.net, stats):
+                        out = self.model(x, weights).float()
             if all_finite(out):
                 break
         return out
@@ -252,13 +273,10 @@ def upsample(image: Tensor, size: tuple[int, int]) -> Tensor:
 
 
 def _resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``--precision`` (``None``: plain fp32)."""
-    name = check_precision(name)
-    if name == "auto":
-        return torch.float16 if device.type == "cuda" else None
+    """The autocast dtype for a precision other than ``auto`` (``None``: plain fp32)."""
     if name == "bf16" and device.type == "cuda" and not cuda_has_bf16(device):
         raise StylizeError(f"--precision bf16: this GPU ({torch.cuda.get_device_name(device)}) has no native bf16; "
-                           "use fp16 (the default on CUDA)")
+                           "use fp16")
     return HALF_DTYPES.get(name)
 
 

@@ -67,8 +67,9 @@ COMMANDS = (
 
 
 class Started:
-    """Whether a command has started: a Ctrl-C before that (typer still parsing, importing
-    pydantic) makes typer return 130 without a word, which :func:`main` then reports."""
+    """Whether a command has started: on a Ctrl-C before that, while typer parses the command
+    line, typer 0.29 returns 130 without a word (older ones raise Abort), which :func:`main`
+    then reports."""
 
     command = False
 

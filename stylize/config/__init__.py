@@ -16,7 +16,7 @@ from .network import (  # noqa: F401  (re-exported)
     ALIGN, MIN_SIZE, NetConfig, PRESETS, check_size,
 )
 from .apply import (  # noqa: F401  (re-exported)
-    AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings, BACKENDS, BatchOptions, DEFAULT_CRF,
+    AUTO_TILE_ONNX, AUTO_TILE_OTHER, ApplySettings, BACKENDS, BatchOptions, CUDA_FAST_PATH, DEFAULT_CRF,
     DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, DEFAULT_SMOOTHING, DEVICE_KINDS, EDGE_BORDER, PRECISIONS,
     SHEET_CELL, SHEET_MAX_COLUMNS, VideoSettings, WORK_SIZE, check_device_name, check_max_pixels,
     check_quality,

@@ -107,6 +107,12 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 BACKENDS = ("auto", "torch", "onnx")
 """``apply --backend`` values: who renders (ONNX Runtime needs no PyTorch)."""
 
+CUDA_FAST_PATH = "fp16"
+"""How ``apply`` runs the network on CUDA unless told otherwise: a fast path spec
+(:mod:`stylize.runtime.variants`). ``fp16`` is the behaviour before the variants existed; set it to
+the fastest spec ``python -m benchmarks.gpu_check`` finds within its fidelity bar (``variants.md``),
+weighing its ``setup s``: a compiled path pays it in every process and for every new photo size."""
+
 
 def check_device_name(name: str) -> str:
     """``--device`` lower-cased and checked for its form (whether the device is there is

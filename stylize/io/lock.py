@@ -53,6 +53,8 @@ def writer_lock(output: Path) -> Iterator[None]:
                                    f"end, or if none is running, remove {lock}") from None
             with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
+        except FileNotFoundError:
+            raise StylizeError(f"output folder {output.parent} does not exist") from None
         except OSError as exc:
             raise StylizeError(f"cannot create the lock {lock}: {exc.strerror or exc}") from None
     else:

@@ -58,7 +58,7 @@ def check_output(model: Path, output: Path, *, overwrite: bool = False) -> None:
 def write_edited(model: Path, output: Path, edit: Callable[[Checkpoint], Checkpoint], *,
                  half: bool | None = None, overwrite: bool = False) -> Checkpoint:
     """Write ``edit`` of checkpoint ``model`` to ``output`` (without optimizer state) and return it:
-    ``remove-style``, ``rename-style`` and ``export -o`` in one call.
+    ``remove-style``, ``rename-style``, ``set-work-size`` and ``export -o`` in one call.
 
     ``output`` is never ``model`` and must be new unless ``overwrite``. ``half``: store fp16
     or fp32; ``None`` keeps ``model``'s own storage, so an edit of a lean fp16 model stays lean.

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from ..runtime.process import EngineOptions
 from .network import ConvNormAct, ResidualBlock, StyleNet
-from .norm import conditional_instance_norm
+from .norm import conditional_instance_norm, formula_instance_norm, group_instance_norm
 
 
 class FastStyleNet(nn.Module):
@@ -45,11 +45,26 @@ class FastStyleNet(nn.Module):
     network's own), so an optimizer, DDP or a checkpoint can keep working on ``net``.
     """
 
-    def __init__(self, net: StyleNet, options: EngineOptions = EngineOptions()) -> None:
+    def __init__(self, net: StyleNet, options: EngineOptions = EngineOptions(), norm: str = "batch",
+                 pad_channels: bool = False) -> None:
+        """``norm``: how inference without shared statistics normalizes: ``batch``
+        (:func:`~stylize.model.norm.conditional_instance_norm`, also what training and tiling use),
+        ``group`` (:func:`~stylize.model.norm.group_instance_norm`) or ``compiled``
+        (:func:`~stylize.model.norm.formula_instance_norm` through ``torch.compile``, compiled on first use).
+        ``pad_channels``: convolutions with channel counts off multiples of 8 (the RGB ends) run
+        zero-padded to them on CUDA (:func:`padded_conv`)."""
         super().__init__()
         self.net = net
         self.options = options
         self._nnpack: bool | None = None if options.nnpack else False
+        if norm not in ("batch", "group", "compiled"):
+            raise ValueError(f"FastStyleNet: unknown norm {norm!r}")
+        self.norm = norm
+        self.pad_channels = pad_channels
+        # dynamic: one kernel pair for every layer's shape, rather than one compilation per shape
+        # until the recompilation limit (8) sends later shapes back to eager
+        self._fused_norm = (group_instance_norm if norm == "group" else
+                            torch.compile(formula_instance_norm, dynamic=True) if norm == "compiled" else None)
         self.train(net.training)
 
     def forward(self, x: Tensor, style: Tensor | int) -> Tensor:
@@ -98,6 +113,8 @@ class FastStyleNet(nn.Module):
             if layer.upsample == "shuffle":
                 y = F.pixel_shuffle(y, 2)
         gamma, beta = layer.norm.affine(weights)
+        if self._fused_norm is not None and layer.norm.stats is None and not torch.is_grad_enabled():
+            return self._fused_norm(y, gamma, beta, relu=layer.relu)
         return conditional_instance_norm(y, gamma, beta, layer.norm.stats, relu=layer.relu)
 
     def block(self, block: ResidualBlock, x: Tensor, weights: Tensor) -> Tensor:
@@ -115,6 +132,8 @@ class FastStyleNet(nn.Module):
 
     def conv(self, x: Tensor, conv: nn.Module) -> Tensor:
         """``conv(x)``, through NNPACK where it wins (output NCHW then), else PyTorch's own."""
+        if self.pad_channels and x.device.type == "cuda" and isinstance(conv, nn.Conv2d) and conv.groups == 1:
+            return padded_conv(x, conv)
         if not self.uses_nnpack(x, conv):
             return conv(x)
         try:
@@ -122,6 +141,26 @@ class FastStyleNet(nn.Module):
         except RuntimeError:  # a shape or build NNPACK refuses: PyTorch's convolution from now on
             self._nnpack = False
             return conv(x)
+
+
+def padded_conv(x: Tensor, conv: nn.Conv2d, multiple: int = 8) -> Tensor:
+    """``conv(x)`` with input and output channels zero-padded to a ``multiple``, the padding then dropped.
+
+    Tensor-core convolution kernels take channel counts in multiples of 8; the 3-channel ends
+    of a style network (the 9x9 convolutions on the full-resolution image) otherwise run on
+    slower kernels. Zero input channels with zero weights add nothing, so the result is the
+    convolution's own (the output's extra channels are sliced off, a view).
+    """
+    c_out, c_in = conv.weight.shape[:2]
+    more_in, more_out = -c_in % multiple, -c_out % multiple
+    if not more_in and not more_out:
+        return conv(x)
+    weight = F.pad(conv.weight, (0, 0, 0, 0, 0, more_in, 0, more_out))
+    bias = F.pad(conv.bias, (0, more_out)) if conv.bias is not None else None
+    if more_in:
+        x = F.pad(x, (0, 0, 0, 0, 0, more_in))  # constant zeros; keeps a channels-last layout
+    y = F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation)
+    return y[:, :c_out] if more_out else y
 
 
 def relayout(x: Tensor, channels_last: bool) -> Tensor:

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from typing import Iterator, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 EPS = 1e-5
@@ -180,6 +181,38 @@ def conditional_instance_norm(x: Tensor, gamma: Tensor, beta: Tensor, stats: Nor
         y = _batch_norm_per_image(x, gamma, beta, None, eps)[0]
     # In place is safe under autograd: batch norm's backward does not need its output.
     return y.relu_() if relu else y
+
+
+def group_instance_norm(x: Tensor, gamma: Tensor, beta: Tensor, *, relu: bool = False, eps: float = EPS) -> Tensor:
+    """:func:`conditional_instance_norm` without statistics sharing, as ``group_norm`` with a group per channel.
+
+    One image, or a batch in NCHW memory seen as one image of N*C channels (a view), takes
+    the per-image (gamma, beta) as ``group_norm``'s own affine: one kernel, statistics
+    accumulated in fp32 by it. A channels-last batch needs a second pass for the affine.
+    No branch depends on values, so CUDA graphs and ``torch.compile`` can take it whole.
+    Outside autocast, which would give ``group_norm`` an fp32 output.
+    """
+    n, c, h, w = x.shape
+    gamma, beta = gamma.to(x.dtype), beta.to(x.dtype)
+    with torch.autocast(x.device.type, enabled=False):
+        if n == 1 or x.is_contiguous():
+            y = F.group_norm(x.reshape(1, n * c, h, w), n * c, gamma.reshape(-1), beta.reshape(-1), eps)
+            y = y.reshape(n, c, h, w)
+        else:
+            y = torch.addcmul(beta[:, :, None, None], F.group_norm(x, c, None, None, eps), gamma[:, :, None, None])
+    return y.relu_() if relu else y
+
+
+def formula_instance_norm(x: Tensor, gamma: Tensor, beta: Tensor, *, relu: bool = False, eps: float = EPS) -> Tensor:
+    """The norm, affine and ReLU written as plain tensor arithmetic, for ``torch.compile`` to fuse.
+
+    Statistics in fp32 as everywhere here; eager, this is several passes, compiled a
+    reduction and one pointwise kernel (:class:`stylize.model.engine.FastStyleNet`, norm ``compiled``).
+    """
+    var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+    scale = gamma.float()[:, :, None, None] * torch.rsqrt(var + eps)
+    y = x.float() * scale + (beta.float()[:, :, None, None] - mean * scale)
+    return (y.relu() if relu else y).to(x.dtype)
 
 
 def _batch_norm_per_image(x: Tensor, gamma: Tensor, beta: Tensor, pair: tuple[Tensor, Tensor] | None,

@@ -22,8 +22,8 @@ def own_process() -> EngineOptions:
       itself (:func:`stylize.io.images.check_pixels`), so that limit is the only one;
     * glibc keeps freed memory for reuse (:func:`keep_freed_memory`), unless
       ``STYLIZE_MALLOC_TUNING=0``;
-    * ``STYLIZE_NNPACK=0`` and ``STYLIZE_CHANNELS_LAST=0|1`` choose the engine's paths,
-      for measuring (:meth:`EngineOptions.from_env`).
+    * ``STYLIZE_NNPACK=0``, ``STYLIZE_CHANNELS_LAST=0|1`` and ``STYLIZE_FAST_PATH=SPEC`` choose
+      the engine's paths, for measuring (:meth:`EngineOptions.from_env`).
     """
     from PIL import Image
 
@@ -68,17 +68,21 @@ class EngineOptions:
 
     ``channels_last``: ``None`` chooses (on for CPU inference: oneDNN's convolutions and
     PyTorch's batch norm are fastest in NHWC there; off for training, where batch norm's
-    per-image split and oneDNN's backward prefer NCHW, and off on CUDA, pending a GPU
-    measurement); ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
-    inference convolutions where it wins (:func:`nnpack_wins`).
+    per-image split and oneDNN's backward prefer NCHW, and on CUDA as the fast path says);
+    ``True`` / ``False`` force it. ``nnpack``: allow NNPACK for the CPU
+    inference convolutions where it wins (:func:`nnpack_wins`). ``fast_path``: how
+    :class:`stylize.Stylizer` runs the network (a spec of :mod:`stylize.runtime.variants`;
+    ``auto``: :data:`stylize.config.CUDA_FAST_PATH` on CUDA, fp32 elsewhere); training ignores it.
     """
 
     channels_last: bool | None = None
     nnpack: bool = True
+    fast_path: str = "auto"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "EngineOptions":
-        """The options ``STYLIZE_CHANNELS_LAST=0|1`` and ``STYLIZE_NNPACK=0`` ask for (for measuring)."""
+        """The options ``STYLIZE_CHANNELS_LAST=0|1``, ``STYLIZE_NNPACK=0`` and ``STYLIZE_FAST_PATH`` ask for."""
         layout = environ.get("STYLIZE_CHANNELS_LAST", "auto").lower()
         channels_last = True if layout in _ON else False if layout in _OFF else None
-        return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF)
+        return cls(channels_last=channels_last, nnpack=environ.get("STYLIZE_NNPACK", "1").lower() not in _OFF,
+                   fast_path=environ.get("STYLIZE_FAST_PATH", "auto"))
