@@ -95,3 +95,26 @@ def test_no_line_along_the_edges_of_the_scream(shipped, backend):
     with_border = ratios(measure(stylizer, images, "the_scream", EDGE_BORDER))
     assert without["right"] > 1.6, without
     assert max(with_border.values()) < 1.3, with_border
+
+
+@pytest.mark.parametrize("backend", [OnnxStylizer, Stylizer])
+def test_a_photo_of_the_tile_size_is_one_pass_border_and_all(backend, tiny_model: Path, monkeypatch: pytest.MonkeyPatch):
+    """The border must not push a photo of the tile size into tiles (a statistics pass and
+    overlaps: twice the time); a larger photo still tiles."""
+    stylizer = backend.load(tiny_model)
+    passes: list[tuple[int, ...]] = []
+    run = stylizer.run
+    monkeypatch.setattr(stylizer, "run", lambda rgb, *a, **k: passes.append(tuple(rgb.shape[-2:])) or run(rgb, *a, **k))
+    tile = 128
+    photo = np.random.default_rng(0).random((3, 48, tile), dtype=np.float32)
+    if backend is Stylizer:
+        import torch
+
+        photo = torch.from_numpy(photo)
+    settings = ApplySettings(tile_size=tile, work_size=0)
+    stylizer.render(photo, stylizer.style_weights(stylizer.choose("starry_night")[0]), settings, None)
+    assert passes == [(48 + 2 * EDGE_BORDER, tile + 2 * EDGE_BORDER)]
+    passes.clear()
+    wider = photo.repeat(1, 1, 2) if backend is Stylizer else np.tile(photo, (1, 1, 2))
+    stylizer.render(wider, stylizer.style_weights(stylizer.choose("starry_night")[0]), settings, None)
+    assert len(passes) > 2  # statistics, then tiles

@@ -120,9 +120,11 @@ class Renderer(ABC, Generic[Pixels]):
                record: bool = False) -> tuple[Pixels, Any]:
         """The network on ``rgb``, whole or in tiles; the output and (tiled, or ``record``) the statistics it used.
 
-        The network sees ``rgb`` mirrored by ``settings.border`` (sizes and tiles count it), and the
-        border is cropped off its output: at the right and bottom edges the stride-2 convolutions
-        sample lopsidedly, which training taught a colour (:data:`~stylize.config.EDGE_BORDER`).
+        The network sees ``rgb`` mirrored by ``settings.border`` (tiles count it), and the border is
+        cropped off its output: at the right and bottom edges the stride-2 convolutions sample
+        lopsidedly, which training taught a colour (:data:`~stylize.config.EDGE_BORDER`). Whether to
+        tile is the photo's own size's question: a photo of the tile size is one pass, border and all
+        (tiling it for its border would cost a statistics pass and overlaps, twice the time).
         """
         height, width = rgb.shape[-2:]
         check_size(height, width)  # the photo's own size: a border must not let a too-small photo through
@@ -130,7 +132,7 @@ class Renderer(ABC, Generic[Pixels]):
         if border:
             rgb = mirror_pad(rgb, border)
         tile = self.tile_size_for(settings)
-        if not tile or max(rgb.shape[-2:]) <= tile:
+        if not tile or max(height, width) <= tile:
             out, stats = self.run(rgb, weights, prior, record)
         else:
             out, stats = self.tiled(rgb, weights, tile, settings, prior)
