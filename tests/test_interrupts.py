@@ -82,7 +82,9 @@ def test_ctrl_c_while_apply_starts_exits_130_in_one_line(tiny_model, tmp_path, b
 
     from conftest import ctrl_c, make_photo, start_command
 
-    photos = [str(make_photo(tmp_path / "in" / f"p{i}.png", (64, 48), seed=i)) for i in range(4)]
+    # Enough work that the run cannot end before the signal however fast the machine (an idle
+    # one opens the model and renders four small photos in under 0.3 s on ONNX Runtime).
+    photos = [str(make_photo(tmp_path / "in" / f"p{i}.png", (320, 240), seed=i)) for i in range(24)]
     out = tmp_path / "out"
     proc = start_command(["apply", *photos, "-m", str(tiny_model), "-s", "scream", "-o", f"{out}/",
                           "--backend", backend, "--device", "cpu", "-q"])
