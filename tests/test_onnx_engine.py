@@ -212,12 +212,26 @@ def test_a_large_photo_renders_in_passes_of_at_most_a_tile(tiny_model: Path):
     run = onnx.session.run
     onnx.session = type("Recorder", (), {"run": lambda self, names, feed: sizes.append(feed["image"].shape[-2:])
                                          or run(names, feed)})()
-    onnx.stylize(np.random.default_rng(0).random((3, 300, 2300), np.float32), onnx.choose("wave")[0],
+    onnx.stylize(np.random.default_rng(0).random((3, 600, 2300), np.float32), onnx.choose("wave")[0],
                  ApplySettings(work_size=0))
     # The statistics of the whole (with its mirrored border), downscaled.
-    assert len(sizes) > 3 and sizes[0] == (round((300 + 2 * EDGE_BORDER) / (2300 + 2 * EDGE_BORDER) * AUTO_TILE_ONNX),
+    assert len(sizes) > 3 and sizes[0] == (round((600 + 2 * EDGE_BORDER) / (2300 + 2 * EDGE_BORDER) * AUTO_TILE_ONNX),
                                            AUTO_TILE_ONNX)
     assert all(max(size) <= AUTO_TILE_ONNX + 3 for size in sizes)
+
+
+@pytest.mark.parametrize("shape", [(720, 1280), (300, 2300), (AUTO_TILE_ONNX, AUTO_TILE_ONNX)])
+def test_a_photo_with_no_more_pixels_than_a_tile_is_one_pass(tiny_model: Path, shape: tuple[int, int]):
+    """Memory follows pixels, not the long side: a 720p video frame or a panorama of a tile's pixels
+    is one pass (tiles would add a statistics pass and overlaps: every frame twice the work)."""
+    onnx = OnnxStylizer.load(tiny_model)
+    sizes = []
+    run = onnx.session.run
+    onnx.session = type("Recorder", (), {"run": lambda self, names, feed: sizes.append(feed["image"].shape[-2:])
+                                         or run(names, feed)})()
+    onnx.stylize(np.random.default_rng(0).random((3, *shape), np.float32), onnx.choose("wave")[0],
+                 ApplySettings(work_size=0))
+    assert sizes == [(shape[0] + 2 * EDGE_BORDER, shape[1] + 2 * EDGE_BORDER)]
 
 
 MEMORY_PROBE = """

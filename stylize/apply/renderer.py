@@ -123,8 +123,9 @@ class Renderer(ABC, Generic[Pixels]):
         The network sees ``rgb`` mirrored by ``settings.border`` (tiles count it), and the border is
         cropped off its output: at the right and bottom edges the stride-2 convolutions sample
         lopsidedly, which training taught a colour (:data:`~stylize.config.EDGE_BORDER`). Whether to
-        tile is the photo's own size's question: a photo of the tile size is one pass, border and all
-        (tiling it for its border would cost a statistics pass and overlaps, twice the time).
+        tile is the photo's own pixel count's question: the memory a pass needs follows its pixels, so
+        a photo with no more pixels than a tile (a 1280x720 video frame for 1024 px tiles, or a tile-sized
+        photo with its border) is one pass; tiling it would cost a statistics pass and overlaps.
         """
         height, width = rgb.shape[-2:]
         check_size(height, width)  # the photo's own size: a border must not let a too-small photo through
@@ -132,7 +133,7 @@ class Renderer(ABC, Generic[Pixels]):
         if border:
             rgb = mirror_pad(rgb, border)
         tile = self.tile_size_for(settings)
-        if not tile or max(height, width) <= tile:
+        if not tile or height * width <= tile * tile:
             out, stats = self.run(rgb, weights, prior, record)
         else:
             out, stats = self.tiled(rgb, weights, tile, settings, prior)

@@ -47,7 +47,7 @@ def apply(
     precision: Precision = typer.Option("auto", case_sensitive=False,
                                         help="auto (fp16 on CUDA, fp32 elsewhere), fp32, fp16 or bf16."),
     tile_size: Optional[int] = typer.Option(
-        None, help="Render images longer than N px in overlapping tiles (default: what fits the free memory on "
+        None, help="Render images of over N x N pixels in N px tiles (default: what fits the free memory on "
                    f"CUDA, {AUTO_TILE_ONNX} on ONNX Runtime, {AUTO_TILE_OTHER} elsewhere; smaller if memory runs "
                    "out; 0: never)."),
     work_size: Optional[int] = typer.Option(
