@@ -167,3 +167,23 @@ def test_ranks_learn_together_unless_every_rank_has_the_style_cached(styles_cach
     steps = []
     learn_style(model, painting, [photo], overrides=QUICK, device="cpu", on_step=lambda r: steps.append(r.step))
     assert asked == [True] and steps == [1, 2, 3]  # it had the rows, and learned with the others all the same
+
+
+def test_cpu_recipe_fits_the_first_call_and_learns_to_its_last_step():
+    """The CPU recipe (``QUICK_CPU``): no more crop pixels than the 60 steps of 192 px crops timed at under a
+    minute for the first call (``benchmarks/README.md``), and a rate that still moves the rows at the end."""
+    from stylize.config import TrainSettings
+
+    # What stylize-22 stores: a released run's warm-up and a decay to 1/100 over 37k steps.
+    stored = TrainSettings(final_lr_fraction=0.01, warmup_steps=100, warmup_from=30922, image_size=256).to_dict()
+    cpu = recipe.quick_settings(stored, "cpu")
+    assert cpu.steps * cpu.batch_size * cpu.image_size ** 2 <= 60 * 1 * 192 ** 2
+    assert cpu.image_size < 192 and cpu.steps > 60  # more, smaller steps: the held-out paintings were step-bound
+    rates = [cpu.lr_at(step) for step in range(cpu.steps)]
+    assert rates[0] == cpu.lr and all(b <= a for a, b in zip(rates, rates[1:]))  # no warm-up carried over
+    assert rates[-1] >= 0.19 * cpu.lr  # a fifth at the last step, not the model's stored 1/100
+    # --style-steps N stretches the same decay over N steps.
+    longer = recipe.quick_settings(stored, "cpu", Overrides(steps=4 * cpu.steps))
+    assert longer.lr_at(2 * cpu.steps) > longer.lr_at(4 * cpu.steps - 1) >= 0.19 * cpu.lr
+    # A GPU affords many steps: its recipe keeps the model's own decay.
+    assert recipe.quick_settings(stored, "cuda").final_lr_fraction == 0.01
