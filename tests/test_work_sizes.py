@@ -252,3 +252,15 @@ def test_the_shipped_models_have_the_sizes_the_card_lists(model: str):
     assert len(card) == 22 and sizes == card
     assert sizes["starry_night"] == 512 and sizes["mondrian_composition"] == 384
     assert OnnxStylizer.load(root / "weights" / f"{model}.safetensors").work_sizes == sizes  # the shipped graph's
+
+
+def test_a_student_paints_at_its_teachers_sizes(sized: Path, tmp_path: Path):
+    from stylize.config import DistillSettings
+    from stylize.train.distill import distill
+
+    photos = tmp_path / "photos"
+    make_photo(photos / "p.png", size=(64, 56))
+    out = tmp_path / "student.safetensors"
+    settings = DistillSettings(steps=1, batch_size=1, image_size=32, resize=48, checkpoint_minutes=0)
+    distill(sized, photos, out, settings, preview_photo=torch.rand(3, 24, 32))
+    assert checkpoint.load(out).work_sizes == SIZES
