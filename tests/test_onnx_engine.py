@@ -205,13 +205,19 @@ def test_a_photo_too_small_for_the_network_fails_alone(tiny_model: Path, tmp_pat
     assert "\x1b" not in run.stderr and "onnxruntime" not in run.stderr.lower()
 
 
-def test_a_large_photo_renders_in_passes_of_at_most_a_tile(tiny_model: Path):
-    """The memory bound of the ONNX path: no pass of the network sees more than a tile's pixels."""
-    onnx = OnnxStylizer.load(tiny_model)
-    sizes = []
+def record_passes(onnx: OnnxStylizer) -> list[tuple[int, ...]]:
+    """The image size of every pass ``onnx`` runs from now on, appended as it runs."""
+    sizes: list[tuple[int, ...]] = []
     run = onnx.session.run
     onnx.session = type("Recorder", (), {"run": lambda self, names, feed: sizes.append(feed["image"].shape[-2:])
                                          or run(names, feed)})()
+    return sizes
+
+
+def test_a_large_photo_renders_in_passes_of_at_most_a_tile(tiny_model: Path):
+    """The memory bound of the ONNX path: no pass of the network sees more than a tile's pixels."""
+    onnx = OnnxStylizer.load(tiny_model)
+    sizes = record_passes(onnx)
     onnx.stylize(np.random.default_rng(0).random((3, 600, 2300), np.float32), onnx.choose("wave")[0],
                  ApplySettings(work_size=0))
     # The statistics of the whole (with its mirrored border), downscaled.
@@ -225,10 +231,7 @@ def test_a_photo_with_no_more_pixels_than_a_tile_is_one_pass(tiny_model: Path, s
     """Memory follows pixels, not the long side: a 720p video frame or a panorama of a tile's pixels
     is one pass (tiles would add a statistics pass and overlaps: every frame twice the work)."""
     onnx = OnnxStylizer.load(tiny_model)
-    sizes = []
-    run = onnx.session.run
-    onnx.session = type("Recorder", (), {"run": lambda self, names, feed: sizes.append(feed["image"].shape[-2:])
-                                         or run(names, feed)})()
+    sizes = record_passes(onnx)
     onnx.stylize(np.random.default_rng(0).random((3, *shape), np.float32), onnx.choose("wave")[0],
                  ApplySettings(work_size=0))
     assert sizes == [(shape[0] + 2 * EDGE_BORDER, shape[1] + 2 * EDGE_BORDER)]
