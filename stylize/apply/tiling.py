@@ -116,11 +116,12 @@ def restore_detail(photo: Pixels, small_photo: Pixels, small_stylized: Pixels,
     small photo could hold, ``luma(photo) - upsampled luma(small_photo)``, is added to
     each channel (as :func:`keep_chroma` adds a luma change): the colours and strokes
     stay the painting's, edges and texture come back as sharp as the photo's.
-    ``upsample(image, (H, W))`` is the backend's (bicubic) resize.
+    ``upsample(image, (H, W))`` is the backend's (bicubic) resize. It is linear, so the small
+    luma is subtracted before upsampling: three planes go up instead of four.
     """
-    size = tuple(photo.shape[-2:])
-    detail = luma(photo) - upsample(luma(small_photo), size)
-    return (upsample(small_stylized, size) + detail).clip(0, 1)
+    out = upsample(small_stylized - luma(small_photo), tuple(photo.shape[-2:]))
+    out += luma(photo)
+    return out.clip(0, 1)
 
 
 def min_tile(config: Network) -> int:
