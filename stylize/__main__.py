@@ -1,5 +1,9 @@
 """The ``stylize`` command: ``python -m stylize``, the console script and ``torchrun -m stylize``.
 
+:func:`console` runs :func:`main` and ends the process, skipping the interpreter's teardown
+where that loses nothing (:mod:`stylize.runtime.exit`); :func:`main` returns the exit code,
+for callers in the same process.
+
 :func:`main` holds Ctrl-C during imports before it imports anything heavy (the command line
 itself, then torch when a command needs it), so that a Ctrl-C in the first seconds ends the
 command with exit 130 and one line instead of a traceback or nothing at all (see
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import sys
 
+from .runtime.exit import exit_process
 from .runtime.interrupts import interrupts_after_imports
 
 
@@ -24,5 +29,10 @@ def main(args: list[str] | None = None) -> int:
             return 130
 
 
+def console() -> None:
+    """The console script's and ``python -m stylize``'s entry point: run the command, then exit."""
+    exit_process(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console()

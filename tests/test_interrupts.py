@@ -68,7 +68,7 @@ def test_an_ignored_sigint_stays_ignored():
 
 
 def test_the_console_script_module_runs_nothing_when_imported():
-    """``stylize.__main__:main`` is the console script: importing the module must not run the CLI."""
+    """``stylize.__main__:console`` is the console script: importing the module must not run the CLI."""
     done = subprocess.run([sys.executable, "-c", "import stylize.__main__, builtins, sys; "
                            "sys.exit(builtins.__import__.__module__ != 'builtins')"], timeout=60)
     assert done.returncode == 0

@@ -37,7 +37,7 @@ def run(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str:
 def test_the_distribution_name_is_the_one_the_hints_give() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["name"] == stylize.DISTRIBUTION != "stylize"
-    assert project["scripts"] == {"stylize": "stylize.__main__:main"}
+    assert project["scripts"] == {"stylize": "stylize.__main__:console"}
 
 
 def test_the_wheel_applies_the_shipped_model_from_any_folder(tmp_path: Path, site_without_torch: Path) -> None:

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Distil stylize-22-fast from the released stylize-22 (the teacher): the `fast` network learns
 # to paint what the teacher paints, every crop in a random one of its 22 styles (pixel L1 plus
-# L1 of image differences; no VGG pass). Run from the project root; DATA holds content/train/
-# (models/README.md says how to get it from its public sources).
+# L1 of image differences; no VGG pass), then is fine-tuned under the teacher's perceptual loss.
+# Run from the project root; DATA holds content/train/ and styles/ (models/README.md says how to
+# get them from their public sources).
 #
 #   DATA=/path/to/data bash models/stylize-22-fast/distill.sh                  # start
 #   DATA=/path/to/data bash models/stylize-22-fast/distill.sh --resume         # continue after a stop
 #   DATA=/path/to/data bash models/stylize-22-fast/distill.sh --overwrite \
 #       --init-from weights/stylize-22-fast.safetensors --steps 14000          # a new run from the shipped student
-#   ... --device cuda --time-limit 9                                           # the same recipe in one GPU call
+#   ... --device cuda --time-limit 9                                           # step 1 in one GPU call
+#   FINETUNE_STEPS=4000 DATA=... bash models/stylize-22-fast/distill.sh --resume  # a longer step 2
 #
 # The checkpoint (with optimizer state) and a preview (teacher above student) are written
 # every 5 minutes and when --time-limit (minutes) runs out; the log is $RUN/stylize-22-fast.log.jsonl.
@@ -22,11 +24,28 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
   --preset fast --steps 2400 --batch-size 4 --image-size 160 --resize 320 --lr 0.001 --gradient-weight 1 \
   --seed 0 --checkpoint-minutes 5 --preview examples/photos/chelsea.jpg "$@"
 
-# 2. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
-stylize export "$RUN/stylize-22-fast.safetensors" -o weights/stylize-22-fast.safetensors --overwrite
+# 2. Fine-tune under the teacher's own perceptual loss (VGG16: content 1, style 5 at relu1_2..relu4_3,
+#    paintings at 256 px, as the teacher's card says): the pixel loss taught layout and palette, this
+#    teaches the strokes. FINETUNE_STEPS more steps than the distilled student has (--steps is a total).
+FINETUNE_STEPS=${FINETUNE_STEPS:-2800}
+STEP=$(python -c 'import json, sys; from safetensors import safe_open
+print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "$RUN/stylize-22-fast.safetensors")
+TUNED="$RUN/perceptual/stylize-22-fast.safetensors"
+mkdir -p "$RUN/perceptual"
+if [ -f "$TUNED" ] && [[ " $* " != *" --overwrite "* ]]; then  # continue a stopped fine-tune
+  stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --resume --steps $((STEP + FINETUNE_STEPS))
+else
+  stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --init-from "$RUN/stylize-22-fast.safetensors" \
+    --steps $((STEP + FINETUNE_STEPS)) --batch-size 4 --image-size 160 --style-size 256 --lr 0.0005 --warmup-steps 50 \
+    --style-weight 5 --seed 4 --precision fp32 --snapshot-every 500 --checkpoint-every 200 \
+    --preview examples/photos/chelsea.jpg $([ -f "$TUNED" ] && echo --overwrite)
+fi
+
+# 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
+stylize export "$TUNED" -o weights/stylize-22-fast.safetensors --overwrite
 stylize export -m weights/stylize-22-fast.safetensors --onnx weights/stylize-22-fast.onnx --overwrite
 
-# 3. The card's figures: the perceptual loss beside the teacher's (same loss, the teacher's
+# 4. The card's figures: the perceptual loss beside the teacher's (same loss, the teacher's
 #    L-BFGS baselines: forward passes only), and PSNR against the teacher, kodim01-04 at 256 px.
 CARD=models/stylize-22-fast
 stylize evaluate -m weights/stylize-22-fast.safetensors --compare weights/stylize-22.safetensors \
