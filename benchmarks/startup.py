@@ -7,7 +7,7 @@ network's arithmetic is a small part) with the shipped model on ONNX Runtime. Tw
 references run in the same rounds: a bare ``python -c pass`` and ``python -c "import
 torch"``, what each command would pay on top if it imported PyTorch.
 
-    python -m benchmarks.startup --rounds 9
+    python -m benchmarks.startup --rounds 9 [--stylize-python VENV/bin/python]
 """
 
 from __future__ import annotations
@@ -26,13 +26,14 @@ from PIL import Image
 from benchmarks.end_to_end import interleaved
 
 
-def commands(folder: Path) -> dict[str, list[str]]:
-    stylize = [sys.executable, "-m", "stylize"]
+def commands(folder: Path, python: str = sys.executable) -> dict[str, list[str]]:
+    """The commands, stylize's run by ``python``; ``import torch`` by this one (a wheel's venv has none)."""
+    stylize = [python, "-m", "stylize"]
     photo = folder / "photo.jpg"
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((192, 256, 3)) * 255).astype(np.uint8)).save(photo)
     return {
-        "python -c pass": [sys.executable, "-c", "pass"],
+        "python -c pass": [python, "-c", "pass"],
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
         "stylize --help": [*stylize, "--help"],
         "stylize --version": [*stylize, "--version"],
@@ -52,9 +53,11 @@ def wall(command: list[str]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--stylize-python", default=sys.executable,
+                        help="python of the venv whose stylize is timed (default: this one; see end_to_end.py)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        times = interleaved(commands(Path(tmp)), args.rounds, wall)
+        times = interleaved(commands(Path(tmp), args.stylize_python), args.rounds, wall)
     print(f"| command, median of {args.rounds} interleaved runs | wall s | min s |\n|---|---|---|")
     for name, seconds in times.items():
         print(f"| {name} | {statistics.median(seconds):.2f} | {min(seconds):.2f} |")

@@ -47,3 +47,21 @@ def test_two_ranks_write_every_output_exactly_once(tiny_model, tmp_path):
     assert done.stderr.count("7 written, 0 skipped (already there), 1 failed") == 1  # rank 0 only, all ranks
     assert f"error: {photos / 'sub1' / 'broken.jpg'}: " in done.stderr
     assert done.returncode != 0
+
+
+def test_two_ranks_learn_a_style_image_together(tiny_model, tmp_path):
+    """``--style-image`` under torchrun: the ranks learn the style together (DDP), so the CPU
+    recipe's batch of one photo is rounded up to one a rank; every photo is written once."""
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_photo(photos / f"p{i}.png", (48, 40), seed=i)
+    painting = make_photo(tmp_path / "painting.png", (64, 48), seed=9)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+         "-m", "stylize", "apply", str(photos), "-o", str(out), "--style-image", str(painting), "-m", str(tiny_model),
+         "--style-steps", "2", "--device", "cpu", "-q"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i}.png" for i in range(3)]

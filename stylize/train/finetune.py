@@ -47,7 +47,7 @@ from ..model.styles import check_new_name, free_name, name_key
 from ..model.engine import FastStyleNet
 from ..model.network import StyleNet
 from ..runtime.device import resolve_device
-from ..runtime.distributed import everyone, init_from_env
+from ..runtime.distributed import everyone, init_from_env, world
 from .data import ContentPhotos, photo_files
 from .divergence import RowGuard, style_breaks
 from .loop import Job, StepReport, TrainResult, TrainingDiverged, fit
@@ -231,8 +231,12 @@ def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequ
     source = model if isinstance(model, Checkpoint) else ckpt_io.load(Path(model))
     torch_device = resolve_device(device)
     settings = quick_settings(source.training, torch_device.type, overrides)
-    # One save at the end only: what is kept is the rows, in the cache, not this checkpoint.
-    settings = dataclasses.replace(settings, checkpoint_every=settings.steps + 1, log_every=settings.steps)
+    # Under torchrun the ranks learn together, each taking its share of every batch: at least a
+    # photo a rank (the CPU recipe's batch is one photo). One save at the end only: what is kept
+    # is the rows, in the cache, not this checkpoint.
+    _, ranks = world()
+    settings = dataclasses.replace(settings, batch_size=-(-settings.batch_size // ranks) * ranks,
+                                   checkpoint_every=settings.steps + 1, log_every=settings.steps)
     style_image = Path(style_image)
     painting = _paintings([style_image], settings.style_size)[0]
     label = check_new_name(name, source.styles, "the model") if name is not None else free_name(
