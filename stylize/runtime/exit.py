@@ -8,9 +8,13 @@ temporary folders' finalizers, multiprocessing's clean-up), flushes stdout and s
 ends the process with ``os._exit``.
 
 Only where nothing can be lost: no other Python thread alive (a writer still writing, a
-pool's workers), no child process, and no PyTorch loaded (its distributed and CUDA state tear
-down in their own finalizers). A flush that fails (a closed pipe) also falls back to the
-ordinary exit, which reports it as Python always has.
+pool's workers) and no child process. A flush that fails (a closed pipe) also falls back to
+the ordinary exit, which reports it as Python always has.
+
+PyTorch's own teardown is skipped too, on purpose: a ``torchrun`` rank that has learned a
+style (gloo, autograd and ONNX Runtime all loaded) could abort in the C++ destructors after
+its work was done ("terminate called without an active exception"), failing the job. Its
+process group is left before the command returns, and the operating system frees the rest.
 """
 
 from __future__ import annotations
@@ -37,9 +41,9 @@ def exit_process(code: int) -> NoReturn:
 
 
 def nothing_left_running() -> bool:
-    """Whether skipping the interpreter's teardown loses nothing: the main thread alone, no
-    child process, no PyTorch."""
-    if threading.active_count() > 1 or "torch" in sys.modules:
+    """Whether skipping the interpreter's teardown loses nothing: the main thread alone and no
+    child process."""
+    if threading.active_count() > 1:
         return False
     multiprocessing = sys.modules.get("multiprocessing")
     return multiprocessing is None or not multiprocessing.active_children()
