@@ -22,7 +22,7 @@ def main(args: list[str] | None = None) -> int:
     """Run one command and return its exit code; 130 when Ctrl-C stops it."""
     with interrupts_after_imports():
         try:
-            from .cli.app import main as run
+            from .cli.registrar import main as run
             return run(args)
         except KeyboardInterrupt:  # the commands report their own; this is one before any command ran
             sys.stderr.write("interrupted\n")

@@ -80,3 +80,24 @@ def test_commands_that_need_torch_name_the_extra(site_without_torch: Path, tmp_p
         assert f"pip install -e '.[{extra}]'" in run.stderr, (name, run.stderr)
         assert f"-py3-none-any.whl[{extra}]'" in run.stderr, (name, run.stderr)
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["mine.safetensors", "photo.png"]
+
+
+def test_a_command_imports_no_other_commands_module(tmp_path: Path):
+    """``stylize styles`` registers (so imports and builds) ``styles`` alone, not training's or apply's options."""
+    probe = ("import sys\nfrom stylize.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('stylize.cli.'))), code)\n")
+    run = subprocess.run([sys.executable, "-c", probe, "styles"], cwd=tmp_path, capture_output=True, text=True,
+                         env=environment([REPO], tmp_path / "cache"), timeout=300)
+    modules, code = run.stdout.splitlines()[-1].rsplit(" ", 1)
+    assert code == "0", run.stderr
+    assert "stylize.cli.models" in modules.split()
+    assert not {"stylize.cli.training", "stylize.cli.apply", "stylize.cli.evaluate"} & set(modules.split())
+
+
+def test_the_command_named_is_the_one_registered():
+    from stylize.cli.registrar import COMMANDS, commands_for
+
+    assert commands_for(["apply", "photo.jpg", "--style", "starry"]) == ["apply"]
+    assert commands_for(["--debug", "styles"]) == ["styles"]
+    for everything in ([], ["--help"], ["--version"], ["aply", "photo.jpg"]):  # help, completion, a typo: all
+        assert commands_for(everything) == list(COMMANDS)

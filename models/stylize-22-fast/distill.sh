@@ -26,7 +26,9 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 
 # 2. Fine-tune under the teacher's own perceptual loss (VGG16: content 1, style 5 at relu1_2..relu4_3,
 #    paintings at 256 px, as the teacher's card says): the pixel loss taught layout and palette, this
-#    teaches the strokes. FINETUNE_STEPS more steps than the distilled student has (--steps is a total).
+#    teaches the strokes. FINETUNE_STEPS more steps than the distilled student has (--steps is a total, and
+#    the cosine runs over it from step 0: from the released student's step 6,700 of 9,500, lr 7e-4 starts
+#    at about 1.4e-4 and ends at 7e-6).
 FINETUNE_STEPS=${FINETUNE_STEPS:-2800}
 STEP=$(python -c 'import json, sys; from safetensors import safe_open
 print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "$RUN/stylize-22-fast.safetensors")
@@ -36,7 +38,7 @@ if [ -f "$TUNED" ] && [[ " $* " != *" --overwrite "* ]]; then  # continue a stop
   stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --resume --steps $((STEP + FINETUNE_STEPS))
 else
   stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --init-from "$RUN/stylize-22-fast.safetensors" \
-    --steps $((STEP + FINETUNE_STEPS)) --batch-size 4 --image-size 160 --style-size 256 --lr 0.0005 --warmup-steps 50 \
+    --steps $((STEP + FINETUNE_STEPS)) --batch-size 4 --image-size 160 --style-size 256 --lr 0.0007 --warmup-steps 50 \
     --style-weight 5 --seed 4 --precision fp32 --snapshot-every 500 --checkpoint-every 200 \
     --preview examples/photos/chelsea.jpg $([ -f "$TUNED" ] && echo --overwrite)
 fi

@@ -2,7 +2,9 @@
 
 Each command lives in the module of its group (:mod:`~stylize.cli.training`,
 :mod:`~stylize.cli.models`, :mod:`~stylize.cli.work_size`, :mod:`~stylize.cli.evaluate`, :mod:`~stylize.cli.apply`,
-:mod:`~stylize.cli.info`), parses its options and calls one library function. Every
+:mod:`~stylize.cli.info`), parses its options and calls one library function. A run
+registers only the command it names (:func:`commands_for`), so ``stylize apply`` imports and
+builds ``apply`` alone; ``stylize --help``, completion and a mistyped name get them all. Every
 error is one line on stderr and a non-zero exit, never a traceback or a box: a
 :class:`~stylize.errors.StylizeError` from the library, a usage error (exit 2), and
 anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceback).
@@ -11,11 +13,12 @@ anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceb
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 import sys
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import typer
@@ -23,16 +26,7 @@ import typer
 from .. import __version__
 from ..errors import first_line
 from ..runtime.extras import missing_extra, provides
-from . import apply, evaluate, info, models, training, work_size
 from .common import echo
-
-app = typer.Typer(
-    help="Fast neural style transfer: train styles in minutes, apply them to photos and whole folders.",
-    no_args_is_help=True,
-    add_completion=True,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
 
 
 def show_version(value: bool) -> None:
@@ -42,7 +36,6 @@ def show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def options(
     version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
                                  help="Print the version and exit."),
@@ -57,13 +50,13 @@ def options(
 DEBUG_VARIABLE = "STYLIZE_DEBUG"
 
 
-COMMANDS = (
-    ("train", training.train), ("add-style", training.add_style), ("distill", training.distill), ("remove-style", models.remove_style),
-    ("rename-style", models.rename_style), ("set-work-size", work_size.set_work_size), ("export", models.export),
-    ("styles", models.styles),
-    ("evaluate", evaluate.evaluate), ("apply", apply.apply), ("sheet", apply.sheet), ("info", info.info),
-)
-"""Every command, in the order ``stylize --help`` lists them."""
+COMMANDS = {
+    "train": "training", "add-style": "training", "distill": "training", "remove-style": "models",
+    "rename-style": "models", "set-work-size": "work_size", "export": "models", "styles": "models",
+    "evaluate": "evaluate", "apply": "apply", "sheet": "apply", "info": "info",
+}
+"""Every command and the module of :mod:`stylize.cli` that defines it (as a function of the command's
+name in snake case), in the order ``stylize --help`` lists them."""
 
 
 class Started:
@@ -88,8 +81,35 @@ def reported(command: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-for name, command in COMMANDS:
-    app.command(name)(reported(command))
+def build(names: Sequence[str] = tuple(COMMANDS)) -> typer.Typer:
+    """The app with the global options and the commands ``names``."""
+    app = typer.Typer(
+        help="Fast neural style transfer: train styles in minutes, apply them to photos and whole folders.",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(options)
+    for name in names:
+        module = importlib.import_module(f"{__package__}.{COMMANDS[name]}")
+        app.command(name)(reported(getattr(module, name.replace("-", "_"))))
+    return app
+
+
+def commands_for(args: Sequence[str]) -> list[str]:
+    """The commands a run with ``args`` needs: the one it names (the first argument that is no
+    option: the global options take no values), or all of them."""
+    named = next((arg for arg in args if not arg.startswith("-")), None)
+    return [named] if named in COMMANDS else list(COMMANDS)
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: every command registered, built on first use (for tests and typer's tools)."""
+    if name == "app":
+        globals()["app"] = built = build()
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(args: list[str] | None = None) -> int:
@@ -99,8 +119,9 @@ def main(args: list[str] | None = None) -> int:
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     warnings.showwarning = show_warning
     Started.command = False
+    args = sys.argv[1:] if args is None else args
     try:
-        code = app(args=args, standalone_mode=False)
+        code = build(commands_for(args))(args=args, standalone_mode=False)
     except usage_error as exc:  # usage errors: a bad option value, an unknown option, a missing argument
         if type(exc).__name__ == "NoArgsIsHelpError":  # plain `stylize`: typer has printed the help
             return exc.exit_code
