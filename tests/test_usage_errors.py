@@ -65,7 +65,10 @@ def test_shell_completion_offers_the_choices(words: str, offered: set[str]) -> N
     assert set(complete(words)) == offered
 
 
-def test_shell_completion_can_be_installed(tmp_path: Path) -> None:
+def test_shell_completion_can_be_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The shell is named, not detected: typer detects it from the parent processes, and a test
+    # run started in the background (nohup, CI runners) may have no shell among them.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
     result = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="stylize",
                                 env={"HOME": str(tmp_path), "SHELL": "/bin/bash"})
     assert result.exit_code == 0, result.output
