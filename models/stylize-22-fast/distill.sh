@@ -28,9 +28,11 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #    paintings at 256 px, as the teacher's card says): the pixel loss taught layout and palette, this
 #    teaches the strokes. FINETUNE_STEPS more steps than the distilled student has (--steps is a total, and
 #    the cosine runs over it from step 0: from the released student's step 6,700 of 9,500, lr 7e-4 starts
-#    at about 1.4e-4 and ends at 7e-6). Off unless FINETUNE_STEPS is set: 2,800 steps (2026-12-05) halved
-#    the loss against the teacher but painted a regular 4 px grid into flat skies (the card's "Known
-#    weaknesses"), so what ships is step 1's student until the fine-tune keeps the teacher's pixel loss.
+#    at about 1.4e-4 and ends at 7e-6). Off unless FINETUNE_STEPS is set: 2,800 steps without the teacher
+#    (2026-12-05) halved the loss against the teacher but painted a regular 4 px grid into flat skies (the
+#    card's "Known weaknesses"), so this fine-tune keeps the teacher's pixel loss beside the perceptual one
+#    (--teacher; 2e6 makes it about 0.4x the perceptual loss at the start); until its look is judged, what
+#    ships is step 1's student.
 FINETUNE_STEPS=${FINETUNE_STEPS:-0}
 SHIP="$RUN/stylize-22-fast.safetensors"
 if [ "$FINETUNE_STEPS" -gt 0 ]; then
@@ -45,7 +47,7 @@ else
   stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --init-from "$RUN/stylize-22-fast.safetensors" \
     --steps $((STEP + FINETUNE_STEPS)) --batch-size 4 --image-size 160 --style-size 256 --lr 0.0007 --warmup-steps 50 \
     --style-weight 5 --seed 4 --precision fp32 --snapshot-every 500 --checkpoint-every 200 \
-    --preview examples/photos/chelsea.jpg $([ -f "$TUNED" ] && echo --overwrite)
+    --teacher weights/stylize-22.safetensors --teacher-weight 2e6 --preview examples/photos/chelsea.jpg $([ -f "$TUNED" ] && echo --overwrite)
 fi
 fi
 

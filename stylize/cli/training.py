@@ -57,6 +57,11 @@ def train(
     content_weight: float = typer.Option(LOSS.content, min=0.0, help="Weight of the content loss (at --content-layer)."),
     style_weight: float = typer.Option(LOSS.style, min=0.0, help="Weight of the Gram style loss; higher paints more."),
     tv_weight: float = typer.Option(LOSS.tv, min=0.0, help="Weight of the total-variation smoother."),
+    teacher: Optional[Path] = typer.Option(
+        None, help="A model with the same styles whose renderings to stay near (--teacher-weight): for a student "
+                   "fine-tuned under the perceptual loss, e.g. weights/stylize-22.safetensors."),
+    teacher_weight: float = typer.Option(LOSS.teacher, min=0.0, help="Weight of L1 against --teacher's rendering "
+                                                                     "of the same crop in the same style."),
     preset: str = typer.Option(TRAIN.preset, help="Network size: 'johnson' (the paper's) or 'small' (fast on CPUs)."),
     seed: int = typer.Option(TRAIN.seed, help="Seed for the initial weights and the data sequence."),
     checkpoint_every: int = typer.Option(TRAIN.checkpoint_every, min=1, help="Write the checkpoint every N steps."),
@@ -113,13 +118,14 @@ def train(
     say = verbosity(quiet, verbose)
     with user_errors():
         torch_device = pick_device(device, say)
-        weights = LossWeights(content=content_weight, style=style_weight, tv=tv_weight, content_layer=content_layer,
+        weights = LossWeights(content=content_weight, style=style_weight, tv=tv_weight, teacher=teacher_weight,
+                              content_layer=content_layer,
                               style_layers=parse_numbers(style_layer_weights, "--style-layer-weights"))
     settings = TrainSettings(
         steps=steps, batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr,
         warmup_steps=warmup_steps, weights=weights, preset=preset, seed=seed,
         checkpoint_every=checkpoint_every, preview_every=preview_every, snapshot_every=snapshot_every,
-        workers=workers, precision=str(precision), flat_areas=flat_areas,
+        workers=workers, precision=str(precision), flat_areas=flat_areas, teacher=str(teacher or ""),
     )
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:

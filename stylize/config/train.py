@@ -26,6 +26,8 @@ class LossWeights:
     content: float = 1.0
     style: float = 2.0
     tv: float = 0.0
+    teacher: float = 0.0
+    """Weight of L1 (pixels and their differences) against a teacher's rendering (``TrainSettings.teacher``)."""
     content_layer: str = "relu2_2"
     style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
 
@@ -72,6 +74,8 @@ class TrainSettings:
     precision: str = "auto"
     flat_areas: float = 0.0
     """Share of the crops given a flat or clipped region (``stylize.train.data.flatten``): against blotches."""
+    teacher: str = ""
+    """The model whose renderings ``weights.teacher`` keeps a student near (kept, so ``--resume`` loads it again)."""
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -51,16 +51,9 @@ from ..model.norm import ConditionalInstanceNorm2d
 from ..runtime.device import resolve_device
 from .data import ContentPhotos
 from .loop import StepReport, TrainResult
+from .loss import distill_loss
 from .previews import preview_image
 from .resume import load_initial, preset_of
-
-
-def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> dict[str, Tensor]:
-    """Pixel L1 and image-difference L1 of ``student`` against ``teacher`` (N, 3, H, W), and their weighted sum."""
-    pixel = (student - teacher).abs().mean()
-    gradient = sum((d(student) - d(teacher)).abs().mean()
-                   for d in (lambda x: x[..., 1:, :] - x[..., :-1, :], lambda x: x[..., 1:] - x[..., :-1]))
-    return {"loss": pixel + gradient_weight * gradient, "pixel": pixel, "gradient": gradient}
 
 
 @writes("output")

@@ -43,6 +43,7 @@ from ..runtime.device import device_scope, resolve_device
 from ..runtime.distributed import data_parallel, init_from_env
 from ..runtime.precision import training_precision
 from .data import ContentPhotos, load_styles
+from .anchor import TeacherAnchor, load_teacher
 from .loss import PerceptualLoss
 from .previews import preview_image, write_preview
 from .ranks import StopRequest, agree, ignore_sigint, leaves_process_group
@@ -108,6 +109,8 @@ class Job:
     metadata: dict = field(default_factory=dict)
     guard: Guard | None = None
     """Checks each step's loss and the weights before each save (new style rows: :class:`stylize.train.divergence.RowGuard`)."""
+    teacher: nn.Module | None = None
+    """A model to stay near (:class:`stylize.train.anchor.TeacherAnchor`), weighted by ``settings.weights.teacher``."""
 
 
 class _PerStyle:
@@ -153,7 +156,10 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     rank, world = distributed.world()
     main = rank == 0
     net = job.net.to(device).train()
-    loss_fn = PerceptualLoss(vgg, [img.to(device) for img in job.style_images], s.weights).to(device)
+    loss_fn: nn.Module = PerceptualLoss(vgg, [img.to(device) for img in job.style_images], s.weights)
+    if job.teacher is not None:
+        loss_fn = TeacherAnchor(loss_fn, job.teacher, job.style_ids, s.weights.teacher)
+    loss_fn = loss_fn.to(device)
     style_ids = job.style_ids.to(device)
     optimizer = torch.optim.Adam(job.params, lr=s.lr)
     if job.optimizer_state is not None:
@@ -380,5 +386,6 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     job = Job(net=net, styles=names, style_images=style_images, style_ids=torch.arange(len(names)),
               params=list(net.parameters()), output=output, content_dir=Path(content_dir), settings=settings,
               start_step=start_step, optimizer_state=optimizer_state, preview_photo=preview_photo,
-              metadata={"loss_network": vgg.network_id, "work_sizes": work_sizes})
+              metadata={"loss_network": vgg.network_id, "work_sizes": work_sizes},
+              teacher=load_teacher(settings, names))
     return fit(job, device=torch_device, vgg=vgg, on_step=on_step, time_limit=time_limit)

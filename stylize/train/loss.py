@@ -42,6 +42,14 @@ def total_variation(image: Tensor) -> Tensor:
     return dh.float().pow(2).mean() + dw.float().pow(2).mean()
 
 
+def distill_loss(student: Tensor, teacher: Tensor, gradient_weight: float) -> dict[str, Tensor]:
+    """Pixel L1 and image-difference L1 of ``student`` against ``teacher`` (N, 3, H, W), and their weighted sum."""
+    pixel = (student - teacher).abs().mean()
+    gradient = sum((d(student) - d(teacher)).abs().mean()
+                   for d in (lambda x: x[..., 1:, :] - x[..., :-1, :], lambda x: x[..., 1:] - x[..., :-1]))
+    return {"loss": pixel + gradient_weight * gradient, "pixel": pixel, "gradient": gradient}
+
+
 class PerceptualLoss(nn.Module):
     """Loss of stylized images against their photos and per-sample target styles.
 

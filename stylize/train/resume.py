@@ -19,14 +19,14 @@ def check_resumable(previous: ckpt_io.Checkpoint, output: Path, styles: list[str
         raise StylizeError(f"--resume: {output} holds no optimizer state (it was exported for inference)")
 
 
-def load_initial(path: Path, styles: list[str]) -> ckpt_io.Checkpoint:
-    """A released model to continue from (its network, step and styles' work sizes), checked to
-    hold ``styles`` in order."""
+def load_initial(path: Path, styles: list[str], option: str = "--init-from") -> ckpt_io.Checkpoint:
+    """A released model to continue from (its network, step and styles' work sizes), or to learn
+    beside (``option``: the command-line option that named it), checked to hold ``styles`` in order."""
     previous = ckpt_io.load(path)
     if previous.styles != styles:
         missing = sorted(set(styles) ^ set(previous.styles))
         detail = f"styles differ: {', '.join(missing)}" if missing else "the styles are in another order"
-        raise StylizeError(f"--init-from: {path} does not hold this folder's styles ({detail})")
+        raise StylizeError(f"{option}: {path} does not hold this folder's styles ({detail})")
     return previous
 
 
