@@ -31,7 +31,7 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #    at about 1.4e-4 and ends at 7e-6). Off unless FINETUNE_STEPS is set: 2,800 steps without the teacher
 #    (2026-12-05) halved the loss against the teacher but painted a regular 4 px grid into flat skies (the
 #    card's "Known weaknesses"), so this fine-tune keeps the teacher's pixel loss beside the perceptual one
-#    (--teacher; 2e6 makes it about 0.4x the perceptual loss at the start); until its look is judged, what
+#    (--teacher; at 2e6 it is about a third of the perceptual loss at the start); until its look is judged, what
 #    ships is step 1's student.
 FINETUNE_STEPS=${FINETUNE_STEPS:-0}
 SHIP="$RUN/stylize-22-fast.safetensors"
