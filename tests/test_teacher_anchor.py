@@ -15,7 +15,7 @@ from stylize.model.engine import FastStyleNet
 from stylize.model.network import StyleNet
 from stylize.model.norm import ConditionalInstanceNorm2d
 from stylize.train.anchor import TeacherAnchor
-from stylize.train.loop import train
+from stylize.train.loop import TrainSettings, train
 from stylize.train.loss import distill_loss
 from test_train import _settings  # the tiny runs' settings
 
@@ -90,3 +90,15 @@ def _tiny_net(seed: int) -> StyleNet:
                 norm.weight.normal_(1.0, 0.3)
                 norm.bias.normal_(0.0, 0.3)
     return net
+
+
+def test_runs_without_a_teacher_keep_their_records_and_cache_keys():
+    """The teacher's fields are stored only when used: the metadata, the learned-style cache keys
+    and the L-BFGS baselines kept in models/ of runs without one stay what they were."""
+    from stylize.train.evaluate import baseline_key
+
+    assert "teacher" not in TrainSettings().to_dict() and "teacher" not in LossWeights().to_dict()
+    anchored = TrainSettings(teacher="t.safetensors", weights=LossWeights(teacher=2e6))
+    assert TrainSettings.from_dict(anchored.to_dict()) == anchored
+    photo, painting = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    assert baseline_key(photo, painting, LossWeights(teacher=2e6), "vgg") == baseline_key(photo, painting, LossWeights(), "vgg")

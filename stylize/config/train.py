@@ -45,8 +45,12 @@ class LossWeights:
         return LAYERS.index(self.content_layer)
 
     def to_dict(self) -> dict:
+        """The weights as stored; ``teacher`` only when used, so the cache keys and metadata of
+        runs without one are what they were before it existed."""
         data = asdict(self)
         data["style_layers"] = list(self.style_layers)
+        if not self.teacher:
+            del data["teacher"]
         return data
 
 
@@ -80,6 +84,8 @@ class TrainSettings:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["weights"] = self.weights.to_dict()
+        if not self.teacher:  # as LossWeights.teacher: only when used
+            del data["teacher"]
         return data
 
     @classmethod
