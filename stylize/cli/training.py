@@ -62,6 +62,9 @@ def train(
                    "fine-tuned under the perceptual loss, e.g. weights/stylize-22.safetensors."),
     teacher_weight: float = typer.Option(LOSS.teacher, min=0.0, help="Weight of L1 against --teacher's rendering "
                                                                      "of the same crop in the same style."),
+    lattice_weight: float = typer.Option(LOSS.lattice, min=0.0, help="Weight of a penalty on patterns that repeat every "
+                                                                     "4 px, the same in every cell of the network's lattice "
+                                                                     "(a grid in flat areas)."),
     preset: str = typer.Option(TRAIN.preset, help="Network size: 'johnson' (the paper's) or 'small' (fast on CPUs)."),
     seed: int = typer.Option(TRAIN.seed, help="Seed for the initial weights and the data sequence."),
     checkpoint_every: int = typer.Option(TRAIN.checkpoint_every, min=1, help="Write the checkpoint every N steps."),
@@ -119,6 +122,7 @@ def train(
     with user_errors():
         torch_device = pick_device(device, say)
         weights = LossWeights(content=content_weight, style=style_weight, tv=tv_weight, teacher=teacher_weight,
+                              lattice=lattice_weight,
                               content_layer=content_layer,
                               style_layers=parse_numbers(style_layer_weights, "--style-layer-weights"))
     settings = TrainSettings(

@@ -28,6 +28,8 @@ class LossWeights:
     tv: float = 0.0
     teacher: float = 0.0
     """Weight of L1 (pixels and their differences) against a teacher's rendering (``TrainSettings.teacher``)."""
+    lattice: float = 0.0
+    """Weight of the penalty on patterns locked to the network's 4x4 cells (:mod:`stylize.train.lattice`)."""
     content_layer: str = "relu2_2"
     style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
 
@@ -45,12 +47,13 @@ class LossWeights:
         return LAYERS.index(self.content_layer)
 
     def to_dict(self) -> dict:
-        """The weights as stored; ``teacher`` only when used, so the cache keys and metadata of
-        runs without one are what they were before it existed."""
+        """The weights as stored; ``teacher`` and ``lattice`` only when used, so the cache keys and
+        metadata of runs without them are what they were before they existed."""
         data = asdict(self)
         data["style_layers"] = list(self.style_layers)
-        if not self.teacher:
-            del data["teacher"]
+        for optional in ("teacher", "lattice"):
+            if not data[optional]:
+                del data[optional]
         return data
 
 

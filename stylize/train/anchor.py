@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ..config import TrainSettings
+from ..config import DistillSettings, TrainSettings
 from ..errors import StylizeError
 from ..model.engine import FastStyleNet
 from .loss import distill_loss
@@ -31,7 +31,7 @@ class TeacherAnchor(nn.Module):
     """
 
     def __init__(self, loss: nn.Module, teacher: nn.Module, rows: Tensor, weight: float,
-                 gradient_weight: float = 1.0) -> None:
+                 gradient_weight: float = DistillSettings.gradient_weight) -> None:
         super().__init__()
         self.loss, self.teacher, self.weight, self.gradient_weight = loss, teacher, weight, gradient_weight
         self.register_buffer("rows", rows.clone())

@@ -44,6 +44,7 @@ from ..runtime.distributed import data_parallel, init_from_env
 from ..runtime.precision import training_precision
 from .data import ContentPhotos, load_styles
 from .anchor import TeacherAnchor, load_teacher
+from .lattice import LatticePenalty
 from .loss import PerceptualLoss
 from .previews import preview_image, write_preview
 from .ranks import StopRequest, agree, ignore_sigint, leaves_process_group
@@ -159,6 +160,8 @@ def _fit(job: Job, *, device: torch.device, vgg: nn.Module,
     loss_fn: nn.Module = PerceptualLoss(vgg, [img.to(device) for img in job.style_images], s.weights)
     if job.teacher is not None:
         loss_fn = TeacherAnchor(loss_fn, job.teacher, job.style_ids, s.weights.teacher)
+    if s.weights.lattice:
+        loss_fn = LatticePenalty(loss_fn, s.weights.lattice)
     loss_fn = loss_fn.to(device)
     style_ids = job.style_ids.to(device)
     optimizer = torch.optim.Adam(job.params, lr=s.lr)
