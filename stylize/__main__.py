@@ -16,6 +16,7 @@ import sys
 
 from .runtime.exit import exit_process
 from .runtime.interrupts import interrupts_after_imports
+from .runtime.process import one_blas_thread
 
 
 def main(args: list[str] | None = None) -> int:
@@ -30,7 +31,11 @@ def main(args: list[str] | None = None) -> int:
 
 
 def console() -> None:
-    """The console script's and ``python -m stylize``'s entry point: run the command, then exit."""
+    """The console script's and ``python -m stylize``'s entry point: run the command, then exit.
+
+    It owns the process, so it sets what only the process's owner may, before anything is imported.
+    """
+    one_blas_thread()
     exit_process(main())
 
 

@@ -9,7 +9,8 @@ import textwrap
 from stylize.runtime.process import own_process
 
 LIBRARY_USER = textwrap.dedent("""
-    import ctypes, pkgutil, importlib
+    import ctypes, os, pkgutil, importlib
+    environment = dict(os.environ)
     loaded = []
     real_cdll = ctypes.CDLL
     def spy(name, *args, **kwargs):
@@ -34,6 +35,7 @@ LIBRARY_USER = textwrap.dedent("""
     assert Image.MAX_IMAGE_PIXELS == pillow_limit, Image.MAX_IMAGE_PIXELS
     assert not [name for name in loaded if str(name).rsplit("/", 1)[-1].startswith("libc.so")], loaded
     assert (torch.get_num_threads(), torch.get_default_dtype(), torch.is_grad_enabled()) == torch_state
+    assert dict(os.environ) == environment
     print("unchanged")
 """)
 
@@ -54,3 +56,24 @@ def test_cli_owns_the_process(monkeypatch):
     monkeypatch.setenv("STYLIZE_MALLOC_TUNING", "0")
     assert own_process() == EngineOptions(nnpack=False)
     assert Image.MAX_IMAGE_PIXELS is None
+
+
+CONSOLE_USER = textwrap.dedent("""
+    import atexit, os, sys
+    atexit.register(lambda: print(os.environ.get("OPENBLAS_NUM_THREADS")))  # the exit handlers still run
+    sys.argv = ["stylize", "--version"]
+    from stylize.__main__ import console
+    console()
+""")
+
+
+def test_the_command_runs_numpys_blas_on_one_thread_unless_told_otherwise():
+    """numpy's OpenBLAS reads the variable when it loads; its idle workers would spin against ONNX Runtime."""
+    import os
+
+    environment = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    for given, expected in ((None, "1"), ("3", "3")):
+        env = environment if given is None else {**environment, "OPENBLAS_NUM_THREADS": given}
+        done = subprocess.run([sys.executable, "-c", CONSOLE_USER], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.split()[-1] == expected

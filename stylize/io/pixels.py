@@ -41,7 +41,7 @@ def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
     """
     if t.ndim != 3 or t.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(t.shape)}")
-    return Image.fromarray(np.ascontiguousarray(to_uint8(t).transpose(1, 2, 0)))
+    return Image.fromarray(to_uint8(as_array(t).transpose(1, 2, 0)))
 
 
 def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -63,9 +63,16 @@ def as_array(pixels: Any) -> np.ndarray:
 
 
 def to_uint8(pixels: Any) -> np.ndarray:
-    """Float pixels in [0, 1] -> uint8, clamped, NaN-safe and rounded (half to even)."""
-    a = np.nan_to_num(as_array(pixels).astype(np.float32, copy=False), nan=0.0)
-    return np.round(np.clip(a, 0.0, 1.0) * np.float32(255.0)).astype(np.uint8)
+    """Float pixels in [0, 1] -> uint8 in C order, clamped, NaN-safe and rounded (half to even).
+
+    One float copy, in C order (so a transposed view comes out contiguous), and the steps
+    after it in place: a photo's planes are megabytes, and each pass over them costs.
+    """
+    a = np.array(as_array(pixels), dtype=np.float32, order="C")
+    np.nan_to_num(a, copy=False, nan=0.0)
+    np.clip(a, 0.0, 1.0, out=a)
+    a *= np.float32(255.0)
+    return np.rint(a, out=a).astype(np.uint8)
 
 
 def uint8_to_array(arr: np.ndarray) -> np.ndarray:

@@ -8,7 +8,6 @@ makes the call before it knows whether PyTorch or ONNX Runtime will render.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 from collections.abc import Mapping
@@ -33,6 +32,24 @@ def own_process() -> EngineOptions:
     return EngineOptions.from_env()
 
 
+BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
+"""What :func:`one_blas_thread` sets, unless the environment already says otherwise."""
+
+
+def one_blas_thread(environ: dict[str, str] | None = None) -> None:
+    """Run numpy's BLAS on one thread, unless the user chose otherwise; call before numpy is imported.
+
+    numpy's OpenBLAS starts a worker thread for every other core when it loads, and each one
+    spins, waiting for work, for a while before it sleeps. The apply side multiplies no large
+    matrices in numpy, so the workers only take a core from ONNX Runtime while the first photo
+    renders. Set in the environment because OpenBLAS reads it once, when it loads; the
+    ``stylize`` command's entry point sets it for its own process (and what it starts).
+    """
+    environ = os.environ if environ is None else environ
+    for name, value in BLAS_THREADS.items():
+        environ.setdefault(name, value)
+
+
 def keep_freed_memory() -> bool:
     """Make glibc keep freed large blocks for reuse instead of returning them to the OS.
 
@@ -47,6 +64,8 @@ def keep_freed_memory() -> bool:
     """
     if not sys.platform.startswith("linux"):
         return False
+    import ctypes  # here: the entry point imports this module for one_blas_thread, before every command
+
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc (musl, ...)
