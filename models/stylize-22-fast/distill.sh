@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Distil stylize-22-fast from the released stylize-22 (the teacher): the `fast` network learns
 # to paint what the teacher paints, every crop in a random one of its 22 styles (pixel L1 plus
-# L1 of image differences; no VGG pass), then, on request, fine-tuned under the teacher's perceptual loss.
+# L1 of image differences; no VGG pass), then fine-tuned under the teacher's perceptual loss, kept near the teacher's renderings.
 # Run from the project root; DATA holds content/train/ and styles/ (models/README.md says how to
 # get them from their public sources).
 #
@@ -10,7 +10,7 @@
 #   DATA=/path/to/data bash models/stylize-22-fast/distill.sh --overwrite \
 #       --init-from weights/stylize-22-fast.safetensors --steps 14000          # a new run from the shipped student
 #   ... --device cuda --time-limit 9                                           # step 1 in one GPU call
-#   FINETUNE_STEPS=2800 DATA=... bash models/stylize-22-fast/distill.sh --resume  # with step 2 (see there)
+#   FINETUNE=0 DATA=... bash models/stylize-22-fast/distill.sh                 # step 1's student, without step 2
 #
 # The checkpoint (with optimizer state) and a preview (teacher above student) are written
 # every 5 minutes and when --time-limit (minutes) runs out; the log is $RUN/stylize-22-fast.log.jsonl.
@@ -26,29 +26,38 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 
 # 2. Fine-tune under the teacher's own perceptual loss (VGG16: content 1, style 5 at relu1_2..relu4_3,
 #    paintings at 256 px, as the teacher's card says): the pixel loss taught layout and palette, this
-#    teaches the strokes. FINETUNE_STEPS more steps than the distilled student has (--steps is a total, and
-#    the cosine runs over it from step 0: from the released student's step 6,700 of 9,500, lr 7e-4 starts
-#    at about 1.4e-4 and ends at 7e-6). Off unless FINETUNE_STEPS is set: 2,800 steps without the teacher
-#    (2026-12-05) halved the loss against the teacher but painted a regular 4 px grid into flat skies (the
-#    card's "Known weaknesses"), so this fine-tune keeps the teacher's pixel loss beside the perceptual one
-#    (--teacher; at 2e6 it is about a third of the perceptual loss at the start); until its look is judged, what
-#    ships is step 1's student.
-FINETUNE_STEPS=${FINETUNE_STEPS:-0}
+#    teaches the strokes. Both stages keep the teacher's pixel loss beside the perceptual one (--teacher;
+#    at 2e6 about a third of the perceptual loss at the start): without it, 2,800 steps painted a regular
+#    4 px grid into flat skies (2026-12-05, the card's "Known weaknesses").
+#    a. 2,800 steps from step 1's student (--steps is a total and the cosine runs over it from step 0:
+#       from the released student's step 6,700 of 9,500, lr 7e-4 starts at about 1.4e-4, ends at 7e-6).
+#    b. 1,500 more with --lattice-weight 1e10, which takes away the grid that stage a still painted into
+#       the_scream's sky (lr 2e-3 over 11,000 steps: about 1e-4 at its start, 2e-5 at its end).
+#    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
+#    (with --overwrite, both stages start over).
+finetune() {  # finetune STAGE FROM STEPS LR SEED [more train options]
+  local dir="$RUN/$1" from=$2 steps=$3 lr=$4 seed=$5
+  local out="$dir/stylize-22-fast.safetensors"
+  shift 5
+  mkdir -p "$dir"
+  if [ -f "$out" ] && [ -z "$OVERWRITE" ]; then
+    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --resume --steps "$steps"
+  else
+    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --init-from "$from" --steps "$steps" \
+      --batch-size 4 --image-size 160 --style-size 256 --lr "$lr" --warmup-steps 50 --style-weight 5 --seed "$seed" \
+      --precision fp32 --snapshot-every 500 --checkpoint-every 200 --preview examples/photos/chelsea.jpg \
+      --teacher weights/stylize-22.safetensors --teacher-weight 2e6 $([ -f "$out" ] && echo --overwrite) "$@"
+  fi
+  stylize export "$out" -o "$dir/final.safetensors" --overwrite
+}
+OVERWRITE=$([[ " $* " == *" --overwrite "* ]] && echo 1 || true)  # a new run: the stages start over too
 SHIP="$RUN/stylize-22-fast.safetensors"
-if [ "$FINETUNE_STEPS" -gt 0 ]; then
-STEP=$(python -c 'import json, sys; from safetensors import safe_open
-print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "$RUN/stylize-22-fast.safetensors")
-TUNED="$RUN/perceptual/stylize-22-fast.safetensors"
-SHIP="$TUNED"
-mkdir -p "$RUN/perceptual"
-if [ -f "$TUNED" ] && [[ " $* " != *" --overwrite "* ]]; then  # continue a stopped fine-tune
-  stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --resume --steps $((STEP + FINETUNE_STEPS))
-else
-  stylize train "$DATA/styles" -c "$DATA/content/train" -o "$TUNED" --init-from "$RUN/stylize-22-fast.safetensors" \
-    --steps $((STEP + FINETUNE_STEPS)) --batch-size 4 --image-size 160 --style-size 256 --lr 0.0007 --warmup-steps 50 \
-    --style-weight 5 --seed 4 --precision fp32 --snapshot-every 500 --checkpoint-every 200 \
-    --teacher weights/stylize-22.safetensors --teacher-weight 2e6 --preview examples/photos/chelsea.jpg $([ -f "$TUNED" ] && echo --overwrite)
-fi
+if [ "${FINETUNE:-1}" != 0 ]; then
+  STEP=$(python -c 'import json, sys; from safetensors import safe_open
+print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "$SHIP")
+  finetune perceptual "$SHIP" $((STEP + 2800)) 0.0007 4
+  finetune lattice "$RUN/perceptual/final.safetensors" $((STEP + 4300)) 0.002 5 --lattice-weight 1e10
+  SHIP="$RUN/lattice/final.safetensors"
 fi
 
 # 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
