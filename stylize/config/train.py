@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from ..checks import checked_fields
 from ..errors import StylizeError
@@ -33,6 +33,10 @@ class LossWeights:
     content_layer: str = "relu2_2"
     style_layers: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
 
+    EXTRA_TERMS: ClassVar[tuple[str, ...]] = ("teacher", "lattice")
+    """Terms beside the perceptual loss, stored only when used so that runs without them keep
+    their metadata and cache keys."""
+
     def __post_init__(self) -> None:
         if self.content_layer not in LAYERS:
             raise StylizeError(f"unknown content layer {self.content_layer!r}; choose one of {', '.join(LAYERS)}")
@@ -47,14 +51,17 @@ class LossWeights:
         return LAYERS.index(self.content_layer)
 
     def to_dict(self) -> dict:
-        """The weights as stored; ``teacher`` and ``lattice`` only when used, so the cache keys and
-        metadata of runs without them are what they were before they existed."""
+        """The weights as stored; the :attr:`EXTRA_TERMS` only when used."""
         data = asdict(self)
         data["style_layers"] = list(self.style_layers)
-        for optional in ("teacher", "lattice"):
+        for optional in self.EXTRA_TERMS:
             if not data[optional]:
                 del data[optional]
         return data
+
+    def perceptual_only(self) -> "LossWeights":
+        """These weights without the :attr:`EXTRA_TERMS`: what an image optimised alone (a baseline) minimises."""
+        return dataclasses.replace(self, **{term: 0.0 for term in self.EXTRA_TERMS})
 
 
 @dataclass

@@ -32,11 +32,7 @@ def own_process() -> EngineOptions:
     return EngineOptions.from_env()
 
 
-BLAS_THREADS = {"OPENBLAS_NUM_THREADS": "1"}
-"""What :func:`one_blas_thread` sets, unless the environment already says otherwise."""
-
-
-def one_blas_thread(environ: dict[str, str] | None = None) -> None:
+def one_blas_thread() -> None:
     """Run numpy's BLAS on one thread, unless the user chose otherwise; call before numpy is imported.
 
     numpy's OpenBLAS starts a worker thread for every other core when it loads, and each one
@@ -45,9 +41,7 @@ def one_blas_thread(environ: dict[str, str] | None = None) -> None:
     renders. Set in the environment because OpenBLAS reads it once, when it loads; the
     ``stylize`` command's entry point sets it for its own process (and what it starts).
     """
-    environ = os.environ if environ is None else environ
-    for name, value in BLAS_THREADS.items():
-        environ.setdefault(name, value)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def keep_freed_memory() -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -120,7 +120,7 @@ def baseline_key(photo: Tensor, painting: Tensor, weights: LossWeights, network_
         "format": _CACHE_FORMAT,
         "photo": content_digest({"photo": photo.detach().float().cpu()}),
         "painting": content_digest({"painting": painting.detach().float().cpu()}),
-        "loss": replace(weights, teacher=0.0, lattice=0.0).to_dict(),  # a baseline minimises the perceptual loss alone
+        "loss": weights.perceptual_only().to_dict(),
         "loss_network": network_id,
         "lbfgs": {"line_search_evals": LINE_SEARCH_EVALS, "history": HISTORY},
     }
