@@ -246,7 +246,8 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
               for plane in image.astype(np.float32, copy=False)]
-    return np.clip(np.stack(planes), 0, 1)
+    resized = np.stack(planes)
+    return np.clip(resized, 0, 1, out=resized)
 
 
 def upsample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -110,7 +110,7 @@ class Renderer(ABC, Generic[Pixels]):
             out, stats = self.render(rgb, weights, settings, prior, record)
         if settings.preserve_color:
             out = keep_chroma(rgb, out)
-        return self.blend(rgb, out, settings.strength), stats
+        return (out if settings.strength == 1 else self.blend(rgb, out, settings.strength)), stats
 
     def tile_size_for(self, settings: ApplySettings) -> int:
         """The tile size to render with (0: never tile), checked against the network's smallest tile."""

@@ -113,13 +113,17 @@ def optimized_path(runtime_version: str, data: bytes) -> Path:
 
 
 def cpu_signature() -> str:
-    """The machine and its CPU's feature flags: what ONNX Runtime's layout choices depend on."""
+    """The machine and its CPU's feature flags: what ONNX Runtime's layout choices depend on.
+
+    Where there is no ``/proc/cpuinfo`` (macOS, Windows) the processor's name stands in for the
+    flags; on Linux ``platform.processor()`` would only run ``uname -p`` in a subprocess.
+    """
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
             flags = next((line for line in handle if line.startswith(("flags", "Features"))), "")
     except OSError:
-        flags = ""
-    return f"{platform.machine()} {platform.processor()} {' '.join(sorted(flags.split()))}"
+        return f"{platform.machine()} {platform.processor()}"
+    return f"{platform.machine()} {' '.join(sorted(flags.split()))}"
 
 
 def graph_metadata(data: bytes) -> dict[str, str] | None:

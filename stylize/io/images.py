@@ -30,15 +30,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..config import DEFAULT_MAX_PIXELS, check_max_pixels
 from ..errors import StylizeError, one_line, os_reason
 from .formats import EXTENSION_LIST
-from .pixels import pil_to_array, uint8_to_array
+from .pixels import bands_to_array, pil_to_array
 
 if TYPE_CHECKING:
     import torch
-
-try:
-    from PIL import ImageCms
-except ImportError:  # Pillow built without littlecms: CMYK falls back to a naive conversion.
-    ImageCms = None  # type: ignore[assignment]
 
 __all__ = [
     "Photo",
@@ -270,7 +265,7 @@ def _decode_pixels(
         return pil_to_array(rgb_img), None, rgb_icc
     try:
         if mode in _ALPHA_MODES or "transparency" in img.info:
-            rgba = uint8_to_array(np.asarray(img.convert("RGBA")))
+            rgba = bands_to_array(img.convert("RGBA"))
             return np.ascontiguousarray(rgba[:3]), np.ascontiguousarray(rgba[3:]), _rgb_profile(icc_profile)
         return pil_to_array(img), None, _rgb_profile(icc_profile)
     except ValueError as exc:  # e.g. LAB or HSV, which Pillow cannot turn into RGB
@@ -282,9 +277,14 @@ def _cmyk_to_rgb(img: Image.Image, icc_profile: bytes | None) -> tuple[Image.Ima
 
     With an embedded CMYK profile and littlecms available the result is real sRGB and
     gets an sRGB profile; otherwise Pillow's naive formula is used and the CMYK profile
-    is dropped, since it would misdescribe RGB pixels.
+    is dropped, since it would misdescribe RGB pixels. littlecms is loaded here, for CMYK
+    alone: every other photo is read without it.
     """
-    if icc_profile is not None and ImageCms is not None:
+    if icc_profile is not None:
+        try:
+            from PIL import ImageCms
+        except ImportError:  # Pillow built without littlecms
+            return img.convert("RGB"), None
         try:
             srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))

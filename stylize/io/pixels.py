@@ -30,7 +30,19 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     """:func:`pil_to_tensor` as a numpy array."""
     if img.mode != "RGB":
         img = img.convert("RGB")
-    return uint8_to_array(np.asarray(img))
+    return bands_to_array(img)
+
+
+def bands_to_array(img: Image.Image) -> np.ndarray:
+    """An 8-bit image's bands (RGB, RGBA, ...) as a float32 ``(C, H, W)`` array in ``[0, 1]``.
+
+    Pillow splits the bands apart in C and each is scaled into its plane of the output, so
+    no ``(H, W, C)`` array is made and transposed: that strided copy cost more than the rest.
+    """
+    out = np.empty((len(img.getbands()), img.height, img.width), np.float32)
+    for plane, band in zip(out, img.split()):
+        np.divide(np.asarray(band), np.float32(255.0), out=plane, dtype=np.float32)
+    return out
 
 
 def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
@@ -41,7 +53,7 @@ def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
     """
     if t.ndim != 3 or t.shape[0] != 3:
         raise ValueError(f"expected an RGB tensor of shape (3, H, W), got {tuple(t.shape)}")
-    return Image.fromarray(to_uint8(as_array(t).transpose(1, 2, 0)))
+    return Image.merge("RGB", [Image.fromarray(plane) for plane in to_uint8(t)])
 
 
 def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -65,8 +77,8 @@ def as_array(pixels: Any) -> np.ndarray:
 def to_uint8(pixels: Any) -> np.ndarray:
     """Float pixels in [0, 1] -> uint8 in C order, clamped, NaN-safe and rounded (half to even).
 
-    One float copy, in C order (so a transposed view comes out contiguous), and the steps
-    after it in place: a photo's planes are megabytes, and each pass over them costs.
+    One float copy, in C order, and the steps after it in place: a photo's planes are
+    megabytes, and each pass over them costs.
     """
     a = np.array(as_array(pixels), dtype=np.float32, order="C")
     np.nan_to_num(a, copy=False, nan=0.0)
@@ -75,6 +87,3 @@ def to_uint8(pixels: Any) -> np.ndarray:
     return np.rint(a, out=a).astype(np.uint8)
 
 
-def uint8_to_array(arr: np.ndarray) -> np.ndarray:
-    """(H, W, C) uint8 array -> float32 (C, H, W) array in [0, 1]."""
-    return np.ascontiguousarray((arr.astype(np.float32) / 255.0).transpose(2, 0, 1))
