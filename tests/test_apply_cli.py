@@ -176,6 +176,62 @@ def test_interrupted_batch_keeps_complete_outputs_and_resumes(tiny_model, album,
     assert summary.count("skipped") == len(files) and summary.count("ok") == 5 - len(files)
 
 
+def test_the_first_photo_is_decoded_while_the_model_opens_and_only_once(tiny_model, tmp_path, monkeypatch):
+    from stylize.apply import batch, job as jobs
+    from stylize.apply.job import ApplyJob, apply as run_job
+
+    photo = make_photo(tmp_path / "a.png", (48, 40))
+    reads: list[Path] = []
+    started = threading.Event()
+    real_read, real_open = batch.read_image, jobs.open_for
+
+    def read(source, **kwargs):
+        reads.append(Path(source))
+        started.set()
+        return real_read(source, **kwargs)
+
+    def open_for(job, hooks):
+        assert started.wait(10), "the photo was not being decoded while the model opened"
+        return real_open(job, hooks)
+
+    monkeypatch.setattr(batch, "read_image", read)
+    monkeypatch.setattr(jobs, "open_for", open_for)
+    job = ApplyJob([str(photo)], str(tmp_path / "early.png"), "wave", tiny_model, backend="onnx", device="cpu")
+    threads = threading.active_count()
+    summary = run_job(job)
+    assert summary.count("ok") == 1 and reads == [photo]
+    assert threading.active_count() == threads  # no thread left: the command can end its process at once
+    monkeypatch.setattr(jobs, "open_for", real_open)
+    renderer, _ = real_open(job, jobs.Hooks())
+    batch.run(renderer, jobs.plan([str(photo)], str(tmp_path / "late.png"), renderer.choose("wave")))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "early.png")), np.asarray(Image.open(tmp_path / "late.png")))
+
+
+def test_a_photo_read_early_whose_output_exists_is_dropped_and_the_output_kept(tiny_model, tmp_path):
+    photo = make_photo(tmp_path / "a.png")
+    out = tmp_path / "out.png"
+    out.write_bytes(b"precious")
+    result = apply(tiny_model, str(photo), "-s", "wave", "-o", str(out), "--backend", "onnx", "--device", "cpu")
+    assert "skipped" in result.stderr and out.read_bytes() == b"precious"
+
+
+def test_only_a_regular_photo_file_is_read_early(tmp_path):
+    from stylize.apply.batch import EarlyRead
+    from stylize.apply.plan import Task
+
+    folder = tmp_path / "photos"
+    make_photo(folder / "a.png")
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)
+    for source in ("-", str(folder), str(pipe), str(tmp_path / "clip.mp4"), str(tmp_path / "missing.png")):
+        with EarlyRead(source, BatchOptions()) as early:
+            assert early.take(Task(Path(source), (), "key")) is None, source
+    with EarlyRead(str(folder / "a.png"), BatchOptions()) as early:
+        assert early.take(Task(folder / "b.png", (), "key")) is None  # another photo: read by the batch
+        photo, _ = early.take(Task(folder / "a.png", (), "key")).result()
+        assert photo.rgb.shape == (3, 40, 48) and early.take(Task(folder / "a.png", (), "key")) is None
+
+
 def test_decoding_and_encoding_run_beside_the_network_with_bounded_queues(tiny_model, tmp_path, monkeypatch):
     from stylize.apply import batch
     from stylize.apply.plan import plan

@@ -9,6 +9,8 @@ without ``overwrite`` created exclusively, so two runs into one folder never rep
 each other's finished outputs (the later one reports it skipped). Videos are rendered
 frame by frame (:mod:`stylize.apply.video`).
 
+The first photo of a run can be decoded while the model opens (:class:`EarlyRead`).
+
 The library reports through ``on_result``; it never prints.
 """
 
@@ -26,7 +28,7 @@ from ..errors import StylizeError
 from ..io.encode import write_image, write_image_to
 from ..io.formats import output_extension_ok
 from ..io.images import Photo, read_image
-from .plan import FALLBACK_EXTENSION, STDIN_LABEL, STDOUT_LABEL, Output, Task
+from .plan import FALLBACK_EXTENSION, STDIN_LABEL, STDIO, STDOUT_LABEL, Output, Task
 from .video import is_video, stylize_video
 
 if TYPE_CHECKING:
@@ -86,23 +88,25 @@ class Summary:
 def run(stylizer: Renderer, tasks: Sequence[Task], settings: ApplySettings = ApplySettings(),
         options: BatchOptions = BatchOptions(), *, stdin: BinaryIO | None = None, stdout: BinaryIO | None = None,
         on_result: Callable[[Result], None] | None = None, video: VideoSettings = VideoSettings(),
-        on_frame: Callable[[Result, int, int | None], None] | None = None) -> Summary:
+        on_frame: Callable[[Result, int, int | None], None] | None = None, early: EarlyRead | None = None) -> Summary:
     """Render every task; decoding and encoding overlap with the network.
 
     Up to ``options.workers`` photos are decoded ahead and at most ``2 * workers``
     outputs wait to be encoded, so memory stays bounded; with 0 workers each photo is
     read, rendered and written in turn, nothing overlapping. ``stdin`` / ``stdout`` are the
     streams for tasks reading ``-`` or writing to ``-``. Videos are streamed frame by
-    frame, reporting ``on_frame(result so far, frames done, total or None)``. Ctrl-C
-    stops after cancelling queued work; every file already written is complete.
+    frame, reporting ``on_frame(result so far, frames done, total or None)``. ``early``: a
+    photo already being decoded, taken for the task that reads it. Ctrl-C stops after
+    cancelling queued work; every file already written is complete.
     """
     summary = Summary()
     report = _Reporter(summary, on_result)
     start = time.perf_counter()
+    early = early if early is not None and stylizer.arrays else None
     with ThreadPoolExecutor(max(options.workers, 1), thread_name_prefix="stylize-io") as pool:
         writes: deque[tuple[Result, Future[tuple[float, bool]]]] = deque()
         try:
-            for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report, stylizer.arrays):
+            for task, todo, reading in _read_ahead(pool, tasks, options, stdin, report, stylizer.arrays, early):
                 if reading is None:
                     for out in todo:
                         report(_video(stylizer, task, out, settings, video, on_frame, options.overwrite))
@@ -163,12 +167,14 @@ class _Reporter:
 
 
 def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchOptions, stdin: BinaryIO | None,
-                report: _Reporter, arrays: bool) -> Iterator[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]]:
+                report: _Reporter, arrays: bool, early: EarlyRead | None
+                ) -> Iterator[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]]:
     """Yield (task, outputs still to make, decoding future), keeping ``workers`` decodes in flight.
 
     Outputs that already exist are reported as skipped here, and a task with nothing
     left to make is never decoded. Videos, which stream their own frames, come with no future.
-    Photos are decoded to numpy arrays when ``arrays`` (for a stylizer that takes them).
+    Photos are decoded to numpy arrays when ``arrays`` (for a stylizer that takes them); the
+    ``early`` one (numpy arrays) is taken rather than read again.
     """
     pending: deque[tuple[Task, list[Output], Future[tuple[Photo, float]] | None]] = deque()
     queue = iter(tasks)
@@ -185,20 +191,61 @@ def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchO
                     todo.append(out)
             if todo:
                 video = task.source is not None and is_video(task.source)
-                pending.append((task, todo, None if video else pool.submit(_read, task, options, stdin, arrays)))
+                reading = None if video else early.take(task) if early is not None else None
+                if reading is None and not video:
+                    reading = pool.submit(_read, task.source, options, stdin, arrays)
+                pending.append((task, todo, reading))
         if not pending:
             return
         yield pending.popleft()
 
 
-def _read(task: Task, options: BatchOptions, stdin: BinaryIO | None, arrays: bool) -> tuple[Photo, float]:
+class EarlyRead:
+    """The first input photo, decoded while the model opens: a context manager.
+
+    Opening the model (importing ONNX Runtime, making its session) keeps the main thread busy
+    about as long as a photo takes to decode, and Pillow decodes without holding the GIL; so
+    :func:`stylize.apply.job.apply` starts the decoding of its first input before it opens the
+    model, and :func:`run` takes the result instead of reading the file again. Only a regular
+    file that is no video is read early (never stdin, a folder or a pipe, which a read would
+    use up). A renderer that takes tensors (PyTorch) reads for itself, as does a task other
+    than the first; what nobody takes (the output exists already) is dropped on exit, once
+    its thread is done: a thread left running would cost the command its quick exit
+    (:func:`stylize.runtime.exit.exit_process`).
+    """
+
+    def __init__(self, source: str, options: BatchOptions) -> None:
+        self.path = Path(source)
+        self._pool: ThreadPoolExecutor | None = None
+        self._reading: Future[tuple[Photo, float]] | None = None
+        if source != STDIO and not is_video(self.path) and self.path.is_file():
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="stylize-early")
+            self._reading = self._pool.submit(_read, self.path, options, None, True)
+
+    def take(self, task: Task) -> Future[tuple[Photo, float]] | None:
+        """The decoding of ``task``'s photo if it is the one read early (once), else ``None``."""
+        if self._reading is None or task.source != self.path:
+            return None
+        reading, self._reading = self._reading, None
+        return reading
+
+    def __enter__(self) -> EarlyRead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _read(source: Path | None, options: BatchOptions, stdin: BinaryIO | None, arrays: bool) -> tuple[Photo, float]:
+    """The photo at ``source`` (``None``: stdin) and the seconds its decoding took."""
     tick = time.perf_counter()
-    if task.source is None:
+    if source is None:
         if stdin is None:
             raise StylizeError("no stdin stream given for input '-'")
         photo = read_image(stdin, max_pixels=options.max_pixels, name=STDIN_LABEL, arrays=arrays)
     else:
-        photo = read_image(task.source, max_pixels=options.max_pixels, arrays=arrays)
+        photo = read_image(source, max_pixels=options.max_pixels, arrays=arrays)
     return photo, time.perf_counter() - tick
 
 

@@ -3,7 +3,8 @@
 :func:`apply` opens the model on the backend that applies (:mod:`stylize.apply.open`),
 first learning a ``style_image``'s style if one is given, plans where every output goes
 (:mod:`stylize.apply.plan`), takes this torchrun rank's share, renders it
-(:mod:`stylize.apply.batch`) and merges every rank's results. It reports through the
+(:mod:`stylize.apply.batch`) and merges every rank's results. The first photo is decoded
+while the model opens (:class:`~stylize.apply.batch.EarlyRead`). It reports through the
 callbacks of :class:`Hooks` and never prints.
 """
 
@@ -20,7 +21,7 @@ from ..runtime import distributed
 from ..runtime.process import EngineOptions
 from . import batch
 from .open import open_onnx_with_style_image, open_renderer, open_with_style_image, uses_onnx
-from .plan import check_folders, plan
+from .plan import STDIO, check_folders, plan
 
 if TYPE_CHECKING:
     from ..runtime.device import DeviceChoice
@@ -120,16 +121,17 @@ def apply(job: ApplyJob, hooks: Hooks = Hooks()) -> Summary:
     output (no model, an unwritable ``-o``) raises :class:`~stylize.errors.StylizeError`.
     """
     rank, world_size = distributed.world()
-    renderer, style = open_for(job, hooks)
-    tasks = plan(job.inputs, job.output, renderer.choose(style), job.options)
-    mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
-    check_folders(mine)
-    if hooks.on_start is not None:
-        hooks.on_start(renderer, sum(len(task.outputs) for task in mine))
-    renderer.on_tile = hooks.on_tile
-    summary = batch.run(renderer, mine, job.settings, job.options, stdin=hooks.streams.get("stdin"),
-                        stdout=hooks.streams.get("stdout"), on_result=hooks.on_result, video=job.video,
-                        on_frame=hooks.on_frame)
+    with batch.EarlyRead(job.inputs[0] if job.inputs and world_size == 1 else STDIO, job.options) as early:
+        renderer, style = open_for(job, hooks)
+        tasks = plan(job.inputs, job.output, renderer.choose(style), job.options)
+        mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)
+        check_folders(mine)
+        if hooks.on_start is not None:
+            hooks.on_start(renderer, sum(len(task.outputs) for task in mine))
+        renderer.on_tile = hooks.on_tile
+        summary = batch.run(renderer, mine, job.settings, job.options, stdin=hooks.streams.get("stdin"),
+                            stdout=hooks.streams.get("stdout"), on_result=hooks.on_result, video=job.video,
+                            on_frame=hooks.on_frame, early=early)
     merged = batch.Summary.merge(distributed.gather(summary))
     distributed.close()
     return merged
