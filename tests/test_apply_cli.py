@@ -215,6 +215,29 @@ def test_a_photo_read_early_whose_output_exists_is_dropped_and_the_output_kept(t
     assert "skipped" in result.stderr and out.read_bytes() == b"precious"
 
 
+def test_an_early_photo_is_let_go_when_its_task_is_skipped_or_pytorch_renders(tiny_model, tmp_path):
+    from stylize.apply import batch
+    from stylize.apply.onnx_backend import OnnxStylizer
+    from stylize.apply.plan import plan
+    from stylize.apply.torch_backend import Stylizer
+
+    first, second = make_photo(tmp_path / "a.png"), make_photo(tmp_path / "b.png", seed=1)
+    for stylizer in (OnnxStylizer.load(tiny_model), Stylizer.load(tiny_model, device="cpu")):
+        out = tmp_path / f"out-{type(stylizer).__name__}"
+        tasks = plan([str(first), str(second)], str(out), stylizer.choose("wave"))
+        kept = tasks[0].outputs[0].destination
+        kept.parent.mkdir(exist_ok=True)
+        kept.write_bytes(b"precious")
+        with batch.EarlyRead(str(first), BatchOptions()) as early:
+            summary = batch.run(stylizer, tasks, early=early)
+            assert early.take(tasks[0]) is None  # let go during the run, not held to its end
+        assert [r.status for r in summary.results] == ["skipped", "ok"] and kept.read_bytes() == b"precious"
+        with batch.EarlyRead(str(second), BatchOptions()) as early:
+            summary = batch.run(stylizer, plan([str(second)], str(out / "again.png"), stylizer.choose("wave")),
+                                early=early)
+            assert summary.count("ok") == 1 and early.take(tasks[1]) is None
+
+
 def test_only_a_regular_photo_file_is_read_early(tmp_path):
     from stylize.apply.batch import EarlyRead
     from stylize.apply.plan import Task

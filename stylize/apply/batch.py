@@ -102,7 +102,8 @@ def run(stylizer: Renderer, tasks: Sequence[Task], settings: ApplySettings = App
     summary = Summary()
     report = _Reporter(summary, on_result)
     start = time.perf_counter()
-    early = early if early is not None and stylizer.arrays else None
+    if early is not None and not stylizer.arrays:
+        early.drop()  # PyTorch takes tensors: it reads for itself, and the photo need not wait in memory
     with ThreadPoolExecutor(max(options.workers, 1), thread_name_prefix="stylize-io") as pool:
         writes: deque[tuple[Result, Future[tuple[float, bool]]]] = deque()
         try:
@@ -183,6 +184,7 @@ def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchO
             task = next(queue, None)
             if task is None:
                 break
+            read_early = early.take(task) if early is not None else None  # taken even if unused: freed
             todo = []
             for out in task.outputs:
                 if not options.overwrite and out.destination is not None and out.destination.exists():
@@ -190,11 +192,10 @@ def _read_ahead(pool: ThreadPoolExecutor, tasks: Sequence[Task], options: BatchO
                 else:
                     todo.append(out)
             if todo:
-                video = task.source is not None and is_video(task.source)
-                reading = None if video else early.take(task) if early is not None else None
-                if reading is None and not video:
-                    reading = pool.submit(_read, task.source, options, stdin, arrays)
-                pending.append((task, todo, reading))
+                if task.source is not None and is_video(task.source):
+                    pending.append((task, todo, None))
+                else:
+                    pending.append((task, todo, read_early or pool.submit(_read, task.source, options, stdin, arrays)))
         if not pending:
             return
         yield pending.popleft()
@@ -209,8 +210,9 @@ class EarlyRead:
     model, and :func:`run` takes the result instead of reading the file again. Only a regular
     file that is no video is read early (never stdin, a folder or a pipe, which a read would
     use up). A renderer that takes tensors (PyTorch) reads for itself, as does a task other
-    than the first; what nobody takes (the output exists already) is dropped on exit, once
-    its thread is done: a thread left running would cost the command its quick exit
+    than the first: the early photo is then dropped (:meth:`drop`), as it is when its task has
+    nothing to make (the output exists), so it never waits in memory through the run. On exit
+    the thread is done: one left running would cost the command its quick exit
     (:func:`stylize.runtime.exit.exit_process`).
     """
 
@@ -228,6 +230,10 @@ class EarlyRead:
             return None
         reading, self._reading = self._reading, None
         return reading
+
+    def drop(self) -> None:
+        """Forget the early photo (its decoding finishes, and the photo is freed)."""
+        self._reading = None
 
     def __enter__(self) -> EarlyRead:
         return self
