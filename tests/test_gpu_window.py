@@ -46,6 +46,34 @@ def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
     assert any(".snapshots/" in n for n in names)
 
 
+def test_fast_finetune_dry_run_continues_the_student_beside_its_teacher_and_scores_it(tmp_path):
+    data = tmp_path / "data"
+    styles = _styles_of(ROOT / "weights" / "stylize-22-fast.safetensors")
+    for i, name in enumerate(styles):
+        make_photo(data / "styles" / f"{name}.png", size=(48, 40), seed=100 + i)
+    for i in range(4):
+        make_photo(data / "content" / "train" / f"p{i}.png", size=(40, 40), seed=i)
+        make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
+    env = {**os.environ, "DATA": str(data), "GPU": str(tmp_path / "gpu"), "OUT": str(tmp_path / "out")}
+    for args in (["prepare"], ["run", "--dry-run"]):
+        done = subprocess.run(["bash", "models/stylize-22-fast/gpu_finetune.sh", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, done.stdout + done.stderr
+    out = tmp_path / "out"
+    student = out / "stylize-22-fast.safetensors"
+    assert _styles_of(student) == styles
+    shipped = read_metadata(ROOT / "weights" / "stylize-22-fast.safetensors")
+    assert read_metadata(student)["step"] == shipped["step"] + 12
+    assert read_metadata(student)["training"]["weights"]["lattice"] == 1e10
+    table = (out / "eval-vs-teacher.md").read_text()
+    assert "| starry_night |" in table and "network / previous" in table  # previous: the teacher (--compare)
+    with tarfile.open(out / "logs.tar") as logs:
+        names = logs.getnames()
+        log = logs.extractfile("./stylize-22-fast.log.jsonl").read().decode()
+    assert "./phases.txt" in names and any(".snapshots/" in n for n in names)
+    assert all({"teacher", "lattice"} <= set(json.loads(line)) for line in log.splitlines() if '"step"' in line)
+
+
 def test_holdout_21_dry_run_learns_each_held_out_painting_on_a_model_that_never_saw_it(tmp_path):
     data = tmp_path / "data"
     names = ["dawn", "dusk", "noon"]
