@@ -216,11 +216,12 @@ class EarlyRead:
     (:func:`stylize.runtime.exit.exit_process`).
     """
 
-    def __init__(self, source: str, options: BatchOptions) -> None:
-        self.path = Path(source)
+    def __init__(self, source: str | None, options: BatchOptions) -> None:
+        """Start decoding ``source`` (an input as the user named it; ``None``: read nothing early)."""
+        self.path = Path(source) if source not in (None, STDIO) else None
         self._pool: ThreadPoolExecutor | None = None
         self._reading: Future[tuple[Photo, float]] | None = None
-        if source != STDIO and not is_video(self.path) and self.path.is_file():
+        if self.path is not None and not is_video(self.path) and self.path.is_file():
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="stylize-early")
             self._reading = self._pool.submit(_read, self.path, options, None, True)
 

@@ -21,7 +21,7 @@ from ..runtime import distributed
 from ..runtime.process import EngineOptions
 from . import batch
 from .open import open_onnx_with_style_image, open_renderer, open_with_style_image, uses_onnx
-from .plan import STDIO, check_folders, plan
+from .plan import check_folders, plan
 
 if TYPE_CHECKING:
     from ..runtime.device import DeviceChoice
@@ -121,7 +121,7 @@ def apply(job: ApplyJob, hooks: Hooks = Hooks()) -> Summary:
     output (no model, an unwritable ``-o``) raises :class:`~stylize.errors.StylizeError`.
     """
     rank, world_size = distributed.world()
-    with batch.EarlyRead(job.inputs[0] if job.inputs and world_size == 1 else STDIO, job.options) as early:
+    with batch.EarlyRead(job.inputs[0] if job.inputs and world_size == 1 else None, job.options) as early:
         renderer, style = open_for(job, hooks)
         tasks = plan(job.inputs, job.output, renderer.choose(style), job.options)
         mine = distributed.shard(tasks, rank, world_size, key=lambda task: task.key)

@@ -85,5 +85,3 @@ def to_uint8(pixels: Any) -> np.ndarray:
     np.clip(a, 0.0, 1.0, out=a)
     a *= np.float32(255.0)
     return np.rint(a, out=a).astype(np.uint8)
-
-
