@@ -147,6 +147,8 @@ results["group_kept"] = dist.is_initialized()
 dist.barrier()
 dist.destroy_process_group()
 (out / f"rank{rank}.json").write_text(json.dumps(results))
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(0)  # as the stylize command ends (stylize.runtime.exit): torch's C++ teardown can abort a rank
 """
 
 
