@@ -11,9 +11,10 @@
 #   continue (init.safetensors) and its teacher (teacher.safetensors).
 # On the GPU machine (device tool, carry [".gpu-fast"], timeout_s 580):
 #   bash models/stylize-22-fast/gpu_finetune.sh run
-#   trains for MINUTES (7) with the cosine ending at the window's end (at RATE steps/s, 22: about
-#   stylize-22's rate on an H200, as the teacher's forward pass is added to the small student's;
-#   LR 1e-3 starts it at about 4e-4), exports the student (fp32), evaluates it against the
+#   trains for MINUTES (6.5) with the cosine ending at the window's end (at RATE steps/s, 18: a
+#   little under stylize-22's 26 on an H200, for an H100 and the teacher's forward pass beside the
+#   small student; a rate too low only ends the cosine early; LR 1e-3 starts it at about 3e-4),
+#   exports the student (fp32), evaluates it against the
 #   teacher, and brings back three files in $OUT: stylize-22-fast.safetensors, eval-vs-teacher.md
 #   and logs.tar (log, snapshots, phases). Releasing it is then CPU work: the ONNX graph
 #   (stylize export --onnx), the look at 1024 px beside the teacher, the card (README.md).
@@ -50,8 +51,8 @@ if (( dry )); then
   dev=cpu; size=(--batch-size 2 --image-size 32 --style-size 48 --workers 0); minutes=5; snap=4
   steps=$(( step + 12 )); ev=(--size 32 --iterations 2 --limit 1 --only starry_night)
 else
-  dev=cuda; size=(--batch-size 16 --image-size 256 --style-size 256 --workers 6); minutes=${MINUTES:-7}; snap=2000
-  steps=$(python3 -c "print($step + int(${RATE:-22} * $minutes * 60 * 0.95))"); ev=(--size 256 --iterations 50,100,300 --limit 4)
+  dev=cuda; size=(--batch-size 16 --image-size 256 --style-size 256 --workers 6); minutes=${MINUTES:-6.5}; snap=2000
+  steps=$(python3 -c "print($step + int(${RATE:-18} * $minutes * 60 * 0.95))"); ev=(--size 256 --iterations 50,100,300 --limit 4)
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$L/env.txt" 2>&1 || true
 fi
 stamp "fine-tuning stylize-22-fast from step $step, --steps $steps, $minutes min"
