@@ -1,17 +1,16 @@
 """The least a Python process can do to make ``stylize apply PHOTO --style STYLE``'s picture: the floor.
 
-Interpreter, numpy, Pillow and ONNX Runtime; the session from ONNX Runtime's optimized graph
-(cached by ``stylize apply``, which must have run once); decode, resize to the style's work
-size, the network, the photo's detail restored at full size, JPEG at quality 95. Nothing else:
-no command line, no checks of the input, no atomic write, no metadata kept. Its picture matches
-``stylize apply``'s (the end-to-end benchmark's ``--bare`` row times it beside the real command),
-so the gap between the two is what the tool itself costs; the floor is what any process running
-this network in Python pays.
+Interpreter, numpy, Pillow and ONNX Runtime, and nothing of stylize: the session opened from the
+optimized graph that ``stylize apply`` cached (its path is an argument: ``end_to_end.py --bare``
+asks stylize where it is, untimed), then decode, resize to the style's work size, the network,
+the photo's detail restored at full size, JPEG at quality 95. No command line, no checks of the
+input, no atomic write, no metadata kept. Its picture matches ``stylize apply``'s, so the gap
+between the two is what the tool itself costs; the floor is what any process running this
+network in Python pays.
 
-    python benchmarks/bare_pipeline.py PHOTO OUT MODEL.onnx [STYLE]
+    python benchmarks/bare_pipeline.py PHOTO OUT OPTIMIZED_GRAPH [STYLE]
 
-Runs with the python of a stylize install (it imports one function of ``stylize``: where the
-optimized graph is cached); not a module of the package, and not for use.
+Not a module of the package, and not for use.
 """
 
 import json
@@ -24,8 +23,6 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from stylize.apply.sessions import optimized_path
-
 LUMA = (0.299, 0.587, 0.114)
 BORDER = 16
 """``stylize.config.EDGE_BORDER``, written here to keep stylize's modules out of the floor."""
@@ -36,14 +33,11 @@ def planes(image: np.ndarray, size: tuple[int, int], resample: int) -> np.ndarra
     return np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(p)).resize(size, resample)) for p in image])
 
 
-def main(photo: str, out: str, graph: str, style: str = "starry_night") -> None:
-    with open(graph, "rb") as handle:
-        data = handle.read()
+def main(photo: str, out: str, optimized: str, style: str = "starry_night") -> None:
     options = ort.SessionOptions()
     options.log_severity_level = 3  # errors only, as stylize's sessions
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(optimized_path(ort.__version__, data).read_bytes(), options,
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(optimized, options, providers=["CPUExecutionProvider"])
     meta = session.get_modelmeta().custom_metadata_map
     styles = json.loads(meta["styles"])
     work = json.loads(meta.get("work_sizes", "{}")).get(style, 1024)
