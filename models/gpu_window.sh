@@ -28,15 +28,12 @@ GPU=${GPU:-.gpu}  # a test points it elsewhere
 usage="usage: gpu_window.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
 models=(stylize-22 stylize-22-small)
-source models/lib.sh  # step_of, copy_data
+source models/lib.sh  # step_of, copy_data, cache_loss_network
 
 if [[ $mode == prepare ]]; then
   DATA=${DATA:-../shared/data}
   copy_data "$DATA" "$GPU"
-  STYLIZE_CACHE_DIR=$GPU/cache python3 -m stylize evaluate -m "weights/${models[1]}.safetensors" \
-    --styles "$GPU/styles" --photos "$GPU/test" --size 32 --iterations 1 --limit 1 --only starry_night \
-    --device cpu > /dev/null  # converts the loss network into .gpu/cache
-  rm -rf "$GPU/cache/onnx"
+  cache_loss_network "$GPU" "weights/${models[1]}.safetensors"
   for m in "${models[@]}"; do cp "weights/$m.safetensors" "$GPU/init-$m.safetensors"; done
   du -sh "$GPU"
   exit 0

@@ -11,3 +11,11 @@ copy_data() {
   ls "$1/content/test" | sort | head -4 | while read -r f; do cp "$1/content/test/$f" "$2/test/"; done
   ls "$1/content/train" | sort | awk 'NR % 2 == 1' | while read -r f; do cp "$1/content/train/$f" "$2/content/"; done
 }
+
+# Convert the loss network (VGG16) into folder $1's cache/, as a GPU window finds it there: one
+# tiny evaluation of model $2 on the CPU does it; the ONNX graphs it caches on the way are dropped.
+cache_loss_network() {
+  STYLIZE_CACHE_DIR=$1/cache python3 -m stylize evaluate -m "$2" --styles "$1/styles" --photos "$1/test" \
+    --size 32 --iterations 1 --limit 1 --only starry_night --device cpu > /dev/null
+  rm -rf "$1/cache/onnx"
+}

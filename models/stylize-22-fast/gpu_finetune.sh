@@ -26,14 +26,11 @@ GPU=${GPU:-.gpu-fast}
 [[ $GPU == /* ]] || GPU=$PWD/$GPU
 usage="usage: gpu_finetune.sh prepare | run [--dry-run]"
 mode=${1:?$usage}
-source models/lib.sh  # step_of, copy_data
+source models/lib.sh  # step_of, copy_data, cache_loss_network
 
 if [[ $mode == prepare ]]; then
   copy_data "${DATA:-../shared/data}" "$GPU"
-  STYLIZE_CACHE_DIR=$GPU/cache python3 -m stylize evaluate -m weights/stylize-22-fast.safetensors \
-    --styles "$GPU/styles" --photos "$GPU/test" --size 32 --iterations 1 --limit 1 --only starry_night \
-    --device cpu > /dev/null  # converts the loss network into the cache
-  rm -rf "$GPU/cache/onnx"
+  cache_loss_network "$GPU" weights/stylize-22-fast.safetensors
   cp weights/stylize-22-fast.safetensors "$GPU/init.safetensors"
   cp weights/stylize-22.safetensors "$GPU/teacher.safetensors"
   du -sh "$GPU"
