@@ -446,6 +446,22 @@ def test_resume_takes_a_new_learning_rate(tmp_path, style_dir, photo_dir):
     assert checkpoint.load(out).training["lr"] == 1e-5
 
 
+def test_resume_takes_a_new_precision_and_keeps_the_run_s_own_otherwise(tmp_path, style_dir, photo_dir):
+    """Precision is how the machine computes, not what the model is: a run moved to hardware
+    with native bf16 (or away from it) continues in the precision asked for, and says so."""
+    out = tmp_path / "m.safetensors"
+    train_cli = ("train", str(style_dir), "--content", str(photo_dir), "-o", str(out), "--workers", "0",
+                 "--device", "cpu", "--image-size", "32", "--style-size", "32", "--batch-size", "1")
+    assert cli(*train_cli, "--steps", "2", "--precision", "fp32").exit_code == 0
+    result = cli(*train_cli, "--steps", "3", "--resume")
+    assert result.exit_code == 0, result.output
+    assert "--precision" not in result.stderr and checkpoint.load(out).training["precision"] == "fp32"
+    result = cli(*train_cli, "--steps", "4", "--resume", "--precision", "bf16")
+    assert result.exit_code == 0, result.output
+    assert "continuing with the new --precision bf16" in result.stderr
+    assert checkpoint.load(out).training["precision"] == "bf16" and checkpoint.load(out).step == 4
+
+
 def test_a_learning_rate_that_overflows_is_one_line(tmp_path, style_dir, photo_dir):
     pytest.importorskip("onnx")
     from stylize.train.loop import train

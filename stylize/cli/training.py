@@ -77,7 +77,7 @@ def train(
     device: DeviceOption = "auto",
     vgg_weights: Optional[Path] = typer.Option(None, help="Use a torchvision-format VGG16 state dict as the loss network."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run saved in --output (its settings; "
-                                                        "a new --steps or --lr)."),
+                                                        "a new --steps, --lr or --precision)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start over in place of an existing --output."),
     init_from: Optional[Path] = typer.Option(
         None, "--init-from", help="Continue from a released model (e.g. weights/stylize-22.safetensors): its weights "
@@ -134,9 +134,13 @@ def train(
     resume_lr = lr if resume and given(ctx, "lr") else None
     if resume_lr is not None:
         echo(f"--resume: continuing with the new --lr {lr:g} instead of the run's own")
+    resume_precision = str(precision) if resume and given(ctx, "precision") else None
+    if resume_precision is not None:
+        echo(f"--resume: continuing with the new --precision {resume_precision} instead of the run's own")
     run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=torch_device,
                                                    vgg_weights=vgg_weights, resume=resume, overwrite=overwrite,
-                                                   resume_lr=resume_lr, init_from=init_from,
+                                                   resume_lr=resume_lr, resume_precision=resume_precision,
+                                                   init_from=init_from,
                                                    preview=preview, on_step=on_step,
                                                    time_limit=time_limit * 60 if time_limit is not None else None),
                       say, "train")
