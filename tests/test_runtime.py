@@ -94,6 +94,22 @@ def test_a_command_imports_no_other_commands_module(tmp_path: Path):
     assert not {"stylize.cli.training", "stylize.cli.apply", "stylize.cli.evaluate"} & set(modules.split())
 
 
+def test_applying_to_a_photo_loads_neither_training_settings_nor_the_video_module(tmp_path: Path):
+    """Each module costs every ``apply`` its import: the training settings (:mod:`stylize.config`
+    loads its parts on first use) and video stay unloaded for a photo."""
+    make_photo(tmp_path / "p.png", (40, 32))
+    probe = ("import sys\nfrom stylize.cli import main\ncode = main(sys.argv[1:])\n"
+             "print(' '.join(sorted(m for m in sys.modules if m.startswith('stylize.'))), code)\n")
+    run = subprocess.run([sys.executable, "-c", probe, "apply", "p.png", "-s", "starry", "-m", "fast", "-q"],
+                         cwd=tmp_path, capture_output=True, text=True, env=environment([REPO], tmp_path / "cache"),
+                         timeout=300)
+    modules, code = run.stdout.splitlines()[-1].rsplit(" ", 1)
+    assert code == "0", run.stderr
+    assert {"stylize.apply.onnx_backend", "stylize.config.apply"} <= set(modules.split())
+    assert not {"stylize.config.train", "stylize.apply.video", "stylize.cli.training"} & set(modules.split())
+    assert (tmp_path / "p-starry_night.png").is_file()
+
+
 def test_the_command_named_is_the_one_registered():
     from stylize.cli.registrar import COMMANDS, commands_for
 

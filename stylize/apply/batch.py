@@ -26,10 +26,9 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, Iterator, Sequence
 from ..config import ApplySettings, BatchOptions, VideoSettings
 from ..errors import StylizeError
 from ..io.encode import write_image, write_image_to
-from ..io.formats import output_extension_ok
+from ..io.formats import is_video, output_extension_ok
 from ..io.images import Photo, read_image
 from .plan import FALLBACK_EXTENSION, STDIN_LABEL, STDIO, STDOUT_LABEL, Output, Task
-from .video import is_video, stylize_video
 
 if TYPE_CHECKING:
     from .renderer import Renderer
@@ -260,6 +259,8 @@ def _video(stylizer: Renderer, task: Task, out: Output, settings: ApplySettings,
            on_frame: Callable[[Result, int, int | None], None] | None, overwrite: bool) -> Result:
     """Render one video output (folders created as needed); a failure is reported, not raised,
     and a file another run finished there meanwhile is kept and reported skipped."""
+    from .video import stylize_video  # here: a run of photos never loads the video module
+
     tick = time.perf_counter()
     result = _result(task, out, "ok", None, 0.0)
     progress = None if on_frame is None else lambda done, total: on_frame(result, done, total)

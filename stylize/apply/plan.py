@@ -28,9 +28,8 @@ from typing import Iterator, Sequence
 from ..config import BatchOptions
 from ..errors import StylizeError
 from ..io.atomic import NAME_MAX
-from ..io.formats import SUPPORTED_EXTENSIONS, output_extension_ok
+from ..io.formats import SUPPORTED_EXTENSIONS, is_video, output_extension_ok
 from ..model.styles import StyleChoice
-from .video import is_video
 
 STDIO = "-"
 STDIN_LABEL = "<stdin>"

@@ -36,16 +36,13 @@ from PIL import Image
 from ..config import ApplySettings, VideoSettings
 from ..errors import StylizeError
 from ..io.atomic import replace_atomically
+from ..io.formats import VIDEO_CONTAINERS
 from ..model.styles import StyleChoice
 from .renderer import Prior
 
 if TYPE_CHECKING:
     from .renderer import Renderer
 
-CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
-"""Video file extensions and their FFmpeg container formats."""
-
-VIDEO_EXTENSIONS = frozenset(CONTAINERS)
 
 CODECS = {"webm": ("libvpx-vp9", "libvpx")}
 """Video encoders to try by container, in order; others use :data:`DEFAULT_CODECS`."""
@@ -57,11 +54,6 @@ which a pixel counts as still: above sensor noise (3 levels of 255 averages to ~
 below an edge moving by a pixel."""
 
 STILL_WINDOW = 5
-
-
-def is_video(path: str | Path) -> bool:
-    """Whether ``path`` names a video by its extension."""
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 def _av() -> Any:
@@ -84,9 +76,9 @@ def stylize_video(renderer: Renderer, source: Path, destination: Path, choice: S
     created exclusively, as photos are: ``None`` when a file appeared there meanwhile (kept).
     """
     av = _av()
-    container = CONTAINERS.get(destination.suffix.lower())
+    container = VIDEO_CONTAINERS.get(destination.suffix.lower())
     if container is None:
-        raise StylizeError(f"cannot write a video to {destination}: use one of {', '.join(sorted(CONTAINERS))}")
+        raise StylizeError(f"cannot write a video to {destination}: use one of {', '.join(sorted(VIDEO_CONTAINERS))}")
     frames = 0
 
     def write(tmp: Path) -> None:

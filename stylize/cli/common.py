@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from ..config import (BACKENDS, DEVICE_KINDS, PRECISIONS, ApplySettings, BatchOptions, DistillSettings, LossWeights,
-                      TrainSettings, VideoSettings, check_device_name)
+from ..config import BACKENDS, DEVICE_KINDS, PRECISIONS, ApplySettings, BatchOptions, VideoSettings, check_device_name
 from ..errors import StylizeError, printable
 from ..io.formats import FORMAT_BY_EXTENSION
 from .progress import Verbosity
@@ -25,9 +24,9 @@ if TYPE_CHECKING:
 
     from ..runtime.device import DeviceChoice
 
-TRAIN, LOSS, FILES, RENDER, VIDEO = TrainSettings(), LossWeights(), BatchOptions(), ApplySettings(), VideoSettings()
-DISTILL = DistillSettings()
-"""The defaults every option shows and starts from (:mod:`stylize.config` holds them)."""
+FILES, RENDER, VIDEO = BatchOptions(), ApplySettings(), VideoSettings()
+"""The defaults every option of applying shows and starts from (:mod:`stylize.config` holds them;
+training's are in :mod:`stylize.cli.training`)."""
 
 
 def echo(message: str, err: bool = True) -> None:

@@ -11,10 +11,12 @@ import typer
 from ..config import ADD_STEPS, STYLE_LR, DistillSettings, LossWeights, TrainSettings
 from ..runtime.extras import require
 from ..runtime.process import own_process
-from .common import (DISTILL, LOSS, LR_MAX, TRAIN, WORKERS_HELP, DeviceOption, EditedModel, Precision, Quiet, Verbose,
-                     chosen_model, echo, fail, given, is_main_process, model_and_rest, parse_numbers, pick_device,
-                     user_errors, verbosity)
+from .common import (LR_MAX, WORKERS_HELP, DeviceOption, EditedModel, Precision, Quiet, Verbose, chosen_model, echo,
+                     fail, given, is_main_process, model_and_rest, parse_numbers, pick_device, user_errors, verbosity)
 from .progress import StepBar, Verbosity
+
+TRAIN, LOSS, DISTILL = TrainSettings(), LossWeights(), DistillSettings()
+"""The defaults every option of training shows and starts from (:mod:`stylize.config` holds them)."""
 
 if TYPE_CHECKING:
     from ..train.loop import TrainResult

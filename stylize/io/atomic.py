@@ -25,7 +25,6 @@ import contextlib
 import errno
 import os
 import re
-import secrets
 import shutil
 import stat
 import threading
@@ -138,7 +137,7 @@ def readable_size(size: int) -> str:
 def temp_path(path: Path, pid: int) -> Path:
     """The temporary name beside ``path`` for process ``pid`` (a fresh random part each call),
     its copy of the name cut, on a character boundary, to fit :data:`NAME_MAX`."""
-    tail = f".stylize-{pid}.{secrets.token_hex(4)}.tmp"
+    tail = f".stylize-{pid}.{os.urandom(4).hex()}.tmp"
     room = NAME_MAX - len(tail.encode()) - 1
     name = path.name.encode()[:room].decode(errors="ignore")
     return path.parent / f".{name}{tail}"

@@ -1,7 +1,8 @@
-"""The image formats stylize reads and writes, by file extension: torch-free and Pillow-free.
+"""The image and video formats stylize reads and writes, by file extension: torch-free and Pillow-free.
 
 Small on purpose: the settings (:mod:`stylize.config`) check a ``--format`` against it
-before any image library is loaded.
+before any image library is loaded, and planning an ``apply`` tells a video from a photo
+without loading the video module.
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF"})
 ICC_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
 EXIF_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "TIFF"})
 QUALITY_FORMATS = frozenset({"JPEG", "WEBP"})
+
+VIDEO_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm", ".avi": "avi"}
+"""Video file extensions and their FFmpeg container formats."""
+
+
+def is_video(path: str | Path) -> bool:
+    """Whether ``path`` names a video by its extension."""
+    return Path(path).suffix.lower() in VIDEO_CONTAINERS
 
 
 def output_extension_ok(path: str | Path) -> bool:
