@@ -382,6 +382,30 @@ def test_16_bit_png_keeps_precision(tmp_path):
     assert (values[0, 0] >> 8) == (values[0, 1] >> 8)
 
 
+def test_an_8_bit_photo_read_as_arrays_stays_8_bit_and_a_16_bit_one_float(tmp_path):
+    """The ONNX Runtime path takes an 8-bit photo's own planes (no float copy of a whole photo);
+    tensors, and a deeper photo's arrays, are floats in [0, 1] as before."""
+    rgb = np.random.default_rng(3).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "p.png")
+    planes = read_image(tmp_path / "p.png", arrays=True).rgb
+    assert planes.dtype == np.uint8 and np.array_equal(planes, rgb.transpose(2, 0, 1))
+    tensor = read_image(tmp_path / "p.png").rgb
+    assert tensor.dtype == torch.float32 and torch.equal(tensor, torch.from_numpy(rgb.transpose(2, 0, 1) / np.float32(255)))
+    Image.fromarray(rgb[..., 0]).convert("P").save(tmp_path / "palette.png")
+    assert read_image(tmp_path / "palette.png", arrays=True).rgb.dtype == np.uint8
+    Image.fromarray((rgb[..., 0].astype(np.uint16) * 257)).save(tmp_path / "deep.png")
+    deep = read_image(tmp_path / "deep.png", arrays=True).rgb
+    assert deep.dtype == np.float32 and deep.max() <= 1
+
+
+def test_8_bit_planes_are_written_as_they_are(tmp_path):
+    rgb = np.random.default_rng(4).integers(0, 256, (3, 16, 24), dtype=np.uint8)
+    write_image(tmp_path / "o.png", rgb)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o.png")).transpose(2, 0, 1), rgb)
+    with pytest.raises(ValueError, match="8-bit planes"):
+        write_image(tmp_path / "bad.png", rgb.astype(np.int32))
+
+
 def test_16_bit_big_endian_tiff(tmp_path):
     values = np.array([[0, 1, 65535, 32768]], dtype=">u2")
     src = tmp_path / "deep.tif"

@@ -18,6 +18,7 @@ from conftest import make_photo, make_tiny_model
 from stylize.cli import app
 from stylize.errors import StylizeError
 from stylize.io.images import read_image
+from stylize.io.pixels import as_float
 from stylize.apply.torch_backend import Stylizer
 from stylize.apply import graphs
 from stylize.apply.onnx_backend import OnnxStylizer, onnx_backend_applies, resize_long_side
@@ -30,7 +31,7 @@ SHIPPED = sorted(p.name for p in (REPO / "weights").glob("*.safetensors"))
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
+    mse = float(np.mean((as_float(np.asarray(a)).astype(np.float64) - as_float(np.asarray(b))) ** 2))
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
@@ -51,11 +52,31 @@ def photo(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
 @pytest.mark.parametrize("style", ["starry", "starry:0.3,scream:0.7"])
 def test_onnx_runtime_renders_what_torch_renders(engines, photo, settings, style):
     onnx, reference = engines
-    ours = onnx.stylize(photo, onnx.choose(style)[0], settings)
-    theirs = reference.stylize(torch.from_numpy(photo), reference.choose(style)[0], settings).numpy()
+    ours = onnx.pixels(onnx.stylize(photo, onnx.choose(style)[0], settings))
+    theirs = reference.stylize(reference.pixels(photo), reference.choose(style)[0], settings).numpy()
     assert ours.shape == theirs.shape
     # max_size, work_size: Pillow's and PyTorch's resizers differ slightly.
     assert psnr(ours, theirs) >= (35 if settings.max_size or settings.work_size else 40)
+
+
+def test_an_8_bit_photo_painted_smaller_is_restored_on_its_8_bit_planes(engines, tmp_path: Path):
+    """The 8-bit path (Pillow's integer filters, the detail added in integers) stays within a
+    few levels of the float path on the same photo, and keeps detail beyond half the range: a
+    one-pixel white line on black is as bright as the float path makes it."""
+    onnx, _ = engines
+    photo = read_image(make_photo(tmp_path / "p.png", (180, 140), seed=7), arrays=True).rgb
+    line = np.zeros_like(photo)
+    line[:, 70, :] = 255
+    for rgb in (photo, line):
+        for settings in (ApplySettings(work_size=64), ApplySettings(work_size=64, preserve_color=True)):
+            eight = onnx.stylize(rgb, onnx.choose("starry")[0], settings)
+            floats = onnx.stylize(as_float(rgb), onnx.choose("starry")[0], settings)
+            assert eight.shape == floats.shape == rgb.shape
+            assert eight.dtype == (np.float32 if settings.preserve_color else np.uint8)
+            levels = np.abs(as_float(eight) - floats) * 255
+            assert levels.max() <= 4.5 and levels.mean() < 1, (levels.max(), levels.mean())
+    full_size = onnx.stylize(photo, onnx.choose("starry")[0], ApplySettings(work_size=0))
+    assert full_size.dtype == np.float32  # painted at its own size: floats, as the network gives them
 
 
 def test_tiles_share_the_whole_images_statistics(engines, tmp_path: Path):
@@ -72,8 +93,8 @@ def test_tiles_share_the_whole_images_statistics(engines, tmp_path: Path):
 def test_resize_matches_torch_in_size(photo):
     from stylize.io.pixels import resize_long_side as torch_resize
 
-    ours = resize_long_side(photo, 33)
-    theirs = torch_resize(torch.from_numpy(photo), 33).numpy()
+    ours = resize_long_side(as_float(photo), 33)
+    theirs = torch_resize(torch.from_numpy(as_float(photo)), 33).numpy()
     assert ours.shape == theirs.shape
     assert psnr(ours, theirs) >= 30
 
@@ -149,7 +170,7 @@ def test_the_shipped_graphs_are_the_shipped_models(name: str, tmp_path: Path):
     rgb = read_image(make_photo(tmp_path / "p.png", (96, 72), seed=9), arrays=True).rgb
     for style in ("starry", "wave", "udnie"):
         ours = onnx.stylize(rgb, onnx.choose(style)[0])
-        theirs = reference.stylize(torch.from_numpy(rgb), reference.choose(style)[0]).numpy()
+        theirs = reference.stylize(reference.pixels(rgb), reference.choose(style)[0]).numpy()
         assert psnr(ours, theirs) >= 40
 
 

@@ -37,13 +37,14 @@ from PIL import Image
 
 from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError
+from ..io.pixels import as_float, bands_to_array, to_uint8
 from ..io.weights import default_model
 from ..model.header import check_work_sizes, layer_kind
 from ..model.styles import StyleChoice, choose
 from .graphs import open_graph
 from .sessions import describe, open_session
 from .renderer import Prior, Renderer
-from .tiling import tile_size_for
+from .tiling import luma, tile_size_for
 
 
 @dataclass(frozen=True)
@@ -209,7 +210,18 @@ class OnnxStylizer(Renderer[np.ndarray]):
         return stylized[0], (mean, var)
 
     def pixels(self, image: np.ndarray) -> np.ndarray:
-        return np.asarray(image, dtype=np.float32)
+        return as_float(np.asarray(image))
+
+    def paint_smaller(self, rgb: np.ndarray, size: int, weights: np.ndarray, settings: ApplySettings,
+                      prior: Prior | None, record: bool) -> tuple[np.ndarray, tuple]:
+        """As the base's; an 8-bit photo is shrunk and given its detail back on its 8-bit planes
+        (:func:`restore_detail_8bit`), so that none of its full-size planes becomes floats."""
+        if rgb.dtype != np.uint8:
+            return super().paint_smaller(rgb, size, weights, settings, prior, record)
+        photo = Image.merge("RGB", [Image.fromarray(plane) for plane in rgb])
+        small = bands_to_array(photo.resize(long_side_size(photo.height, photo.width, size)[::-1], Image.BILINEAR))
+        out, stats = self.render(small, weights, settings, prior, record)
+        return restore_detail_8bit(photo, small, out), stats
 
     def style_weights(self, choice: StyleChoice) -> np.ndarray:
         """The graph's ``style`` input; a learned style's weight goes to the row it borrows."""
@@ -223,7 +235,7 @@ class OnnxStylizer(Renderer[np.ndarray]):
         return np.asarray([weights], dtype=np.float32)
 
     def resize(self, image: np.ndarray, size: int) -> np.ndarray:
-        return resize_long_side(image, size)
+        return resize_long_side(self.pixels(image), size)
 
     def upsample(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return upsample(image, size)
@@ -241,13 +253,39 @@ def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     The same output size as :func:`stylize.io.pixels.resize_long_side`, and nearly the same
     pixels (both filter with a widened triangle when shrinking).
     """
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    new_h, new_w = long_side_size(*image.shape[-2:], size)
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
               for plane in image.astype(np.float32, copy=False)]
     resized = np.stack(planes)
     return np.clip(resized, 0, 1, out=resized)
+
+
+def long_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) scaled so that the long side is ``size``."""
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def restore_detail_8bit(photo: Image.Image, small_photo: np.ndarray, small_stylized: np.ndarray) -> np.ndarray:
+    """:func:`~stylize.apply.tiling.restore_detail` for an 8-bit RGB ``photo``: its ``uint8`` planes.
+
+    The stylized image and the small photo's luma go up together, as the four bands of one
+    8-bit image (Pillow's bicubic filter in integers), and the photo's luma detail, ``luma(photo)
+    - upsampled luma(small_photo)``, is added in integers. Rounding each term to 8 bits keeps the
+    result within a level or two of the float path's, at a fraction of its cost: a photo's
+    full-size planes are never floats.
+    """
+    planes = np.empty((4, *small_photo.shape[-2:]), np.uint8)
+    planes[:3] = to_uint8(small_stylized)
+    planes[3] = to_uint8(luma(small_photo))[0]
+    up = Image.merge("RGBX", [Image.fromarray(plane) for plane in planes]).resize(photo.size, Image.BICUBIC)
+    red, green, blue, small_luma = (np.asarray(band, np.int16) for band in up.split())
+    detail = np.asarray(photo.convert("L"), np.int16) - small_luma
+    out = np.empty((3, photo.height, photo.width), np.uint8)
+    for plane, band in zip(out, (red, green, blue)):
+        band += detail
+        plane[...] = np.clip(band, 0, 255, out=band)
+    return out
 
 
 def upsample(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:

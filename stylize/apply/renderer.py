@@ -72,8 +72,11 @@ class Renderer(ABC, Generic[Pixels]):
         return choose(style, self.styles)
 
     def stylize_photo(self, photo: Photo, choice: StyleChoice, settings: ApplySettings = ApplySettings()) -> Photo:
-        """A decoded photo stylized, with its alpha (resized along), ICC profile and EXIF kept."""
-        rgb = self.stylize(self.pixels(photo.rgb), choice, settings)
+        """A decoded photo stylized, with its alpha (resized along), ICC profile and EXIF kept.
+
+        The photo's pixels go to the backend as they are: an 8-bit photo painted smaller than it
+        is may come back as 8-bit planes (:meth:`paint_smaller`)."""
+        rgb = self.stylize(photo.rgb, choice, settings)
         alpha = photo.alpha
         if alpha is not None and alpha.shape[-2:] != rgb.shape[-2:]:
             alpha = self.resize(self.pixels(alpha), max(rgb.shape[-2:]))
@@ -84,6 +87,7 @@ class Renderer(ABC, Generic[Pixels]):
         """Float (3, H, W) in [0, 1] -> stylized (3, H', W') (smaller with ``max_size``).
 
         ``prior``: statistics to normalize with (a video's previous frame's, at its weight).
+        A backend that takes 8-bit planes (:meth:`pixels`) may return them for them.
         """
         return self._stylize(rgb, choice, settings, prior, record=False)[0]
 
@@ -95,22 +99,30 @@ class Renderer(ABC, Generic[Pixels]):
 
     def _stylize(self, rgb: Pixels, choice: StyleChoice, settings: ApplySettings, prior: Prior | None,
                  record: bool) -> tuple[Pixels, Any]:
-        rgb = self.pixels(rgb)
         if settings.max_size and max(rgb.shape[-2:]) > settings.max_size:
-            rgb = self.resize(rgb, settings.max_size)
+            rgb = self.resize(self.pixels(rgb), settings.max_size)
         if settings.strength == 0:
-            return rgb, None
+            return self.pixels(rgb), None
         weights = self.style_weights(choice)
         own = own_work_size(choice, self.styles, self.work_sizes)
         if settings.paints_smaller(rgb.shape[-2:], own):
-            small = self.resize(rgb, settings.work_size_for(own))
-            out, stats = self.render(small, weights, settings, prior, record)
-            out = restore_detail(rgb, small, out, self.upsample)
+            out, stats = self.paint_smaller(rgb, settings.work_size_for(own), weights, settings, prior, record)
         else:
-            out, stats = self.render(rgb, weights, settings, prior, record)
+            out, stats = self.render(self.pixels(rgb), weights, settings, prior, record)
         if settings.preserve_color:
-            out = keep_chroma(rgb, out)
-        return (out if settings.strength == 1 else self.blend(rgb, out, settings.strength)), stats
+            out = keep_chroma(self.pixels(rgb), self.pixels(out))
+        if settings.strength != 1:
+            out = self.blend(self.pixels(rgb), self.pixels(out), settings.strength)
+        return out, stats
+
+    def paint_smaller(self, rgb: Pixels, size: int, weights: Any, settings: ApplySettings, prior: Prior | None,
+                      record: bool) -> tuple[Pixels, Any]:
+        """``rgb`` painted at long side ``size`` and brought back to its own size with its detail
+        (:func:`~stylize.apply.tiling.restore_detail`); the output and the statistics it used."""
+        rgb = self.pixels(rgb)
+        small = self.resize(rgb, size)
+        out, stats = self.render(small, weights, settings, prior, record)
+        return restore_detail(rgb, small, out, self.upsample), stats
 
     def tile_size_for(self, settings: ApplySettings) -> int:
         """The tile size to render with (0: never tile), checked against the network's smallest tile."""

@@ -62,7 +62,7 @@ from torch import Tensor
 from ..config import ALIGN, ApplySettings
 from ..errors import StylizeError
 from ..io.images import Photo, photo_from_pil, read_image
-from ..io.pixels import resize_long_side, tensor_to_pil
+from ..io.pixels import as_float, resize_long_side, tensor_to_pil
 from ..model import checkpoint
 from ..model.engine import FastStyleNet
 from ..model.header import check_work_sizes
@@ -224,6 +224,8 @@ class Stylizer(Renderer[Tensor]):
         return self._forward(rgb[None], weights, stats)[0].cpu(), stats.pairs
 
     def pixels(self, image: Tensor | np.ndarray) -> Tensor:
+        if isinstance(image, np.ndarray):
+            image = as_float(image)  # 8-bit planes (an 8-bit photo read as arrays) scaled
         return torch.as_tensor(image).detach().float().cpu()
 
     def style_weights(self, choice: StyleChoice) -> Tensor:

@@ -37,7 +37,7 @@ def write_image(
     format: str | None = None,
     overwrite: bool = True,
 ) -> bool:
-    """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``) to ``path``, atomically; whether it did.
+    """Write ``rgb`` (float ``(3, H, W)`` in ``[0, 1]``, or 8-bit planes) to ``path``, atomically; whether it did.
 
     The format comes from the extension unless ``format`` is given (``"jpg"``,
     ``"png"``, ...).  ``alpha`` is kept for PNG, WebP and TIFF and dropped for JPEG and
@@ -100,8 +100,8 @@ def _write_whole(stream: BinaryIO, data: bytes) -> None:
 def _prepare(rgb: torch.Tensor | np.ndarray, alpha: torch.Tensor | np.ndarray | None, fmt: str) -> Image.Image:
     """Build the Pillow image to encode, attaching alpha when ``fmt`` can hold it."""
     rgb = as_array(rgb)
-    if not np.issubdtype(rgb.dtype, np.floating):
-        raise ValueError(f"expected a float tensor in [0, 1], got dtype {rgb.dtype}")
+    if not (np.issubdtype(rgb.dtype, np.floating) or rgb.dtype == np.uint8):
+        raise ValueError(f"expected a float tensor in [0, 1] or 8-bit planes, got dtype {rgb.dtype}")
     img = tensor_to_pil(rgb)
     if alpha is not None and fmt in ALPHA_FORMATS:
         if alpha.ndim == 3 and alpha.shape[0] == 1:

@@ -8,8 +8,9 @@ Writing is :mod:`stylize.io.encode`.
 Pixels travel as float32 tensors in ``[0, 1]``: colour as ``(3, H, W)`` and, when the
 source has one, alpha as a separate ``(1, H, W)`` tensor, because the style network
 only ever sees colour while the alpha channel must survive to the output. With
-``read_image(..., arrays=True)`` they are numpy arrays of the same shapes instead, and
-the writers take either: the ONNX Runtime path (:mod:`stylize.apply.onnx_backend`) never
+``read_image(..., arrays=True)`` they are numpy arrays of the same shapes instead, the
+colour of an 8-bit source as its ``uint8`` planes (:mod:`stylize.io.pixels`), and the
+writers take either: the ONNX Runtime path (:mod:`stylize.apply.onnx_backend`) never
 imports PyTorch, which is imported here only when tensors are asked for.
 """
 
@@ -30,7 +31,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..config import DEFAULT_MAX_PIXELS, check_max_pixels
 from ..errors import StylizeError, one_line, os_reason
 from .formats import EXTENSION_LIST
-from .pixels import bands_to_array, pil_to_array
+from .pixels import as_float, bands_to_array, bands_to_uint8
 
 if TYPE_CHECKING:
     import torch
@@ -69,7 +70,8 @@ class Photo:
     """A decoded photo, already upright, plus what is needed to write it back faithfully.
 
     ``rgb`` is float32 ``(3, H, W)`` in ``[0, 1]``; 16-bit sources are divided by 65535
-    so their extra precision survives.  ``alpha`` is float32 ``(1, H, W)`` or ``None``
+    so their extra precision survives. Read as numpy arrays, an 8-bit source's ``rgb`` is
+    its ``uint8`` planes instead (:func:`stylize.io.pixels.as_float` makes them floats).  ``alpha`` is float32 ``(1, H, W)`` or ``None``
     when the source is opaque.  ``icc_profile`` is only kept when it describes RGB data
     (a grey or CMYK profile would be wrong on the RGB output).  ``exif`` has its
     orientation reset to 1, because the pixels have already been rotated.  ``format``
@@ -239,11 +241,11 @@ def photo_from_pil(img: Image.Image, name: str = "image") -> Photo:
 
 
 def _as_tensors(photo: Photo) -> Photo:
-    """``photo`` with its numpy pixels as torch tensors (sharing memory)."""
+    """``photo`` with its numpy pixels as float torch tensors (sharing the float arrays' memory)."""
     import torch
 
     alpha = None if photo.alpha is None else torch.from_numpy(photo.alpha)
-    return dataclasses.replace(photo, rgb=torch.from_numpy(photo.rgb), alpha=alpha)
+    return dataclasses.replace(photo, rgb=torch.from_numpy(as_float(photo.rgb)), alpha=alpha)
 
 
 def _decode_pixels(
@@ -262,12 +264,12 @@ def _decode_pixels(
         return _grey_to_rgb(np.clip(grey, 0.0, 1.0)), None, _rgb_profile(icc_profile)
     if mode == "CMYK":
         rgb_img, rgb_icc = _cmyk_to_rgb(img, icc_profile)
-        return pil_to_array(rgb_img), None, rgb_icc
+        return bands_to_uint8(rgb_img), None, rgb_icc
     try:
         if mode in _ALPHA_MODES or "transparency" in img.info:
             rgba = bands_to_array(img.convert("RGBA"))
             return np.ascontiguousarray(rgba[:3]), np.ascontiguousarray(rgba[3:]), _rgb_profile(icc_profile)
-        return pil_to_array(img), None, _rgb_profile(icc_profile)
+        return bands_to_uint8(img if mode == "RGB" else img.convert("RGB")), None, _rgb_profile(icc_profile)
     except ValueError as exc:  # e.g. LAB or HSV, which Pillow cannot turn into RGB
         raise StylizeError(f"{label}: unsupported colour mode {mode}") from exc
 

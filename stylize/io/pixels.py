@@ -1,7 +1,9 @@
 """Pixels between Pillow, numpy and torch: float32 ``(C, H, W)`` in ``[0, 1]``, whatever holds them.
 
-torch is imported only when a tensor is asked for, so the ONNX Runtime path, which works
-on numpy arrays, never loads it.
+An 8-bit photo read as numpy arrays stays ``uint8`` ``(C, H, W)`` until something needs
+floats (:func:`as_float`): the ONNX Runtime path resizes and restores detail on its 8-bit
+planes, so a photo's full-size planes are never turned into floats and back. torch is
+imported only when a tensor is asked for, so that path never loads it.
 """
 
 from __future__ import annotations
@@ -33,6 +35,21 @@ def pil_to_array(img: Image.Image) -> np.ndarray:
     return bands_to_array(img)
 
 
+def bands_to_uint8(img: Image.Image) -> np.ndarray:
+    """An 8-bit image's bands as a uint8 ``(C, H, W)`` array, split apart by Pillow in C."""
+    out = np.empty((len(img.getbands()), img.height, img.width), np.uint8)
+    for plane, band in zip(out, img.split()):
+        plane[...] = np.asarray(band)
+    return out
+
+
+def as_float(pixels: np.ndarray) -> np.ndarray:
+    """Numpy pixels as float32 in ``[0, 1]``: 8-bit planes scaled, float ones as they are."""
+    if pixels.dtype == np.uint8:
+        return np.divide(pixels, np.float32(255.0), dtype=np.float32)
+    return np.asarray(pixels, dtype=np.float32)
+
+
 def bands_to_array(img: Image.Image) -> np.ndarray:
     """An 8-bit image's bands (RGB, RGBA, ...) as a float32 ``(C, H, W)`` array in ``[0, 1]``.
 
@@ -46,7 +63,7 @@ def bands_to_array(img: Image.Image) -> np.ndarray:
 
 
 def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
-    """Convert a float ``(3, H, W)`` tensor (or array) in ``[0, 1]`` to an 8-bit RGB Pillow image.
+    """Convert a float ``(3, H, W)`` tensor (or array) in ``[0, 1]``, or 8-bit planes, to an 8-bit RGB Pillow image.
 
     Values are clamped (networks overshoot slightly) and NaNs become 0, then rounded
     rather than truncated so that a read/write round trip is lossless.
@@ -75,12 +92,16 @@ def as_array(pixels: Any) -> np.ndarray:
 
 
 def to_uint8(pixels: Any) -> np.ndarray:
-    """Float pixels in [0, 1] -> uint8 in C order, clamped, NaN-safe and rounded (half to even).
+    """Float pixels in [0, 1] -> uint8 in C order, clamped, NaN-safe and rounded (half to even);
+    8-bit pixels as they are.
 
     One float copy, in C order, and the steps after it in place: a photo's planes are
     megabytes, and each pass over them costs.
     """
-    a = np.array(as_array(pixels), dtype=np.float32, order="C")
+    a = as_array(pixels)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
+    a = np.array(a, dtype=np.float32, order="C")
     np.nan_to_num(a, copy=False, nan=0.0)
     np.clip(a, 0.0, 1.0, out=a)
     a *= np.float32(255.0)

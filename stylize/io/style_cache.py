@@ -32,6 +32,7 @@ from ..config import TrainSettings
 from ..errors import StylizeError, first_line
 from ..model.header import TRAIN_PREFIX, read_header
 from .atomic import write_atomically
+from .pixels import as_float
 from .weights import arrays_sha256, cache_dir, file_sha256
 
 FORMAT = "stylize-style-rows/2"
@@ -122,14 +123,14 @@ def write_rows(key: str, rows: Mapping[str, np.ndarray]) -> None:
 
 
 def probe(painting: np.ndarray) -> np.ndarray:
-    """``painting`` ((3, H, W) float in [0, 1]) squeezed to (1, 3, :data:`PROBE_SIZE`, :data:`PROBE_SIZE`):
+    """``painting`` ((3, H, W) in [0, 1], or 8-bit planes) squeezed to (1, 3, :data:`PROBE_SIZE`, :data:`PROBE_SIZE`):
     what a style's check renders.
 
     Its own painting is at hand wherever a style is learned or read back, and it is the
     same on every torchrun rank, so every rank reaches the same verdict.
     """
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane, np.float32)).resize(
-        (PROBE_SIZE, PROBE_SIZE), Image.BILINEAR)) for plane in np.asarray(painting, np.float32)]
+        (PROBE_SIZE, PROBE_SIZE), Image.BILINEAR)) for plane in as_float(painting)]
     return np.clip(np.stack(planes), 0, 1)[None]
 
 
