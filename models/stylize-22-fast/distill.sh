@@ -26,25 +26,29 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 
 # 2. Fine-tune under the teacher's own perceptual loss (VGG16: content 1, style 5 at relu1_2..relu4_3,
 #    paintings at 256 px, as the teacher's card says): the pixel loss taught layout and palette, this
-#    teaches the strokes. Both stages keep the teacher's pixel loss beside the perceptual one (--teacher;
+#    teaches the strokes. Every stage keeps the teacher's pixel loss beside the perceptual one (--teacher;
 #    at 2e6 about a third of the perceptual loss at the start): without it, 2,800 steps painted a regular
 #    4 px grid into flat skies (2026-12-05, the card's "Known weaknesses").
 #    a. 2,800 steps from step 1's student (--steps is a total and the cosine runs over it from step 0:
 #       from the released student's step 6,700 of 9,500, lr 7e-4 starts at about 1.4e-4, ends at 7e-6).
 #    b. 1,500 more with --lattice-weight 1e10, which takes away the grid that stage a still painted into
 #       the_scream's sky (lr 2e-3 over 11,000 steps: about 1e-4 at its start, 2e-5 at its end).
+#    c. 4,200 more at the evaluation's crop size, 256 px (the fourth release): 1,400 with lr 6e-3 over
+#       12,400 steps (2.4e-4 to 6e-5), then 2,800 re-warmed with lr 2e-3 over 15,200 (1.8e-4 to 2e-5).
+#       The release continued the first part's own run (`--resume --steps 15200 --lr 0.002`, its
+#       optimizer state kept); the second part here starts afresh from the first's result.
 #    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
-#    (with --overwrite, both stages start over).
-finetune() {  # finetune STAGE FROM STEPS LR SEED [more train options]
-  local dir="$RUN/$1" from=$2 steps=$3 lr=$4 seed=$5
+#    (with --overwrite, the stages start over).
+finetune() {  # finetune STAGE FROM STEPS LR SEED CROP [more train options]
+  local dir="$RUN/$1" from=$2 steps=$3 lr=$4 seed=$5 crop=$6
   local out="$dir/stylize-22-fast.safetensors"
-  shift 5
+  shift 6
   mkdir -p "$dir"
   if [ -f "$out" ] && [ -z "$OVERWRITE" ]; then
     stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --resume --steps "$steps"
   else
     stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --init-from "$from" --steps "$steps" \
-      --batch-size 4 --image-size 160 --style-size 256 --lr "$lr" --warmup-steps 50 --style-weight 5 --seed "$seed" \
+      --batch-size 4 --image-size "$crop" --style-size 256 --lr "$lr" --warmup-steps 50 --style-weight 5 --seed "$seed" \
       --precision fp32 --snapshot-every 500 --checkpoint-every 200 --preview examples/photos/chelsea.jpg \
       --teacher weights/stylize-22.safetensors --teacher-weight 2e6 $([ -f "$out" ] && echo --overwrite) "$@"
   fi
@@ -55,9 +59,11 @@ SHIP="$RUN/stylize-22-fast.safetensors"
 if [ "${FINETUNE:-1}" != 0 ]; then
   STEP=$(python -c 'import json, sys; from safetensors import safe_open
 print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "$SHIP")
-  finetune perceptual "$SHIP" $((STEP + 2800)) 0.0007 4
-  finetune lattice "$RUN/perceptual/final.safetensors" $((STEP + 4300)) 0.002 5 --lattice-weight 1e10
-  SHIP="$RUN/lattice/final.safetensors"
+  finetune perceptual "$SHIP" $((STEP + 2800)) 0.0007 4 160
+  finetune lattice "$RUN/perceptual/final.safetensors" $((STEP + 4300)) 0.002 5 160 --lattice-weight 1e10
+  finetune crop256 "$RUN/lattice/final.safetensors" $((STEP + 5700)) 0.006 6 256 --lattice-weight 1e10
+  finetune crop256-more "$RUN/crop256/final.safetensors" $((STEP + 8500)) 0.002 7 256 --lattice-weight 1e10
+  SHIP="$RUN/crop256-more/final.safetensors"
 fi
 
 # 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
