@@ -77,12 +77,20 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="--work-size of every stylize run, or 'style' for each style's own (the default command)")
 
 
+def stylize_command(python: str) -> list[str]:
+    """The ``stylize`` console script of ``python``'s venv, which is what a user runs. Not
+    ``python -m stylize``: that puts the current folder first on the import path, and these
+    benchmarks run from the project's root, so it would time the working tree's package (compiled
+    afresh on every start where bytecode is not written) instead of the venv's install."""
+    return [str(Path(python).parent / "stylize")]
+
+
 def stylize_apply(python: str, source: Path, work_size: str) -> list[str]:
-    """``stylize apply SOURCE --style starry`` run by ``python``. ``work_size`` is passed as
+    """``stylize apply SOURCE --style starry`` of ``python``'s venv. ``work_size`` is passed as
     ``--work-size`` (the same work on every model and in every dated figure, whatever size the
     style's own is), or ``"style"``: none, each style's own size, which is what
     ``stylize apply photo.jpg --style starry`` does."""
-    command = [python, "-m", "stylize", "apply", str(source), "--style", "starry"]
+    command = [*stylize_command(python), "apply", str(source), "--style", "starry"]
     return command if work_size == "style" else command + ["--work-size", work_size]
 
 
@@ -112,10 +120,12 @@ def configurations(photo: Path, out: Path, lite_python: str | None, models: Sequ
 
 def optimized_graph(python: str, graph: Path) -> str:
     """Where the stylize of ``python`` caches the optimized form of ``graph`` (made by the first,
-    untimed ``apply``), asked of it once so that the bare pipeline imports nothing of stylize."""
+    untimed ``apply``), asked of it once so that the bare pipeline imports nothing of stylize (from
+    its venv's folder, so that the project's root does not shadow its install)."""
     code = ("import sys, onnxruntime; from stylize.apply.sessions import optimized_path; "
             "print(optimized_path(onnxruntime.__version__, open(sys.argv[1], 'rb').read()))")
-    return subprocess.run([python, "-c", code, str(graph)], capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run([python, "-c", code, str(graph)], capture_output=True, text=True, check=True,
+                          cwd=Path(python).parent).stdout.strip()
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Start-up time of the light commands: ``--help``, ``--version``, ``styles``, ``info``, ``apply``.
 
-Each runs as a fresh ``python -m stylize`` process (what a user waits for at the prompt),
+Each runs as a fresh ``stylize`` process (the venv's console script: what a user waits for at the prompt),
 interleaved round by round with the others so that load from other jobs falls on all
 alike; the figure is the median wall time. ``apply`` stylizes a small photo (so that the
 network's arithmetic is a small part) with the shipped model on ONNX Runtime. Two
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from benchmarks.end_to_end import interleaved
+from benchmarks.end_to_end import interleaved, stylize_command
 
 
 def commands(folder: Path, python: str = sys.executable) -> dict[str, list[str]]:
     """The commands, stylize's run by ``python``; ``import torch`` by this one (a wheel's venv has none)."""
-    stylize = [python, "-m", "stylize"]
+    stylize = stylize_command(python)
     photo = folder / "photo.jpg"
     rng = np.random.default_rng(0)
     Image.fromarray((rng.random((192, 256, 3)) * 255).astype(np.uint8)).save(photo)
