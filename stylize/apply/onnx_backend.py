@@ -37,7 +37,7 @@ from PIL import Image
 
 from ..config import AUTO_TILE_ONNX, BACKENDS, ApplySettings, check_size
 from ..errors import StylizeError
-from ..io.pixels import as_float, bands_to_array, to_uint8
+from ..io.pixels import as_float, bands_to_array, long_side_size, to_uint8
 from ..io.weights import default_model
 from ..model.header import check_work_sizes, layer_kind
 from ..model.styles import StyleChoice, choose
@@ -235,7 +235,7 @@ class OnnxStylizer(Renderer[np.ndarray]):
         return np.asarray([weights], dtype=np.float32)
 
     def resize(self, image: np.ndarray, size: int) -> np.ndarray:
-        return resize_long_side(self.pixels(image), size)
+        return resize_long_side(image, size)
 
     def upsample(self, image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         return upsample(image, size)
@@ -250,20 +250,15 @@ class OnnxStylizer(Renderer[np.ndarray]):
 def resize_long_side(image: np.ndarray, size: int) -> np.ndarray:
     """(C, H, W) float32 resized so its long side is ``size`` (bilinear, antialiased by Pillow).
 
-    The same output size as :func:`stylize.io.pixels.resize_long_side`, and nearly the same
-    pixels (both filter with a widened triangle when shrinking).
+    The same output size as :func:`stylize.io.pixels.resize_long_side` (both
+    :func:`~stylize.io.pixels.long_side_size`), and nearly the same pixels (both filter with a
+    widened triangle when shrinking).
     """
     new_h, new_w = long_side_size(*image.shape[-2:], size)
     planes = [np.asarray(Image.fromarray(np.ascontiguousarray(plane)).resize((new_w, new_h), Image.BILINEAR))
               for plane in image.astype(np.float32, copy=False)]
     resized = np.stack(planes)
     return np.clip(resized, 0, 1, out=resized)
-
-
-def long_side_size(height: int, width: int, size: int) -> tuple[int, int]:
-    """(height, width) scaled so that the long side is ``size``."""
-    scale = size / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def restore_detail_8bit(photo: Image.Image, small_photo: np.ndarray, small_stylized: np.ndarray) -> np.ndarray:

@@ -109,10 +109,12 @@ class Renderer(ABC, Generic[Pixels]):
             out, stats = self.paint_smaller(rgb, settings.work_size_for(own), weights, settings, prior, record)
         else:
             out, stats = self.render(self.pixels(rgb), weights, settings, prior, record)
-        if settings.preserve_color:
-            out = keep_chroma(self.pixels(rgb), self.pixels(out))
-        if settings.strength != 1:
-            out = self.blend(self.pixels(rgb), self.pixels(out), settings.strength)
+        if settings.preserve_color or settings.strength != 1:
+            rgb, out = self.pixels(rgb), self.pixels(out)  # once: an 8-bit photo's floats are a full-size copy
+            if settings.preserve_color:
+                out = keep_chroma(rgb, out)
+            if settings.strength != 1:
+                out = self.blend(rgb, out, settings.strength)
         return out, stats
 
     def paint_smaller(self, rgb: Pixels, size: int, weights: Any, settings: ApplySettings, prior: Prior | None,

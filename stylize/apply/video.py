@@ -37,6 +37,7 @@ from ..config import ApplySettings, VideoSettings
 from ..errors import StylizeError
 from ..io.atomic import replace_atomically
 from ..io.formats import VIDEO_CONTAINERS
+from ..io.pixels import long_side_size
 from ..model.styles import StyleChoice
 from .renderer import Prior
 
@@ -178,11 +179,10 @@ def _area_resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def output_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
     """The stylized frame size, rounded down to even numbers (4:2:0 video needs them).
 
-    ``max_size`` shrinks it as :func:`stylize.io.pixels.resize_long_side` shrinks each frame.
+    ``max_size`` shrinks it as the renderers shrink each frame (:func:`stylize.io.pixels.long_side_size`).
     """
     if max_size and max(width, height) > max_size:
-        scale = max_size / max(width, height)
-        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        height, width = long_side_size(height, width, max_size)
     return max(2, width // 2 * 2), max(2, height // 2 * 2)
 
 

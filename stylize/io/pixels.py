@@ -73,13 +73,17 @@ def tensor_to_pil(t: torch.Tensor | np.ndarray) -> Image.Image:
     return Image.merge("RGB", [Image.fromarray(plane) for plane in to_uint8(t)])
 
 
+def long_side_size(height: int, width: int, size: int) -> tuple[int, int]:
+    """(height, width) scaled so that the long side is ``size``: every resize to a work size's."""
+    scale = size / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
 def resize_long_side(image: torch.Tensor, size: int) -> torch.Tensor:
     """Resize (C,H,W) so its long side is ``size``, keeping the aspect ratio (antialiased)."""
     import torch.nn.functional as F
 
-    h, w = image.shape[-2:]
-    scale = size / max(h, w)
-    new = (max(1, round(h * scale)), max(1, round(w * scale)))
+    new = long_side_size(*image.shape[-2:], size)
     return F.interpolate(image[None], size=new, mode="bilinear", antialias=True, align_corners=False)[0].clamp(0, 1)
 
 
