@@ -1,5 +1,6 @@
 """`stylize train` and `stylize styles` through the real CLI."""
 
+import os
 import subprocess
 import sys
 
@@ -62,6 +63,18 @@ def test_train_time_limit_says_how_to_continue(tmp_path, style_dir, photo_dir):
                                       "--preset", "small", "--workers", "0", "--time-limit", "0"])
     assert result.exit_code == 0, result.output
     assert "time limit reached at step 1" in result.output and "--resume" in result.output
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="CPU affinity is set only on Linux")
+def test_default_workers_fit_the_cores(tmp_path, style_dir, photo_dir):
+    """On one core the default DataLoader workers are one: torch warns about more, and they would only wait."""
+    out = tmp_path / "m.safetensors"
+    args = [a for a in TINY if a not in ("--workers", "0")]
+    done = subprocess.run([sys.executable, "-m", "stylize", "train", str(style_dir), "-c", str(photo_dir), "-o",
+                           str(out), *args], capture_output=True, text=True, preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    assert done.returncode == 0, done.stderr
+    assert "worker" not in done.stderr.lower(), done.stderr
+    assert checkpoint.read_metadata(out)["training"]["workers"] == 1
 
 
 def test_option_defaults_are_the_settings_defaults():

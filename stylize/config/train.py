@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
@@ -19,6 +20,12 @@ EVALUATE_BUDGETS = (50, 100, 300)
 
 LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
 """The loss network's taps, in order."""
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: its CPU affinity where the OS has one (as torch's DataLoader counts them)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -85,7 +92,8 @@ class TrainSettings:
     snapshot_every: int = 0
     """Keep a lean copy of the weights every N steps (0: none), to release an earlier state."""
     log_every: int = 10
-    workers: int = 4
+    workers: int = min(4, usable_cores())
+    """DataLoader processes: 4, or one per core where there are fewer (more would only wait, and torch warns)."""
     precision: str = "auto"
     flat_areas: float = 0.0
     """Share of the crops given a flat or clipped region (``stylize.train.data.flatten``): against blotches."""
