@@ -61,3 +61,20 @@ def test_gallery_sheet_has_a_row_per_style_and_full_size_results(tmp_path: Path,
     assert sheet.width == 48 + (48 + 4) + (21 + 4)
     full = {p.name: Image.open(p).size for p in out.glob("*.jpg") if p.name != "contact-sheet.jpg"}
     assert full == {"chelsea-starry_night.jpg": (48, 32), "coffee-great_wave.jpg": (32, 48)}
+
+
+def test_grid_measure_tells_a_grid_from_strokes():
+    """The card's grid measure: a faint period-4 pattern over random strokes scores far above the strokes alone."""
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "models"))
+    try:
+        from grid_measure import grid_share
+    finally:
+        sys.path.remove(str(ROOT / "models"))
+    rng = np.random.default_rng(0)
+    strokes = 128 + 20 * rng.standard_normal((192, 256))
+    grid = 6 * np.sin(np.arange(256) * np.pi / 2)[None, :]
+    as_image = lambda a: Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("RGB")
+    plain, gridded = grid_share(as_image(strokes)), grid_share(as_image(strokes + grid))
+    assert plain < 0.01 and gridded > 10 * plain
