@@ -27,6 +27,18 @@ def centre_crop(image: Image.Image, side: int) -> Image.Image:
     return image.crop((left, top, left + side, top + side))
 
 
+def load_models(specs: list[str]) -> list[tuple[str, Stylizer]]:
+    """``LABEL=CHECKPOINT`` strings as (label, stylizer) pairs, on the CPU."""
+    return [(label, Stylizer.load(path, device="cpu")) for label, path in (spec.split("=", 1) for spec in specs)]
+
+
+def photo_at(path: Path, size: int) -> Image.Image:
+    """The photo as RGB, resized (Lanczos) to a long side of ``size`` px."""
+    photo = Image.open(path).convert("RGB")
+    scale = size / max(photo.size)
+    return photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photo", type=Path, required=True)
@@ -38,11 +50,9 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
 
-    models = [(label, Stylizer.load(path, device="cpu")) for label, path in (m.split("=", 1) for m in args.model)]
+    models = load_models(args.model)
     styles = args.styles.split(",") if args.styles else models[0][1].styles
-    photo = Image.open(args.photo).convert("RGB")
-    scale = args.size / max(photo.size)
-    photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+    photo = photo_at(args.photo, args.size)
     font = ImageFont.load_default(size=18)
     rows = []
     for style in styles:

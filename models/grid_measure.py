@@ -5,7 +5,8 @@ sky) the render's luma less its Gaussian blur of radius 3 (what is left: strokes
 grid) goes through a 2-D Fourier transform. The figure is the share of that residual's
 energy in its 4 strongest frequencies (two conjugate pairs): strokes spread their energy
 over many frequencies, a pattern that repeats at a fixed period puts it into a few, so a
-grid raises the share and the teacher's strokes keep it low. Public API only (``Stylizer``).
+grid raises the share and the teacher's strokes keep it low. Public API only (``Stylizer``, as
+``compare_sheet.py`` loads and sizes them).
 
     python models/grid_measure.py --photo kodim21.jpg --size 1024 --box 608,0,864,192 \
         --model teacher=weights/stylize-22.safetensors --model fast=weights/stylize-22-fast.safetensors \
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from stylize import Stylizer
+from compare_sheet import load_models, photo_at  # the same folder: scripts run from there
 
 PEAKS = 4
 
@@ -46,10 +47,8 @@ def main() -> None:
     args = parser.parse_args()
 
     box = tuple(int(v) for v in args.box.split(","))
-    models = [(label, Stylizer.load(path, device="cpu")) for label, path in (m.split("=", 1) for m in args.model)]
-    photo = Image.open(args.photo).convert("RGB")
-    scale = args.size / max(photo.size)
-    photo = photo.resize((round(photo.width * scale), round(photo.height * scale)), Image.Resampling.LANCZOS)
+    models = load_models(args.model)
+    photo = photo_at(args.photo, args.size)
     print(f"| style (photo's own {grid_share(photo.crop(box)):.3f}) | " + " | ".join(label for label, _ in models) + " |")
     print("|---" * (len(models) + 1) + "|")
     for style in args.styles.split(","):
