@@ -37,6 +37,8 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #       12,400 steps (2.4e-4 to 6e-5), then 2,800 re-warmed with lr 2e-3 over 15,200 (1.8e-4 to 2e-5).
 #       The release continued the first part's own run (`--resume --steps 15200 --lr 0.002`, its
 #       optimizer state kept); the second part here starts afresh from the first's result.
+#    d. 3,200 more at 256 px with the anchor halved (--teacher-weight 1e6; a later option wins), lr 3e-3
+#       over 18,400 (2.5e-4 to 3e-5): the fifth release (run in bf16 on a CPU with AVX-512 BF16).
 #    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
 #    (with --overwrite, the stages start over).
 finetune() {  # finetune STAGE FROM STEPS LR SEED CROP [more train options]
@@ -63,7 +65,9 @@ print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "
   finetune lattice "$RUN/perceptual/final.safetensors" $((STEP + 4300)) 0.002 5 160 --lattice-weight 1e10
   finetune crop256 "$RUN/lattice/final.safetensors" $((STEP + 5700)) 0.006 6 256 --lattice-weight 1e10
   finetune crop256-more "$RUN/crop256/final.safetensors" $((STEP + 8500)) 0.002 7 256 --lattice-weight 1e10
-  SHIP="$RUN/crop256-more/final.safetensors"
+  finetune anchor-1e6 "$RUN/crop256-more/final.safetensors" $((STEP + 11700)) 0.003 9 256 --lattice-weight 1e10 \
+    --teacher-weight 1e6
+  SHIP="$RUN/anchor-1e6/final.safetensors"
 fi
 
 # 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
