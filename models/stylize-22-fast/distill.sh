@@ -41,6 +41,8 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #       over 18,400 (2.5e-4 to 3e-5): the fifth release (run in bf16 on a CPU with AVX-512 BF16).
 #    e. 3,000 more at 256 px with the anchor halved again (teacher weight 5e5), lr 4.5e-3 over
 #       21,400 (2.6e-4 to 4.5e-5): the sixth release (bf16, as d).
+#    f. 3,000 more at 256 px with the anchor halved once more (teacher weight 2.5e5), lr 5.5e-3 over
+#       24,400 (2.6e-4 to 5.5e-5): the seventh release (bf16, as d).
 #    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
 #    (with --overwrite, the stages start over).
 finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] finetune STAGE FROM STEPS LR SEED CROP [more train options]
@@ -69,7 +71,8 @@ print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "
   finetune crop256-more "$RUN/crop256/final.safetensors" $((STEP + 8500)) 0.002 7 256 --lattice-weight 1e10
   anchor=1e6 finetune anchor-1e6 "$RUN/crop256-more/final.safetensors" $((STEP + 11700)) 0.003 9 256 --lattice-weight 1e10
   anchor=5e5 finetune anchor-5e5 "$RUN/anchor-1e6/final.safetensors" $((STEP + 14700)) 0.0045 11 256 --lattice-weight 1e10
-  SHIP="$RUN/anchor-5e5/final.safetensors"
+  anchor=2.5e5 finetune anchor-2.5e5 "$RUN/anchor-5e5/final.safetensors" $((STEP + 17700)) 0.0055 13 256 --lattice-weight 1e10
+  SHIP="$RUN/anchor-2.5e5/final.safetensors"
 fi
 
 # 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
