@@ -38,14 +38,15 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #       The release continued the first part's own run (`--resume --steps 15200 --lr 0.002`, its
 #       optimizer state kept); the second part here starts afresh from the first's result.
 #    d. 3,200 more at 256 px with the anchor halved (teacher weight 1e6), lr 3e-3
-#       over 18,400 (2.5e-4 to 3e-5): the fifth release (run in bf16 on a CPU with AVX-512 BF16).
+#       over 18,400 (2.5e-4 to 3e-5): the fifth release, run in bf16 as every later stage (fast on a
+#       CPU with AVX-512 BF16 or AMX; on one without, precision=fp32 is quicker).
 #    e. 3,000 more at 256 px with the anchor halved again (teacher weight 5e5), lr 4.5e-3 over
 #       21,400 (2.6e-4 to 4.5e-5): the sixth release (bf16, as d).
 #    f. 3,000 more at 256 px with the anchor halved once more (teacher weight 2.5e5), lr 5.5e-3 over
 #       24,400 (2.6e-4 to 5.5e-5): the seventh release (bf16, as d).
 #    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
 #    (with --overwrite, the stages start over).
-finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] finetune STAGE FROM STEPS LR SEED CROP [more train options]
+finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] [precision=bf16 (fp32)] finetune STAGE FROM STEPS LR SEED CROP [more train options]
   local dir="$RUN/$1" from=$2 steps=$3 lr=$4 seed=$5 crop=$6
   local out="$dir/stylize-22-fast.safetensors"
   shift 6
@@ -55,7 +56,7 @@ finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] finetune STAGE FROM STEPS LR SEED 
   else
     stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --init-from "$from" --steps "$steps" \
       --batch-size 4 --image-size "$crop" --style-size 256 --lr "$lr" --warmup-steps 50 --style-weight 5 --seed "$seed" \
-      --precision fp32 --snapshot-every 500 --checkpoint-every 200 --preview examples/photos/chelsea.jpg \
+      --precision "${precision:-fp32}" --snapshot-every 500 --checkpoint-every 200 --preview examples/photos/chelsea.jpg \
       --teacher weights/stylize-22.safetensors --teacher-weight "${anchor:-2e6}" $([ -f "$out" ] && echo --overwrite) "$@"
   fi
   stylize export "$out" -o "$dir/final.safetensors" --overwrite
@@ -69,9 +70,9 @@ print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "
   finetune lattice "$RUN/perceptual/final.safetensors" $((STEP + 4300)) 0.002 5 160 --lattice-weight 1e10
   finetune crop256 "$RUN/lattice/final.safetensors" $((STEP + 5700)) 0.006 6 256 --lattice-weight 1e10
   finetune crop256-more "$RUN/crop256/final.safetensors" $((STEP + 8500)) 0.002 7 256 --lattice-weight 1e10
-  anchor=1e6 finetune anchor-1e6 "$RUN/crop256-more/final.safetensors" $((STEP + 11700)) 0.003 9 256 --lattice-weight 1e10
-  anchor=5e5 finetune anchor-5e5 "$RUN/anchor-1e6/final.safetensors" $((STEP + 14700)) 0.0045 11 256 --lattice-weight 1e10
-  anchor=2.5e5 finetune anchor-2.5e5 "$RUN/anchor-5e5/final.safetensors" $((STEP + 17700)) 0.0055 13 256 --lattice-weight 1e10
+  precision=bf16 anchor=1e6 finetune anchor-1e6 "$RUN/crop256-more/final.safetensors" $((STEP + 11700)) 0.003 9 256 --lattice-weight 1e10
+  precision=bf16 anchor=5e5 finetune anchor-5e5 "$RUN/anchor-1e6/final.safetensors" $((STEP + 14700)) 0.0045 11 256 --lattice-weight 1e10
+  precision=bf16 anchor=2.5e5 finetune anchor-2.5e5 "$RUN/anchor-5e5/final.safetensors" $((STEP + 17700)) 0.0055 13 256 --lattice-weight 1e10
   SHIP="$RUN/anchor-2.5e5/final.safetensors"
 fi
 
