@@ -46,3 +46,25 @@ def test_front_matter_describes_the_shipped_weights(card: Path) -> None:
     assert metrics["loss_ratio_vs_lbfgs_100_max"] == max(ratios)
     # The prose is still there after the front matter.
     assert f"# {name}" in card.read_text().split("---\n", 2)[2]
+
+
+def table_column(path: Path, column: int) -> list[float]:
+    """One numeric column of a markdown table's body rows (``column`` indexes the cells as a list: 0 first, -1 last)."""
+    rows = [row for row in path.read_text().splitlines()[2:] if row.startswith("|")]
+    return [float(row.strip().strip("|").split("|")[column]) for row in rows]
+
+
+STUDENT_CARDS = [card for card in CARDS if (card.parent / "evaluation-vs-teacher.md").exists()]
+
+
+@pytest.mark.parametrize("card", STUDENT_CARDS, ids=lambda card: card.parent.name)
+def test_teacher_metrics_match_the_committed_tables(card: Path) -> None:
+    """A distilled model's figures against its teacher are the ones its tables hold, not stale copies."""
+    (result,) = front_matter(card)["model-index"][0]["results"]
+    metrics = {m["type"]: m["value"] for m in result["metrics"]}
+    vs_teacher = table_column(card.parent / "evaluation-vs-teacher.md", -1)
+    psnr = table_column(card.parent / "teacher-psnr.md", 1)
+    assert metrics["loss_ratio_vs_teacher"] == pytest.approx(statistics.median(vs_teacher), abs=0.006)
+    assert metrics["loss_ratio_vs_teacher_max"] == pytest.approx(max(vs_teacher), abs=0.006)
+    assert metrics["psnr_vs_teacher"] == pytest.approx(statistics.median(psnr), abs=0.006)
+    assert metrics["psnr_vs_teacher_min"] == pytest.approx(min(psnr), abs=0.006)

@@ -46,6 +46,8 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #       24,400 (2.6e-4 to 5.5e-5): the seventh release (bf16, as d).
 #    g. 3,000 more at 256 px with the anchor halved a fourth time (teacher weight 1.25e5), lr 6.5e-3
 #       over 27,400 (2.5e-4 to 6.5e-5): the eighth release (bf16, as d).
+#    h. 3,000 more at 256 px with the anchor halved a fifth time (teacher weight 6.25e4), lr 7.5e-3
+#       over 30,400 (2.5e-4 to 7.5e-5): the ninth release (bf16, as d).
 #    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
 #    (with --overwrite, the stages start over).
 finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] [precision=bf16 (fp32)] finetune STAGE FROM STEPS LR SEED CROP [more train options]
@@ -76,7 +78,8 @@ print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "
   precision=bf16 anchor=5e5 finetune anchor-5e5 "$RUN/anchor-1e6/final.safetensors" $((STEP + 14700)) 0.0045 11 256 --lattice-weight 1e10
   precision=bf16 anchor=2.5e5 finetune anchor-2.5e5 "$RUN/anchor-5e5/final.safetensors" $((STEP + 17700)) 0.0055 13 256 --lattice-weight 1e10
   precision=bf16 anchor=1.25e5 finetune anchor-1.25e5 "$RUN/anchor-2.5e5/final.safetensors" $((STEP + 20700)) 0.0065 15 256 --lattice-weight 1e10
-  SHIP="$RUN/anchor-1.25e5/final.safetensors"
+  precision=bf16 anchor=6.25e4 finetune anchor-6.25e4 "$RUN/anchor-1.25e5/final.safetensors" $((STEP + 23700)) 0.0075 17 256 --lattice-weight 1e10
+  SHIP="$RUN/anchor-6.25e4/final.safetensors"
 fi
 
 # 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.

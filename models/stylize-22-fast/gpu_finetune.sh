@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One lent GPU window, one command: stylize-22-fast's perceptual fine-tune (distill.sh's step 2g:
+# One lent GPU window, one command: stylize-22-fast's perceptual fine-tune (distill.sh's step 2h:
 # the teacher's loss, anchored to the teacher's renderings, with the lattice penalty), continued
 # from the shipped student at GPU scale (16 crops of 256 px a step instead of 4 of 160), then
 # scored against the teacher as the card's figures are (256 px, kodim01-04, the L-BFGS baselines
@@ -13,8 +13,8 @@
 #   bash models/stylize-22-fast/gpu_finetune.sh run
 #   trains for MINUTES (6.5) with the cosine ending at the window's end (at RATE steps/s, 18: a
 #   little under stylize-22's 26 on an H200, for an H100 and the teacher's forward pass beside the
-#   small student; a rate too low only ends the cosine early; LR 1e-3 starts the eighth release, at step 27,400, at about 1.0e-4;
-#   the teacher anchor at the eighth release's 1.25e5, TEACHER_WEIGHT to change it),
+#   small student; a rate too low only ends the cosine early; LR 1e-3 starts the ninth release, at step 30,400, at about 8.7e-5;
+#   the teacher anchor at the ninth release's 6.25e4, TEACHER_WEIGHT to change it),
 #   exports the student (fp32), evaluates it against the
 #   teacher, and brings back three files in $OUT: stylize-22-fast.safetensors, eval-vs-teacher.md
 #   and logs.tar (log, snapshots, phases). Releasing it is then CPU work: the ONNX graph
@@ -56,7 +56,7 @@ fi
 stamp "fine-tuning stylize-22-fast from step $step, --steps $steps, $minutes min"
 python3 -m stylize train "$GPU/styles" -c "$GPU/content" -o "$W/stylize-22-fast.safetensors" --init-from "$GPU/init.safetensors" \
   --steps "$steps" --lr "${LR:-0.001}" --warmup-steps 100 --style-weight 5 --precision fp32 "${size[@]}" --device $dev \
-  --teacher "$GPU/teacher.safetensors" --teacher-weight "${TEACHER_WEIGHT:-1.25e5}" --lattice-weight 1e10 --seed 7 \
+  --teacher "$GPU/teacher.safetensors" --teacher-weight "${TEACHER_WEIGHT:-6.25e4}" --lattice-weight 1e10 --seed 7 \
   --checkpoint-every 1000 --preview-every 1000000 --snapshot-every "$snap" --time-limit "$minutes" \
   > "$L/train.txt" 2>&1 || stamp "training exit $?"
 python3 -m stylize export -m "$W/stylize-22-fast.safetensors" -o "$OUT/stylize-22-fast.safetensors" --full --overwrite \
