@@ -21,10 +21,15 @@ def front_matter(card: Path) -> dict:
     return yaml.safe_load(text.split("---\n", 2)[1])
 
 
+def table_column(path: Path, column: int) -> list[float]:
+    """One numeric column of a markdown table's body rows (``column`` indexes the cells as a list: 0 first, -1 last)."""
+    rows = [row for row in path.read_text().splitlines()[2:] if row.startswith("|")]
+    return [float(row.strip().strip("|").split("|")[column]) for row in rows]
+
+
 def evaluation_ratios(card: Path) -> list[float]:
     """The last column (network / L-BFGS 100) of the card's evaluation.md table."""
-    rows = (card.parent / "evaluation.md").read_text().splitlines()[2:]
-    return [float(row.split("|")[-2]) for row in rows if row.startswith("|")]
+    return table_column(card.parent / "evaluation.md", -1)
 
 
 @pytest.mark.parametrize("card", CARDS, ids=lambda card: card.parent.name)
@@ -46,12 +51,6 @@ def test_front_matter_describes_the_shipped_weights(card: Path) -> None:
     assert metrics["loss_ratio_vs_lbfgs_100_max"] == max(ratios)
     # The prose is still there after the front matter.
     assert f"# {name}" in card.read_text().split("---\n", 2)[2]
-
-
-def table_column(path: Path, column: int) -> list[float]:
-    """One numeric column of a markdown table's body rows (``column`` indexes the cells as a list: 0 first, -1 last)."""
-    rows = [row for row in path.read_text().splitlines()[2:] if row.startswith("|")]
-    return [float(row.strip().strip("|").split("|")[column]) for row in rows]
 
 
 STUDENT_CARDS = [card for card in CARDS if (card.parent / "evaluation-vs-teacher.md").exists()]
