@@ -21,6 +21,12 @@ def front_matter(card: Path) -> dict:
     return yaml.safe_load(text.split("---\n", 2)[1])
 
 
+def card_metrics(meta: dict) -> dict[str, float]:
+    """The front matter's evaluation figures by metric type (the card has one result)."""
+    (result,) = meta["model-index"][0]["results"]
+    return {m["type"]: m["value"] for m in result["metrics"]}
+
+
 def table_column(path: Path, column: int) -> list[float]:
     """One numeric column of a markdown table's body rows (``column`` indexes the cells as a list: 0 first, -1 last)."""
     rows = [row for row in path.read_text().splitlines()[2:] if row.startswith("|")]
@@ -42,8 +48,7 @@ def test_front_matter_describes_the_shipped_weights(card: Path) -> None:
     assert meta["model_architecture"] == ckpt.training["preset"]
     assert meta["styles"] == len(ckpt.styles)
     assert meta["parameters"] == sum(p.numel() for p in ckpt.net.parameters())
-    (result,) = meta["model-index"][0]["results"]
-    metrics = {m["type"]: m["value"] for m in result["metrics"]}
+    metrics = card_metrics(meta)
     ratios = evaluation_ratios(card)
     assert len(ratios) == len(ckpt.styles)
     assert metrics["loss_ratio_vs_lbfgs_100"] == pytest.approx(statistics.median(ratios), abs=0.006)
@@ -59,8 +64,7 @@ STUDENT_CARDS = [card for card in CARDS if (card.parent / "evaluation-vs-teacher
 @pytest.mark.parametrize("card", STUDENT_CARDS, ids=lambda card: card.parent.name)
 def test_teacher_metrics_match_the_committed_tables(card: Path) -> None:
     """A distilled model's figures against its teacher are the ones its tables hold, not stale copies."""
-    (result,) = front_matter(card)["model-index"][0]["results"]
-    metrics = {m["type"]: m["value"] for m in result["metrics"]}
+    metrics = card_metrics(front_matter(card))
     vs_teacher = table_column(card.parent / "evaluation-vs-teacher.md", -1)
     psnr = table_column(card.parent / "teacher-psnr.md", 1)
     assert metrics["loss_ratio_vs_teacher"] == pytest.approx(statistics.median(vs_teacher), abs=0.006)
