@@ -40,12 +40,10 @@ CANDIDATES: dict[str, NetConfig] = {
                                                     upsample="shuffle"),
     "8-32-64, 4 res, separable, outer 3x3": NetConfig(channels=(8, 32, 64), n_residual=4, separable=True,
                                                       outer_kernel=3),
-    "8-32-64, 4 res, separable, shuffle, outer 3x3": NetConfig(channels=(8, 32, 64), n_residual=4, separable=True,
-                                                               upsample="shuffle", outer_kernel=3),
+    "8-32-64, 4 res, separable, shuffle, outer 3x3": PRESETS["full8"],
     "8-32-64, 4 res, full 3x3, shuffle, outer 3x3": NetConfig(channels=(8, 32, 64), n_residual=4,
                                                               upsample="shuffle", outer_kernel=3),
-    "half-res ends 16-32-64, 4 res, separable, shuffle, outer 3x3": NetConfig(
-        channels=(16, 32, 64), n_residual=4, separable=True, upsample="shuffle", outer_kernel=3, full_res=False),
+    "half-res ends 16-32-64, 4 res, separable, shuffle, outer 3x3": PRESETS["fast"],
     "half-res ends 16-32-64, 4 res, separable, nearest, outer 3x3": NetConfig(
         channels=(16, 32, 64), n_residual=4, separable=True, outer_kernel=3, full_res=False),
     "half-res ends 16-32-96, 4 res, separable, shuffle, outer 3x3": NetConfig(

@@ -67,8 +67,8 @@ def train(
     lattice_weight: float = typer.Option(LOSS.lattice, min=0.0, help="Weight of a penalty on patterns that repeat every "
                                                                      "4 px, the same in every cell of the network's lattice "
                                                                      "(a grid in flat areas)."),
-    preset: str = typer.Option(TRAIN.preset, help="Network: 'johnson' (the paper's), 'small' or 'fast' "
-                                                   "(both for CPUs; see 'stylize distill')."),
+    preset: str = typer.Option(TRAIN.preset, help="Network: 'johnson' (the paper's), or for CPUs 'small', 'fast' "
+                                                   "or 'full8' (see 'stylize distill')."),
     seed: int = typer.Option(TRAIN.seed, help="Seed for the initial weights and the data sequence."),
     checkpoint_every: int = typer.Option(TRAIN.checkpoint_every, min=1, help="Write the checkpoint every N steps."),
     preview_every: int = typer.Option(TRAIN.preview_every, min=1, help="Write a preview grid every N steps."),

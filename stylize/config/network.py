@@ -54,6 +54,10 @@ PRESETS: dict[str, NetConfig] = {
     "small": NetConfig(channels=(16, 32, 64), n_residual=3),
     "fast": NetConfig(channels=(16, 32, 64), n_residual=4, separable=True, upsample="shuffle", outer_kernel=3,
                       full_res=False),
+    "full8": NetConfig(channels=(8, 32, 64), n_residual=4, separable=True, upsample="shuffle", outer_kernel=3),
 }
 """Named architectures: ``johnson`` is the paper's network, ``small`` and ``fast`` are for CPUs
-(``fast`` chosen by measured ONNX Runtime time: ``benchmarks/student_candidates.py``)."""
+(``fast`` chosen by measured ONNX Runtime time: ``benchmarks/student_candidates.py``). ``full8`` is
+``fast`` with its first and last convolution at full resolution (8 channels there): about the same
+multiply-adds, and it learned the teacher better in a distillation comparison
+(``benchmarks/README.md``, "What a candidate learns"); the next student's candidate."""
