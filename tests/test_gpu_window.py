@@ -1,5 +1,6 @@
 """models/gpu_window.sh must work the day a GPU is lent: its dry run, on the CPU, on made-up data."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_photo
+from stylize.config import PRESETS
 from stylize.model.checkpoint import read_metadata
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,7 +48,8 @@ def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
     assert any(".snapshots/" in n for n in names)
 
 
-def test_fast_finetune_dry_run_continues_the_student_beside_its_teacher_and_scores_it(tmp_path):
+@pytest.mark.parametrize("init", ["shipped", "full8"])
+def test_fast_finetune_dry_run_continues_the_student_beside_its_teacher_and_scores_it(tmp_path, init):
     data = tmp_path / "data"
     styles = _styles_of(ROOT / "weights" / "stylize-22-fast.safetensors")
     for i, name in enumerate(styles):
@@ -55,6 +58,17 @@ def test_fast_finetune_dry_run_continues_the_student_beside_its_teacher_and_scor
         make_photo(data / "content" / "train" / f"p{i}.png", size=(40, 40), seed=i)
         make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
     env = {**os.environ, "DATA": str(data), "GPU": str(tmp_path / "gpu"), "OUT": str(tmp_path / "out")}
+    start = ROOT / "weights" / "stylize-22-fast.safetensors"
+    if init == "full8":  # a candidate student of another preset, as a snapshot of full8.sh's run would be
+        import torch
+        from stylize.model import checkpoint
+        from stylize.model.network import StyleNet
+
+        torch.manual_seed(0)
+        net = StyleNet(dataclasses.replace(PRESETS["full8"], n_styles=len(styles)))
+        start = tmp_path / "full8.safetensors"
+        checkpoint.save(start, checkpoint.Checkpoint(net=net, styles=styles, step=8000))
+        env["INIT"] = str(start)
     for args in (["prepare"], ["run", "--dry-run"]):
         done = subprocess.run(["bash", "models/stylize-22-fast/gpu_finetune.sh", *args], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=1800)
@@ -62,8 +76,8 @@ def test_fast_finetune_dry_run_continues_the_student_beside_its_teacher_and_scor
     out = tmp_path / "out"
     student = out / "stylize-22-fast.safetensors"
     assert _styles_of(student) == styles
-    shipped = read_metadata(ROOT / "weights" / "stylize-22-fast.safetensors")
-    assert read_metadata(student)["step"] == shipped["step"] + 12
+    assert read_metadata(student)["step"] == read_metadata(start)["step"] + 12
+    assert read_metadata(student)["config"] == read_metadata(start)["config"]
     assert read_metadata(student)["training"]["weights"]["lattice"] == 1e10
     table = (out / "eval-vs-teacher.md").read_text()
     assert "| starry_night |" in table and "network / previous" in table  # previous: the teacher (--compare)

@@ -8,7 +8,9 @@
 # Here (CPU machine), first:     DATA=../shared/data bash models/stylize-22-fast/gpu_finetune.sh prepare
 #   fills .gpu-fast/ (git-ignored, well under the device tool's 64 MiB carry): the paintings, every
 #   other training photo, the first 4 test photos, the converted VGG16 loss network, the student to
-#   continue (init.safetensors) and its teacher (teacher.safetensors).
+#   continue (init.safetensors: INIT, default the shipped one; a lean file of any preset, such as a
+#   snapshot of full8.sh's fine-tune, which continues with TEACHER_WEIGHT=1e6 as that recipe does)
+#   and its teacher (teacher.safetensors).
 # On the GPU machine (device tool, carry [".gpu-fast"], timeout_s 580):
 #   bash models/stylize-22-fast/gpu_finetune.sh run
 #   trains for MINUTES (6.5) with the cosine ending at the window's end (at RATE steps/s, 18: a
@@ -31,8 +33,9 @@ source models/lib.sh  # step_of, copy_data, cache_loss_network
 
 if [[ $mode == prepare ]]; then
   copy_data "${DATA:-../shared/data}" "$GPU"
-  cache_loss_network "$GPU" weights/stylize-22-fast.safetensors
-  cp weights/stylize-22-fast.safetensors "$GPU/init.safetensors"
+  init=${INIT:-weights/stylize-22-fast.safetensors}
+  cache_loss_network "$GPU" "$init"
+  cp "$init" "$GPU/init.safetensors"
   cp weights/stylize-22.safetensors "$GPU/teacher.safetensors"
   du -sh "$GPU"
   exit 0
