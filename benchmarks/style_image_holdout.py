@@ -101,67 +101,70 @@ def main() -> None:
     learn_on = list_images(args.photos, "photo")[:args.learn_photos]
     tests = load_test_photos(args.eval_photos, args.eval_size, args.eval_limit)
     only = {n for n in args.only.split(",") if n}
-    work = Path(tempfile.mkdtemp(prefix="stylize-holdout-"))
-    os.environ["STYLIZE_CACHE_DIR"] = str(work / "cache")  # a fresh style cache: every style is learned
-    paintings = [p for p in list_images(args.styles, "style") if p.stem in source.styles and (not only or p.stem in only)]
-    if not args.no_synthetic:  # first: the extremes are where a rate runs away
-        paintings = synthetic_paintings(work) + paintings
+    with tempfile.TemporaryDirectory(prefix="stylize-holdout-") as tmp:
+        work = Path(tmp)
+        os.environ["STYLIZE_CACHE_DIR"] = str(work / "cache")  # a fresh style cache: every style is learned
+        paintings = [p for p in list_images(args.styles, "style")
+                     if p.stem in source.styles and (not only or p.stem in only)]
+        if not args.no_synthetic:  # first: the extremes are where a rate runs away
+            paintings = synthetic_paintings(work) + paintings
 
-    print(f"model {args.model}, loss weights {weights.to_dict()}, painting size {style_size}, "
-          f"{len(learn_on)} photos to learn on, {len(tests)} test photos at {args.eval_size} px")
-    print("| painting | steps | s | retries | learned loss | reference row | its loss | ratio | within 1.3x |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    for path in paintings:
-        name = path.stem
-        if name not in source.styles:
-            held = source
-        elif args.held_out_models is not None:
-            held = checkpoint.load(args.held_out_models / f"{name}.safetensors")
-        else:
-            held = remove_styles(source, [name])
-        retries, error = 0, ""
-        start = time.perf_counter()
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", StylizeWarning)
-            try:
-                learned = learn_style(held, path, learn_on, overrides=overrides, device=args.device)
-            except StylizeError as exc:
-                learned, error = None, str(exc)
-        seconds = time.perf_counter() - start
-        retries = sum(issubclass(w.category, StylizeWarning) and "going back" in str(w.message) for w in caught)
-        painting = resize_long_side(read_image(path).rgb, style_size)
-        loss = PerceptualLoss(vgg, [painting], weights)
-        style0 = torch.zeros(1, dtype=torch.long)
+        print(f"model {args.model}, loss weights {weights.to_dict()}, painting size {style_size}, "
+              f"{len(learn_on)} photos to learn on, {len(tests)} test photos at {args.eval_size} px")
+        print("| painting | steps | s | retries | learned loss | reference row | its loss | ratio | within 1.3x |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for path in paintings:
+            name = path.stem
+            if name not in source.styles:
+                held = source
+            elif args.held_out_models is not None:
+                held = checkpoint.load(args.held_out_models / f"{name}.safetensors")
+            else:
+                held = remove_styles(source, [name])
+            retries, error = 0, ""
+            start = time.perf_counter()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", StylizeWarning)
+                try:
+                    learned = learn_style(held, path, learn_on, overrides=overrides, device=args.device)
+                except StylizeError as exc:
+                    learned, error = None, str(exc)
+            seconds = time.perf_counter() - start
+            retries = sum(issubclass(w.category, StylizeWarning) and "going back" in str(w.message) for w in caught)
+            painting = resize_long_side(read_image(path).rgb, style_size)
+            loss = PerceptualLoss(vgg, [painting], weights)
+            style0 = torch.zeros(1, dtype=torch.long)
 
-        def score(net: torch.nn.Module, style: int) -> float:
-            with torch.no_grad():
-                return mean_terms([loss_terms(loss, net(p[None], style), p[None], style0) for p in tests])["total"]
+            def score(net: torch.nn.Module, style: int) -> float:
+                with torch.no_grad():
+                    return mean_terms([loss_terms(loss, net(p[None], style), p[None], style0) for p in tests])["total"]
 
-        if name in source.styles:
-            reference, reference_label = score(source.net, source.styles.index(name)), "own row"
-        else:
-            candidates = {s: score(source.net, i) for i, s in enumerate(source.styles)}
-            reference_label = min(candidates, key=candidates.__getitem__)
-            reference = candidates[reference_label]
-            reference_label = f"best row ({reference_label})"
-        row = {"painting": name, "seconds": round(seconds, 1), "retries": retries, "reference": reference,
-               "reference_row": reference_label}
-        if learned is None:
-            row.update(error=error)
-            print(f"| {name} | | {seconds:.0f} | {retries} | **failed**: {error} | {reference_label} | {reference:.4g} "
-                  "| | no |", flush=True)
-        else:
-            new = len(learned.styles) - 1
-            total = score(learned.net.cpu(), new)
-            broken = style_breaks(learned.net, new, painting)
-            steps = args.steps or recipe.steps
-            row.update(learned=total, ratio=total / reference, broken=broken, steps=steps)
-            ok = total / reference <= BOUND and broken is None
-            print(f"| {name} | {steps} | {seconds:.0f} | {retries} | {total:.4g} | {reference_label} | {reference:.4g} "
-                  f"| {total / reference:.3f} | {'yes' if ok else 'NO'}{'; ' + broken if broken else ''} |", flush=True)
-        if args.json:
-            with args.json.open("a") as out:
-                out.write(json.dumps(row) + "\n")
+            if name in source.styles:
+                reference, reference_label = score(source.net, source.styles.index(name)), "own row"
+            else:
+                candidates = {s: score(source.net, i) for i, s in enumerate(source.styles)}
+                reference_label = min(candidates, key=candidates.__getitem__)
+                reference = candidates[reference_label]
+                reference_label = f"best row ({reference_label})"
+            row = {"painting": name, "seconds": round(seconds, 1), "retries": retries, "reference": reference,
+                   "reference_row": reference_label}
+            if learned is None:
+                row.update(error=error)
+                print(f"| {name} | | {seconds:.0f} | {retries} | **failed**: {error} | {reference_label} "
+                      f"| {reference:.4g} | | no |", flush=True)
+            else:
+                new = len(learned.styles) - 1
+                total = score(learned.net.cpu(), new)
+                broken = style_breaks(learned.net, new, painting)
+                steps = args.steps or recipe.steps
+                row.update(learned=total, ratio=total / reference, broken=broken, steps=steps)
+                ok = total / reference <= BOUND and broken is None
+                print(f"| {name} | {steps} | {seconds:.0f} | {retries} | {total:.4g} | {reference_label} "
+                      f"| {reference:.4g} | {total / reference:.3f} | {'yes' if ok else 'NO'}"
+                      f"{'; ' + broken if broken else ''} |", flush=True)
+            if args.json:
+                with args.json.open("a") as out:
+                    out.write(json.dumps(row) + "\n")
 
 
 if __name__ == "__main__":

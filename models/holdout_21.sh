@@ -39,6 +39,7 @@ OUT=${OUT:-runs/holdout-21}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$DIR/cache PYTHONUNBUFFERED=1
 L=$(mktemp -d); W=$(mktemp -d)
+trap 'rm -rf "$L" "$W"' EXIT  # what is kept goes to $OUT (logs.tar, models)
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$L/phases.txt"; }
 if (( dry )); then
   dev=cpu; size=(--batch-size 2 --image-size 32 --style-size 48 --workers 0); steps=4; minutes=5

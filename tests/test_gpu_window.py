@@ -23,6 +23,17 @@ def _styles_of(model: Path) -> list[str]:
     return json.loads(done.stdout)["styles"]
 
 
+def _run_script(script: str, env: dict[str, str], tmp_path: Path) -> None:
+    """Prepares, then dry-runs a GPU script; it must leave nothing behind in the temporary folder."""
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    for args in (["prepare"], ["run", "--dry-run"]):
+        done = subprocess.run(["bash", script, *args], cwd=ROOT, env={**env, "TMPDIR": str(scratch)},
+                              capture_output=True, text=True, timeout=1800)
+        assert done.returncode == 0, done.stdout + done.stderr
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("torchinductor_")] == []  # torch's own cache
+
+
 def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
     data = tmp_path / "data"
     for i, name in enumerate(_styles_of(ROOT / "weights" / "stylize-22.safetensors")):
@@ -32,10 +43,7 @@ def test_dry_run_continues_both_models_and_evaluates_them(tmp_path):
         make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
     env = {**os.environ, "DATA": str(data), "GPU": str(tmp_path / "gpu"), "OUT": str(tmp_path / "out"), "CHECK": "0",
            "FLAT_AREAS": "0.25"}  # as models/stylize-22/flat_finetune.sh sets it
-    for args in (["prepare"], ["run", "--dry-run"]):
-        done = subprocess.run(["bash", "models/gpu_window.sh", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=1800)
-        assert done.returncode == 0, done.stdout + done.stderr
+    _run_script("models/gpu_window.sh", env, tmp_path)
     out = tmp_path / "out"
     for model in ("stylize-22", "stylize-22-small"):
         assert _styles_of(out / f"{model}.safetensors") == _styles_of(ROOT / "weights" / f"{model}.safetensors")
@@ -69,10 +77,7 @@ def test_fast_finetune_dry_run_continues_the_student_beside_its_teacher_and_scor
         start = tmp_path / "full8.safetensors"
         checkpoint.save(start, checkpoint.Checkpoint(net=net, styles=styles, step=8000))
         env["INIT"] = str(start)
-    for args in (["prepare"], ["run", "--dry-run"]):
-        done = subprocess.run(["bash", "models/stylize-22-fast/gpu_finetune.sh", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=1800)
-        assert done.returncode == 0, done.stdout + done.stderr
+    _run_script("models/stylize-22-fast/gpu_finetune.sh", env, tmp_path)
     out = tmp_path / "out"
     student = out / "stylize-22-fast.safetensors"
     assert _styles_of(student) == styles
@@ -98,10 +103,7 @@ def test_holdout_21_dry_run_learns_each_held_out_painting_on_a_model_that_never_
         make_photo(data / "content" / "test" / f"t{i}.png", size=(40, 32), seed=10 + i)
     env = {**os.environ, "DATA": str(data), "HOLDOUT_DIR": str(tmp_path / "holdout"), "OUT": str(tmp_path / "out"),
            "HOLDOUT": "dawn,noon"}
-    for args in (["prepare"], ["run", "--dry-run"]):
-        done = subprocess.run(["bash", "models/holdout_21.sh", *args], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=1800)
-        assert done.returncode == 0, done.stdout + done.stderr
+    _run_script("models/holdout_21.sh", env, tmp_path)
     rows = [json.loads(line) for line in (tmp_path / "out" / "holdout.jsonl").read_text().splitlines()]
     assert [row["painting"] for row in rows] == ["dawn", "noon"]
     assert all(row["reference_row"] == "own row" and row["learned"] > 0 and "error" not in row for row in rows)

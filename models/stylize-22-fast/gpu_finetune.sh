@@ -46,6 +46,7 @@ OUT=${OUT:-runs/gpu-fast}
 mkdir -p "$OUT"
 export PYTHONPATH=$PWD STYLIZE_CACHE_DIR=$GPU/cache PYTHONUNBUFFERED=1
 L=$(mktemp -d); W=$(mktemp -d)
+trap 'rm -rf "$L" "$W"' EXIT  # what is kept goes to $OUT (logs.tar, models)
 t0=$(date +%s); stamp() { echo "[$(( $(date +%s) - t0 )) s] $*" | tee -a "$L/phases.txt"; }
 step=$(step_of "$GPU/init.safetensors")
 if (( dry )); then

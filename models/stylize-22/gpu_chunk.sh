@@ -91,6 +91,7 @@ fi
 # stays behind in WORK. Give two calls on the same warm machine the same WORK and the second
 # resumes the first's run, optimizer state included.
 work=${WORK:-$(mktemp -d)}
+[[ -n ${WORK:-} ]] || trap 'rm -rf "$work"' EXIT  # a folder of our own: nothing in it is kept
 mkdir -p "$work"
 start=(--init-from "$GPU/init.safetensors")
 [[ -f $work/$model.safetensors ]] && start=(--resume)
