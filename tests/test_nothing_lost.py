@@ -462,6 +462,19 @@ def test_resume_takes_a_new_precision_and_keeps_the_run_s_own_otherwise(tmp_path
     assert checkpoint.load(out).training["precision"] == "bf16" and checkpoint.load(out).step == 4
 
 
+def test_resume_keeps_the_run_s_snapshots_unless_told_otherwise(tmp_path, style_dir, photo_dir):
+    """A run resumed with the command it was started with, less its options, still keeps its snapshots."""
+    out = tmp_path / "m.safetensors"
+    train_cli = ("train", str(style_dir), "--content", str(photo_dir), "-o", str(out), "--workers", "0",
+                 "--device", "cpu", "--image-size", "32", "--style-size", "32", "--batch-size", "1")
+    assert cli(*train_cli, "--steps", "2", "--snapshot-every", "2").exit_code == 0
+    assert cli(*train_cli, "--steps", "4", "--resume").exit_code == 0
+    snapshots = tmp_path / "m.snapshots"
+    assert sorted(p.name for p in snapshots.iterdir()) == ["step_0000002.safetensors", "step_0000004.safetensors"]
+    assert cli(*train_cli, "--steps", "6", "--resume", "--snapshot-every", "0").exit_code == 0
+    assert len(list(snapshots.iterdir())) == 2 and checkpoint.load(out).training["snapshot_every"] == 0
+
+
 def test_a_learning_rate_that_overflows_is_one_line(tmp_path, style_dir, photo_dir):
     pytest.importorskip("onnx")
     from stylize.train.loop import train

@@ -293,6 +293,9 @@ def test_snapshots_keep_lean_models_of_earlier_steps(tmp_path, style_dir, photo_
     last = checkpoint.load(snapshots[1]).net.state_dict()
     for name, tensor in final.net.state_dict().items():  # the last snapshot is the final weights, in fp16
         assert torch.allclose(last[name], tensor, atol=1e-2, rtol=1e-2), name
-    # --resume takes a new cadence, like a new --steps.
-    train(style_dir, photo_dir, out, _settings(steps=6, snapshot_every=3), device="cpu", resume=True)
+    # A resumed run keeps its cadence (whatever this call's settings say), or takes a new one if given.
+    train(style_dir, photo_dir, out, _settings(steps=6, snapshot_every=0), device="cpu", resume=True)
     assert sorted(p.name for p in (tmp_path / "m.snapshots").iterdir())[-1] == "step_0000006.safetensors"
+    train(style_dir, photo_dir, out, _settings(steps=9), device="cpu", resume=True, resume_snapshot_every=3)
+    assert sorted(p.name for p in (tmp_path / "m.snapshots").iterdir())[-1] == "step_0000009.safetensors"
+    assert checkpoint.load(out).training["snapshot_every"] == 3

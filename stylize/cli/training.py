@@ -74,7 +74,8 @@ def train(
     preview_every: int = typer.Option(TRAIN.preview_every, min=1, help="Write a preview grid every N steps."),
     snapshot_every: int = typer.Option(TRAIN.snapshot_every, min=0,
                                        help="Also keep the weights every N steps as a lean model in "
-                                            "MODEL.snapshots/ (0: never), to release an earlier state."),
+                                            "MODEL.snapshots/ (0: never), to release an earlier state; "
+                                            "--resume keeps the run's own unless given."),
     preview: Optional[Path] = typer.Option(None, help="Photo for the preview grids (default: the first content photo)."),
     workers: int = typer.Option(TRAIN.workers, min=0, help=f"{WORKERS_HELP} Processes here."),
     device: DeviceOption = "auto",
@@ -140,9 +141,11 @@ def train(
     resume_precision = str(precision) if resume and given(ctx, "precision") else None
     if resume_precision is not None:
         echo(f"--resume: continuing with the new --precision {resume_precision} instead of the run's own")
+    resume_snapshot_every = snapshot_every if resume and given(ctx, "snapshot_every") else None
     run_training_loop(lambda on_step: run_training(style_dir, content, output, settings, device=torch_device,
                                                    vgg_weights=vgg_weights, resume=resume, overwrite=overwrite,
                                                    resume_lr=resume_lr, resume_precision=resume_precision,
+                                                   resume_snapshot_every=resume_snapshot_every,
                                                    init_from=init_from,
                                                    preview=preview, on_step=on_step,
                                                    time_limit=time_limit * 60 if time_limit is not None else None),

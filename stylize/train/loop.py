@@ -327,14 +327,15 @@ def _append_line(path: Path, line: str) -> None:
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str | torch.device = "auto", vgg_weights: Path | None = None, resume: bool = False,
           overwrite: bool = False, resume_lr: float | None = None, resume_precision: str | None = None,
-          init_from: Path | None = None, preview: Path | None = None,
+          resume_snapshot_every: int | None = None, init_from: Path | None = None, preview: Path | None = None,
           on_step: Callable[[StepReport], None] | None = None, time_limit: float | None = None) -> TrainResult:
     """Train one network on every painting in ``style_dir`` (a style per file stem).
 
     An existing ``output`` is continued with ``resume``, replaced with ``overwrite``, else refused.
-    A resumed run keeps its stored settings but takes ``settings.steps``, ``settings.workers`` and
-    ``settings.snapshot_every``, ``resume_lr`` if given (a lower rate after the loss diverged) and
-    ``resume_precision`` if given (the run moved to hardware that computes another precision natively).
+    A resumed run keeps its stored settings but takes ``settings.steps`` and ``settings.workers``,
+    ``resume_lr`` if given (a lower rate after the loss diverged), ``resume_precision`` if given
+    (the run moved to hardware that computes another precision natively) and ``resume_snapshot_every``
+    if given (a new cadence of snapshots; 0 stops them).
 
     ``init_from`` continues from a released model (a lean checkpoint: weights without
     optimizer state), with this call's settings: its weights and step count are carried
@@ -345,12 +346,12 @@ def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSetti
     torch_device = init_from_env(resolve_device(device))
     with writer_lock(output):
         return _train(style_dir, content_dir, output, settings, torch_device, vgg_weights, resume, overwrite,
-                      resume_lr, resume_precision, init_from, preview, on_step, time_limit)
+                      resume_lr, resume_precision, resume_snapshot_every, init_from, preview, on_step, time_limit)
 
 
 def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings, torch_device: torch.device,
            vgg_weights: Path | None, resume: bool, overwrite: bool, resume_lr: float | None,
-           resume_precision: str | None, init_from: Path | None,
+           resume_precision: str | None, resume_snapshot_every: int | None, init_from: Path | None,
            preview: Path | None, on_step: Callable[[StepReport], None] | None,
            time_limit: float | None) -> TrainResult:
     """:func:`train` once its device is chosen and its output locked."""
@@ -367,7 +368,7 @@ def _train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSett
     if previous is not None:
         # Settings first: the paintings are loaded at the run's own stored --style-size.
         settings = TrainSettings.from_dict(previous.training, steps=settings.steps, workers=settings.workers,
-                                           snapshot_every=settings.snapshot_every, lr=resume_lr,
+                                           snapshot_every=resume_snapshot_every, lr=resume_lr,
                                            precision=resume_precision)
     names, style_images = load_styles(style_dir, settings.style_size)
     if init_from is not None:
