@@ -48,13 +48,14 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #       over 27,400 (2.5e-4 to 6.5e-5): the eighth release (bf16, as d).
 #    h. 3,000 more at 256 px with the anchor halved a fifth time (teacher weight 6.25e4), lr 7.5e-3
 #       over 30,400 (2.5e-4 to 7.5e-5): the ninth release (bf16, as d).
-#    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command
-#    (with --overwrite, the stages start over).
+#    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command,
+#    a finished one (its final.safetensors written) is skipped (with --overwrite, the stages start over).
 finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] [precision=bf16 (fp32)] finetune STAGE FROM STEPS LR SEED CROP [more train options]
   local dir="$RUN/$1" from=$2 steps=$3 lr=$4 seed=$5 crop=$6
   local out="$dir/stylize-22-fast.safetensors"
   shift 6
   mkdir -p "$dir"
+  [ -f "$dir/final.safetensors" ] && [ -z "$OVERWRITE" ] && return  # done (a finished run refuses --resume)
   if [ -f "$out" ] && [ -z "$OVERWRITE" ]; then
     stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --resume --steps "$steps"
   else
