@@ -15,7 +15,7 @@
 set -euo pipefail
 DATA=${DATA:?set DATA to the data folder (content/train/): see models/README.md}
 RUN=${RUN:-runs/full8}
-mkdir -p "$RUN/ft"
+mkdir -p "$RUN"
 
 # 1. Distil from scratch, as distill.sh's step 1 (160 px crops, 4 a step; pixel and gradient L1),
 #    for as many steps as the fast model's second release had in all.
@@ -26,36 +26,30 @@ if [ ! -f "$RUN/final.safetensors" ]; then
   stylize export "$STUDENT" -o "$RUN/final.safetensors"
 fi
 
-# 2. One perceptual fine-tune under the teacher's loss (distill.sh's step 2 in one stage: 256 px crops,
-#    anchor 1e6, lattice penalty, bf16), with lr 1e-3 on the cosine from step 0. The run was started for
-#    16,000 steps and cut to 12,000 at its step-11,800 checkpoint: from step 10,500 it had stayed at
-#    1.58x the teacher's loss, where the shipped student's stage under the same anchor ended too.
-OUT="$RUN/ft/stylize-22-full8.safetensors"
-if [ ! -f "$RUN/ft/final.safetensors" ]; then
-  if [ -f "$OUT" ]; then
-    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$OUT" --resume --steps 12000
+# Steps 2 and 3 are each a perceptual fine-tune under the teacher's loss (distill.sh's step 2: 256 px crops, 4 a
+# step, style weight 5, the lattice penalty, bf16), kept near the teacher's renderings by an anchor: run in
+# $RUN/DIR from FROM's weights to step STEPS; resumed where it stopped, skipped once its final.safetensors exists.
+stage() {  # stage DIR FROM STEPS LR SEED ANCHOR
+  local dir="$RUN/$1" out="$RUN/$1/stylize-22-full8.safetensors"
+  mkdir -p "$dir"
+  [ -f "$dir/final.safetensors" ] && return
+  if [ -f "$out" ]; then
+    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --resume --steps "$3"
   else
-    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$OUT" --init-from "$RUN/final.safetensors" \
-      --steps 12000 --batch-size 4 --image-size 256 --style-size 256 --lr 0.001 --warmup-steps 50 --style-weight 5 \
-      --seed 21 --precision bf16 --snapshot-every 500 --checkpoint-every 200 \
-      --teacher weights/stylize-22.safetensors --teacher-weight 1e6 --lattice-weight 1e10
+    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$out" --init-from "$2" \
+      --steps "$3" --batch-size 4 --image-size 256 --style-size 256 --lr "$4" --warmup-steps 50 --style-weight 5 \
+      --seed "$5" --precision bf16 --snapshot-every 500 --checkpoint-every 200 \
+      --teacher weights/stylize-22.safetensors --teacher-weight "$6" --lattice-weight 1e10
   fi
-  stylize export "$OUT" -o "$RUN/ft/final.safetensors"
-fi
+  stylize export "$out" -o "$dir/final.safetensors"
+}
+
+# 2. Anchor 1e6, lr 1e-3 on the cosine from step 0. The run was started for 16,000 steps and cut to 12,000
+#    at its step-11,800 checkpoint: from step 10,500 it had stayed at 1.58x the teacher's loss, where the
+#    shipped student's stage under the same anchor ended too.
+stage ft "$RUN/final.safetensors" 12000 0.001 21 1e6
 
 # 3. The anchor loosened to an eighth (1.25e5): the shipped student's stages ended nearer the teacher's
 #    loss the looser their anchor (1e6: 1.59x, 5e5: 1.51x, 2.5e5: 1.46x, 1.25e5: 1.43x, 6.25e4: 1.42x).
 #    To step 20,000; the cosine's rate starts there at about a third of --lr (2.6e-4).
-OUT3="$RUN/ft3/stylize-22-full8.safetensors"
-mkdir -p "$RUN/ft3"
-if [ ! -f "$RUN/ft3/final.safetensors" ]; then
-  if [ -f "$OUT3" ]; then
-    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$OUT3" --resume --steps 20000
-  else
-    stylize train "$DATA/styles" -c "$DATA/content/train" -o "$OUT3" --init-from "$RUN/ft/final.safetensors" \
-      --steps 20000 --batch-size 4 --image-size 256 --style-size 256 --lr 0.00075 --warmup-steps 50 --style-weight 5 \
-      --seed 22 --precision bf16 --snapshot-every 500 --checkpoint-every 200 \
-      --teacher weights/stylize-22.safetensors --teacher-weight 1.25e5 --lattice-weight 1e10
-  fi
-  stylize export "$OUT3" -o "$RUN/ft3/final.safetensors"
-fi
+stage ft3 "$RUN/ft/final.safetensors" 20000 0.00075 22 1.25e5
