@@ -42,10 +42,11 @@ def test_full8_recipe_resumes_the_step_it_stopped_in_then_goes_on_and_skips_fini
     (run / "final.safetensors").touch()  # step 1 done
     (run / "ft" / "stylize-22-full8.safetensors").touch()  # step 2 stopped part-way
     calls = _run_recipe("models/stylize-22-fast/full8.sh", tmp_path, env)
-    assert [call.split()[0] for call in calls] == ["train", "export", "train", "export"]
+    assert [call.split()[0] for call in calls] == ["train", "export"] * 3
     assert "--resume" in calls[0] and f"-o {run}/ft/stylize-22-full8.safetensors" in calls[0]
     assert f"--init-from {run}/ft/final.safetensors" in calls[2] and "--resume" not in calls[2]
-    assert (run / "ft3" / "final.safetensors").exists()
+    assert f"--init-from {run}/ft3/final.safetensors" in calls[4] and "--teacher-weight 6.25e4" in calls[4]
+    assert (run / "ft4" / "final.safetensors").exists()
     assert _run_recipe("models/stylize-22-fast/full8.sh", tmp_path, env) == []  # all done: nothing runs again
 
 
