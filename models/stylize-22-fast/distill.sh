@@ -83,17 +83,5 @@ print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "
   SHIP="$RUN/anchor-6.25e4/final.safetensors"
 fi
 
-# 3. Ship: drop the optimizer state, store fp16; and its ONNX graph, which apply runs without torch.
-stylize export "$SHIP" -o weights/stylize-22-fast.safetensors --overwrite
-stylize export -m weights/stylize-22-fast.safetensors --onnx weights/stylize-22-fast.onnx --overwrite
-
-# 4. The card's figures: the perceptual loss beside the teacher's (same loss, the teacher's
-#    L-BFGS baselines: forward passes only), and PSNR against the teacher, kodim01-04 at 256 px.
-CARD=models/stylize-22-fast
-stylize evaluate -m weights/stylize-22-fast.safetensors --compare weights/stylize-22.safetensors \
-  --styles "$DATA/styles" --photos "$DATA/content/test" --size 256 --limit 4 --iterations 50,100,300 \
-  --device cpu --cache-dir models/stylize-22/baselines > "$CARD/evaluation-vs-teacher.md"
-# evaluation.md: the same table without the two teacher columns (the form every card has).
-grep '^|' "$CARD/evaluation-vs-teacher.md" | cut -d'|' -f1-9 | sed 's/$/|/' > "$CARD/evaluation.md"
-python models/teacher_match.py --student weights/stylize-22-fast.safetensors --teacher weights/stylize-22.safetensors \
-  --photos "$DATA/content/test" --limit 4 --size 256 > "$CARD/teacher-psnr.md"
+# 3. Ship: the lean checkpoint and ONNX graph into weights/, the card's figures against the teacher.
+bash models/stylize-22-fast/ship.sh "$SHIP"

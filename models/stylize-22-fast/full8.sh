@@ -2,9 +2,9 @@
 # The next student's candidate: stylize-22 distilled into `full8` (the `fast` network with its first
 # and last convolution at full resolution, 8 channels there), which learned the teacher better than
 # `fast` at the same multiply-adds (benchmarks/README.md, "What a candidate learns"). Four steps, each
-# a resumable run; not released: it ships (as stylize-22-fast, distill.sh's steps 3 and 4 with its
-# file as SHIP) only if it beats the shipped student against the teacher with no new artifacts at
-# 1024 px, at <= 0.5x the peer's end-to-end time. Run from the project root; DATA holds
+# a resumable run; not released: it ships (as stylize-22-fast, `ship.sh "$RUN/ft4/final.safetensors"`)
+# only if it beats the shipped student against the teacher with no new artifacts at 1024 px, at
+# <= 0.5x the peer's end-to-end time. Run from the project root; DATA holds
 # content/train/ and styles/ (models/README.md says how to get them).
 #
 #   DATA=/path/to/data bash models/stylize-22-fast/full8.sh            # start, or continue after a stop
