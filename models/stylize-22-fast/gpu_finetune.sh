@@ -9,7 +9,7 @@
 #   fills .gpu-fast/ (git-ignored, well under the device tool's 64 MiB carry): the paintings, every
 #   other training photo, the first 4 test photos, the converted VGG16 loss network, the student to
 #   continue (init.safetensors: INIT, default the shipped one; a lean file of any preset, such as a
-#   snapshot of full8.sh's fine-tune, which continues with TEACHER_WEIGHT=1e6 as that recipe does)
+#   snapshot of full8.sh's fine-tune, with TEACHER_WEIGHT as that step's anchor)
 #   and its teacher (teacher.safetensors).
 # On the GPU machine (device tool, carry [".gpu-fast"], timeout_s 580):
 #   bash models/stylize-22-fast/gpu_finetune.sh run
