@@ -77,3 +77,15 @@ def test_the_command_runs_numpys_blas_on_one_thread_unless_told_otherwise():
         done = subprocess.run([sys.executable, "-c", CONSOLE_USER], capture_output=True, text=True, env=env, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.split()[-1] == expected
+
+
+def test_main_called_in_a_program_puts_back_the_warning_display_and_the_debug_variable(monkeypatch, tmp_path):
+    import os
+    import warnings
+
+    from stylize.cli import main
+
+    monkeypatch.delenv("STYLIZE_DEBUG", raising=False)
+    shown = warnings.showwarning
+    assert main(["--debug", "styles", "-m", str(tmp_path / "missing.safetensors")]) == 1
+    assert "STYLIZE_DEBUG" not in os.environ and warnings.showwarning is shown

@@ -113,13 +113,28 @@ def __getattr__(name: str) -> Any:
 
 
 def main(args: list[str] | None = None) -> int:
-    """Console-script entry point: run a command, report any error in one line, return the exit code."""
+    """Console-script entry point: run a command, report any error in one line, return the exit code.
+
+    What it sets for the command (the warnings' one-line form, ``--debug``'s variable) is put back
+    when it returns, so a program or test that calls it keeps its own."""
+    shown, debug = warnings.showwarning, os.environ.get(DEBUG_VARIABLE)
+    warnings.showwarning = show_warning
+    try:
+        return run(sys.argv[1:] if args is None else args)
+    finally:
+        warnings.showwarning = shown
+        if debug is None:
+            os.environ.pop(DEBUG_VARIABLE, None)
+        else:
+            os.environ[DEBUG_VARIABLE] = debug
+
+
+def run(args: list[str]) -> int:
+    """:func:`main` for these command-line arguments."""
     # Click's base of usage errors, found from typer's public BadParameter: newer typers carry
     # their own copy of click, older ones use the click package.
     usage_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-    warnings.showwarning = show_warning
     Started.command = False
-    args = sys.argv[1:] if args is None else args
     try:
         code = build(commands_for(args))(args=args, standalone_mode=False)
     except usage_error as exc:  # usage errors: a bad option value, an unknown option, a missing argument
