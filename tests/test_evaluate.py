@@ -125,7 +125,7 @@ def test_an_unusable_cache_file_is_recomputed_not_an_error(tmp_path, damage):
     if damage == "garbage":
         path.write_bytes(b"not a safetensors file")
     else:
-        from stylize.io.cache import write_cached_tensors
+        from stylize.train.cache import write_cached_tensors
 
         table = torch.tensor([[float("nan"), 2.0], [0.5, 1.0]]) if damage == "nan" else torch.ones(3, 2)
         write_cached_tensors(path, {"terms": table}, {"format": ev._CACHE_FORMAT, "budgets": "[1, 3]",

@@ -8,8 +8,7 @@ Four things here go beyond calling the network:
 
 * **Precision and fast path.** On CUDA the network runs as :data:`~stylize.config.CUDA_FAST_PATH`
   says (:mod:`stylize.runtime.variants`; :mod:`stylize.apply.fast` compiles or captures it),
-  for now fp16 autocast; it is not known to be faster (the one GPU measurement found it at
-  0.89x of fp32's speed, see ``benchmarks/README.md``, *CUDA*). fp16 rather than bf16
+  for now fp16 autocast; it is not known to be faster (``benchmarks/README.md``, *CUDA*). fp16 rather than bf16
   because the output is quantized to 8 bits: bf16 keeps 8 significant bits, right at that
   step, so it would flip many pixels by one level; fp16 keeps 11. fp16's small range is the usual worry, but the variance,
   the one quantity that could overflow, is computed in fp32 (see :mod:`stylize.model.norm`),

@@ -11,14 +11,12 @@ O(1) from the mean row. ``benchmarks/new_style_quality.py`` compares the two (RE
 "Quality: as good as a network trained on the painting alone?")."""
 
 QUICK_CPU = dict(steps=130, image_size=128, batch_size=1, lr=0.025, final_lr_fraction=0.2, workers=0)
-"""``apply --style-image`` on a CPU: a first look in under a minute, from the nearest shipped style
-(``--style-steps`` asks for more). The cost is the steps times the crop's pixels (a step of one 128 px
-crop takes 0.46 of a 192 px one's time), and the held-out paintings were step-bound: at one cost,
-130 steps of 128 px crops brought all 22 within 1.3x of the model's own row where 60 of 192 px left
-two over it (``benchmarks/style_image_holdout.py``, ``benchmarks/README.md``). 0.025 rather than 0.01
-(too slow) or 0.1 (noisy); the rate decays (cosine) to a fifth, not to the model's 1/100: the last
-steps of so short a run still move the rows (mondrian_composition 1.236 -> 1.192, water_lilies
-1.118 -> 1.088 at the same cost)."""
+"""``apply --style-image`` on a CPU: a first look from the nearest shipped style, short enough to wait
+for (``--style-steps`` asks for more). The cost is the steps times the crop's pixels, and the held-out
+paintings were step-bound: at one cost, more steps of smaller crops came nearer the model's own rows than
+fewer of larger ones (``benchmarks/style_image_holdout.py``; the figures in ``benchmarks/README.md``).
+0.025 rather than 0.01 (too slow) or 0.1 (noisy); the rate decays (cosine) to a fifth, not to the
+model's 1/100: the last steps of so short a run still move the rows."""
 
 QUICK_GPU = dict(steps=500, image_size=256, batch_size=8, lr=STYLE_LR, workers=2)
 """``apply --style-image`` on a GPU: training-size crops, seconds."""

@@ -74,13 +74,6 @@ class NormStats:
         self.pairs.append(pair)
         return pair
 
-    def reset(self) -> "NormStats":
-        """Forget what was recorded and record anew (a pass retried); returns self for chaining."""
-        self.pairs = []
-        self.replaying = False
-        self._cursor = 0
-        return self
-
     def replay(self) -> "NormStats":
         """Switch from recording to replaying; returns self for chaining."""
         self.replaying = True

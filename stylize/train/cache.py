@@ -1,6 +1,7 @@
-"""Cache files of tensors that stylize can always rebuild (the converted VGG16, learned styles).
+"""Cache files of tensors that training can always rebuild (the converted VGG16, evaluation baselines).
 
-They live under :func:`stylize.io.weights.cache_dir`. Every cache file is safetensors with a
+They live under :func:`stylize.io.weights.cache_dir`; learned styles have their own, torch-free
+cache (:mod:`stylize.io.style_cache`). Every cache file is safetensors with a
 metadata dict, written atomically, keyed or checked by sha256 digests. A cache that is absent, unreadable or fails its owner's
 check is rebuilt; failing to write one only costs rebuilding it next time. So the
 cache never makes a command fail, nor feeds it wrong data.
@@ -17,8 +18,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 from torch import Tensor
 
-from .atomic import write_atomically
-from .weights import arrays_sha256
+from ..io.atomic import write_atomically
+from ..io.weights import arrays_sha256
 
 
 def content_digest(state: Mapping[str, Tensor]) -> str:

