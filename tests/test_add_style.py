@@ -95,7 +95,9 @@ def test_add_style_starts_each_painting_from_the_style_nearest_it(tmp_path, mode
     monkeypatch.setattr(finetune, "nearest_style", spy)
     out = tmp_path / "plus.safetensors"
     paintings = [make_painting(tmp_path / "p1.png", seed=2), make_painting(tmp_path / "p2.png", seed=7)]
+    random_stream = torch.random.get_rng_state()
     add_styles(model, paintings, photo_dir, out, overrides=Overrides(steps=1, lr=1e-7), device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), random_stream)  # the run's seeding stays inside it
     old, new = checkpoint.load(model).net.state_dict(), checkpoint.load(out).net.state_dict()
     assert len(picked) == 2
     for key in style_row_keys(checkpoint.load(model).net):

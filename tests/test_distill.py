@@ -40,7 +40,9 @@ def test_loss_is_zero_for_the_teachers_own_image_and_sees_strokes():
 
 def test_distill_writes_a_resumable_student_with_the_teachers_styles(tiny_model, photos, tmp_path):
     out = tmp_path / "student.safetensors"
+    random_stream = torch.random.get_rng_state()
     result = distill(tiny_model, photos, out, QUICK, preview_photo=PREVIEW)
+    assert torch.equal(torch.random.get_rng_state(), random_stream)  # the seed stays inside the run
     assert result.step == 3 and not result.interrupted
     student = checkpoint.load(out)
     assert student.styles == TINY_STYLES and student.step == 3 and student.optimizer_state is not None

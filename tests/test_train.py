@@ -40,7 +40,9 @@ def _fixed_batch_loss(model_path: Path, style_dir: Path, photo_dir: Path) -> flo
 
 def test_twenty_steps_lower_the_loss_and_write_everything(tmp_path, style_dir, photo_dir):
     out = tmp_path / "m.safetensors"
+    random_stream = torch.random.get_rng_state()
     first = train(style_dir, photo_dir, out, _settings(steps=1, lr=0.0), device="cpu")
+    assert torch.equal(torch.random.get_rng_state(), random_stream)  # the seed stays inside the run
     before = _fixed_batch_loss(out, style_dir, photo_dir)
     out.unlink()
     out.with_suffix(".log.jsonl").unlink()

@@ -54,9 +54,11 @@ from .loop import StepReport, TrainResult
 from .loss import distill_loss
 from .previews import preview_image
 from .resume import load_initial, preset_of
+from .seed import keeps_random_stream
 
 
 @writes("output")
+@keeps_random_stream
 def distill(teacher_path: Path, content_dir: Path, output: Path, settings: DistillSettings = DistillSettings(), *,
             resume: bool = False, overwrite: bool = False, init_from: Path | None = None,
             device: str | torch.device = "auto", time_limit: float | None = None, preview_photo: Tensor | None = None,

@@ -37,6 +37,7 @@ from ..model.checkpoint import Checkpoint
 from ..model.engine import FastStyleNet
 from .data import list_images
 from .loss import LossWeights, PerceptualLoss
+from .seed import keeps_random_stream
 
 LINE_SEARCH_EVALS = 25
 """Loss evaluations allowed per L-BFGS iteration (torch's own line-search limit)."""
@@ -222,6 +223,7 @@ def evaluate(ckpt: Checkpoint, style_images: dict[str, Tensor], photos_dir: Path
     return scores
 
 
+@keeps_random_stream
 def evaluate_model(model: Path, styles_dir: Path, photos_dir: Path, *, only: Sequence[str] | None = None,
                    compare: Path | None = None, size: int = EVALUATE_SIZE, budgets: Sequence[int] = EVALUATE_BUDGETS,
                    limit: int | None = None, device: torch.device = torch.device("cpu"),

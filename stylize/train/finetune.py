@@ -56,6 +56,7 @@ from .previews import preview_image
 from .ranks import leaves_process_group
 from .recipe import Overrides, new_row_settings, quick_settings
 from .resume import check_resumable, check_steps_left
+from .seed import keeps_random_stream
 from .vgg import load_vgg
 
 RETRIES = 3
@@ -157,6 +158,7 @@ def _names_for(style_images: Sequence[Path], name: str | None, taken: Sequence[s
 
 @leaves_process_group
 @writes("output")
+@keeps_random_stream
 def add_styles(model: Path, style_images: Sequence[Path], content: Path | Sequence[Path], output: Path, *,
                name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
                vgg_weights: Path | None = None, resume: bool = False, overwrite: bool = False,
@@ -210,6 +212,7 @@ def _resumable(output: Path, source: Checkpoint, styles: list[str], model: Path)
     return previous
 
 
+@keeps_random_stream
 def learn_style(model: Path | Checkpoint, style_image: Path, photos: Path | Sequence[Path], *,
                 name: str | None = None, overrides: Overrides = Overrides(), device: str | torch.device = "auto",
                 vgg_weights: Path | None = None,

@@ -49,6 +49,7 @@ from .loss import PerceptualLoss
 from .previews import preview_image, write_preview
 from .ranks import StopRequest, agree, ignore_sigint, leaves_process_group
 from .resume import check_resumable, check_steps_left, load_initial, preset_of
+from .seed import keeps_random_stream
 
 
 @dataclass
@@ -324,6 +325,7 @@ def _append_line(path: Path, line: str) -> None:
 
 
 @leaves_process_group
+@keeps_random_stream
 def train(style_dir: Path, content_dir: Path, output: Path, settings: TrainSettings = TrainSettings(), *,
           device: str | torch.device = "auto", vgg_weights: Path | None = None, resume: bool = False,
           overwrite: bool = False, resume_lr: float | None = None, resume_precision: str | None = None,
