@@ -29,12 +29,12 @@ from torch import Tensor
 
 from ..config import EVALUATE_BUDGETS, EVALUATE_SIZE
 from ..errors import StylizeError
-from .cache import content_digest, read_cached_tensors, write_cached_tensors
 from ..io.images import read_image
 from ..io.pixels import resize_long_side
 from ..io.weights import cache_dir
 from ..model.checkpoint import Checkpoint
 from ..model.engine import FastStyleNet
+from .cache import content_digest, read_cached_tensors, write_cached_tensors
 from .data import list_images
 from .loss import LossWeights, PerceptualLoss
 from .seed import keeps_random_stream
