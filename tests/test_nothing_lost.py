@@ -159,8 +159,10 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_write(tiny_model, tmp
     dead = out / f".a-starry_night.png.stylize-{_dead_pid()}.0123abcd.tmp"
     old = out / f".b.png.stylize-{os.getppid()}.89abcdef.tmp"  # a live id, but over an hour old: reused
     live = out / f".c.png.stylize-{os.getppid()}.deadbeef.tmp"  # a run still writing
-    safetensors_temp = out / ".tmpAb3dE9"  # what safetensors' save_file left behind
-    foreign = out / ".tmpZz9yX8"  # the same pattern, not ours
+    # What safetensors' save_file (and Rust's tempfile) name temporary files: kept, even one that
+    # holds the start of a stylize checkpoint (another program may have made it).
+    safetensors_temp = out / ".tmpAb3dE9"
+    foreign = out / ".tmpZz9yX8"
     # Other programs' temporary files, in the form stylize's names had before they carried a
     # marker: not provably ours, so kept however old and whoever's process id they name.
     others = [out / f".notes.txt.{_dead_pid()}.deadbeef.tmp", out / ".draft.0badc0de.tmp",
@@ -175,8 +177,8 @@ def test_temp_files_of_killed_runs_are_removed_by_the_next_write(tiny_model, tmp
 
     stylizer = Stylizer.load(tiny_model, device="cpu")
     batch.run(stylizer, plan([str(tmp_path / "a.png")], str(out), stylizer.choose("starry")))
-    assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, foreign.name,
-                                                            *(p.name for p in others)])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.png", live.name, safetensors_temp.name,
+                                                            foreign.name, *(p.name for p in others)])
 
 
 def test_a_killed_checkpoint_write_is_cleaned_by_the_next_save(tiny_model, tmp_path):

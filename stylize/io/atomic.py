@@ -42,10 +42,6 @@ _TEMP_NAME = re.compile(r"\.(?P<name>.*)\.stylize-(?P<pid>\d+)\.[0-9a-f]{8}\.tmp
 NAME_MAX = 255
 """The longest file name, in bytes, of the common file systems (ext4, XFS, APFS, NTFS in UTF-16 units)."""
 
-_LEGACY_SAFETENSORS_TEMP = re.compile(r"\.tmp[A-Za-z0-9]{6}")
-"""The temporary files safetensors' ``save_file`` made for versions that used it; only removed
-when their header holds stylize metadata (see :func:`_ours`)."""
-
 _NO_HARD_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK, errno.ENOSYS,
                             errno.EXDEV})
 """What ``link()`` fails with on file systems without hard links (FAT, some network shares)."""
@@ -232,29 +228,17 @@ def remove_stale_temps(folder: str | Path) -> list[Path]:
     now = time.time()
     for entry in entries:
         pid = temp_owner(entry.name)
-        legacy = pid is None and _LEGACY_SAFETENSORS_TEMP.fullmatch(entry.name) is not None
-        if not (pid is not None or legacy) or not entry.is_file(follow_symlinks=False):
+        if pid is None or not entry.is_file(follow_symlinks=False):
             continue
         try:
             age = now - entry.stat(follow_symlinks=False).st_mtime
         except OSError:
             continue
-        dead = pid is not None and not process_running(pid)
-        if (dead or age > STALE_AFTER_S) and (not legacy or _ours(Path(entry.path))):
+        if not process_running(pid) or age > STALE_AFTER_S:
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
                 removed.append(Path(entry.path))
     return removed
-
-
-def _ours(path: Path) -> bool:
-    """Whether a safetensors file's header carries stylize's metadata (checkpoint or cache)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(8 + 65536)
-    except OSError:
-        return False
-    return head[8:9] == b"{" and b'"__metadata__"' in head and b'stylize' in head
 
 
 def process_running(pid: int) -> bool:
