@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
         if machine.is_file():
             shutil.copyfile(machine, cache / CACHE_FILENAME)
     monkeypatch.setenv("STYLIZE_CACHE_DIR", str(cache))
+
+
+needs_fifos = pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs (POSIX)")
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-from conftest import make_photo, make_tiny_model
+from conftest import make_photo, make_tiny_model, needs_fifos
 from stylize.cli import app
 from stylize.errors import StylizeError
 from stylize.io.images import read_image
@@ -185,6 +185,32 @@ def test_a_stale_or_broken_graph_beside_a_model_is_passed_over(tmp_path: Path):
     again = OnnxStylizer.load(model)
     assert psnr(again.stylize(photo, again.choose("wave")[0]), expected) >= 60
     assert graphs.beside(model).read_bytes() == graphs.cached(file_sha256(other)).read_bytes()  # left alone
+
+
+@needs_fifos
+def test_fifos_in_place_of_graphs_are_passed_over(tmp_path: Path, monkeypatch):
+    """A FIFO planted beside a model or in the cache (the graph, its optimized form) would block a
+    read for ever: it is no graph, so it is passed over like one that does not open (in a child
+    process, so that a blocked read fails the test rather than hangs it)."""
+    monkeypatch.setenv("STYLIZE_CACHE_DIR", str(tmp_path / "cache"))
+    model = make_tiny_model(tmp_path / "m.safetensors", seed=1)
+    photo = make_photo(tmp_path / "p.png", (40, 32))
+    first = OnnxStylizer.load(model)
+    expected = first.stylize(read_image(photo, arrays=True).rgb, first.choose("wave")[0])
+    cached = [graphs.cached(file_sha256(model)), *(tmp_path / "cache" / "onnx" / "optimized").iterdir()]
+    assert len(cached) == 2
+    for path in cached:
+        path.unlink()
+    for path in [graphs.beside(model), *cached]:
+        os.mkfifo(path)
+    code = ("import sys, numpy; from stylize.apply.onnx_backend import OnnxStylizer; "
+            "from stylize.io.images import read_image; s = OnnxStylizer.load(sys.argv[1]); "
+            "numpy.save(sys.argv[3], s.stylize(read_image(sys.argv[2], arrays=True).rgb, s.choose('wave')[0]))")
+    run = subprocess.run([sys.executable, "-c", code, str(model), str(photo), str(tmp_path / "again.npy")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert psnr(np.load(tmp_path / "again.npy"), expected) >= 60
+    assert graphs.beside(model).is_fifo() and all(path.is_file() for path in cached)  # ours made again
 
 
 def test_the_cache_is_not_needed_to_render(tiny_model: Path, tmp_path: Path, monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_painting, make_photo, make_tiny_model
+from conftest import make_painting, make_photo, make_tiny_model, needs_fifos
 from PIL import Image
 from test_runtime import REPO, environment, plain_install
 
@@ -98,3 +99,19 @@ def test_a_cached_style_that_renders_one_flat_colour_is_learned_again(styles_cac
     assert [report.step for report in steps] == [1, 2] and renderer.styles == ["a", "b", "dusk"]
     relearned = style_cache.read_rows(key, weights)
     assert relearned is not None and not all(np.array_equal(relearned[k], flat[k]) for k in flat)
+
+
+@needs_fifos
+def test_a_fifo_in_place_of_a_cached_style_is_passed_over(styles_cache, tmp_path: Path):
+    """Reading a FIFO planted at a style's cache entry would wait for a writer for ever (in
+    safetensors' own code, which no signal interrupts: hence the child process)."""
+    from stylize.io import style_cache
+
+    model = make_tiny_model(tmp_path / "model.safetensors", ["a", "b"])
+    styles_cache.mkdir(exist_ok=True)
+    os.mkfifo(style_cache.entry("b" * 64))
+    code = ("import sys; from pathlib import Path; from stylize.io import style_cache; "
+            "print(style_cache.read_rows('b' * 64, style_cache.model_weights(Path(sys.argv[1]))))")
+    run = subprocess.run([sys.executable, "-c", code, str(model)], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "STYLIZE_CACHE_DIR": str(styles_cache.parent)})
+    assert run.returncode == 0 and run.stdout == "None\n", run.stderr

@@ -94,9 +94,13 @@ def open_graph(model: Path, opener: Callable[[bytes], tuple[Opened, Mapping[str,
 
 
 def read_regular_file(path: Path) -> bytes | None:
-    """The bytes of ``path`` if it is a regular file (a symlink is not followed), else None."""
+    """The bytes of ``path`` if it is a regular file (a symlink is not followed), else None.
+
+    Opened without blocking: a FIFO planted in its place would otherwise wait for a writer forever.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, flags)
     except OSError:
         return None
     try:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import stat
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -94,8 +96,11 @@ def entry(key: str) -> Path:
 def read_rows(key: str, weights: Mapping[str, np.ndarray]) -> dict[str, np.ndarray] | None:
     """The cached rows of ``key`` ((1, C) per norm tensor of the model with ``weights``), or ``None``
     when absent or failing the checks of the module docstring (all but the rendering's)."""
+    path = entry(key)
     try:
-        with safe_open(str(entry(key)), framework="numpy") as handle:
+        if not stat.S_ISREG(os.lstat(path).st_mode):  # a link, a FIFO (which would block), a folder
+            return None
+        with safe_open(str(path), framework="numpy") as handle:
             meta = handle.metadata() or {}
             rows = {name: handle.get_tensor(name) for name in handle.keys()}
     except (OSError, SafetensorError, ValueError, TypeError):
