@@ -32,6 +32,31 @@ def test_sheet_shows_the_photo_and_every_style(tiny_model: Path, tmp_path: Path)
     assert onto_input.exit_code == 1 and "input photo" in onto_input.output
 
 
+def test_a_sheet_never_writes_through_a_name_that_is_taken(tiny_model: Path, tmp_path: Path, monkeypatch):
+    """A dangling link is a name taken, and a file that appears while the sheet renders is kept:
+    both used to report "wrote" with nothing written."""
+    from stylize.apply import sheet
+
+    photo = make_photo(tmp_path / "p.png", (60, 40))
+    link = tmp_path / "link.png"
+    link.symlink_to(tmp_path / "nowhere.png")
+    result = CliRunner().invoke(app, ["sheet", str(photo), "-o", str(link), "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "exists; pass --overwrite" in result.output, result.output
+    assert link.is_symlink() and not (tmp_path / "nowhere.png").exists()
+
+    late = tmp_path / "late.png"
+    made = sheet.style_sheet
+
+    def other_run_finishes_first(*args, **kwargs):
+        late.write_bytes(b"another run's sheet")
+        return made(*args, **kwargs)
+
+    monkeypatch.setattr(sheet, "style_sheet", other_run_finishes_first)
+    result = CliRunner().invoke(app, ["sheet", str(photo), "-o", str(late), "--model", str(tiny_model)])
+    assert result.exit_code == 1 and "appeared while the sheet was made" in result.output, result.output
+    assert late.read_bytes() == b"another run's sheet"
+
+
 def test_info_lists_backends_and_model_files():
     result = CliRunner().invoke(app, ["info"])
     assert result.exit_code == 0, result.output

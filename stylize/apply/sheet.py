@@ -85,12 +85,13 @@ def write_sheet(photo: Path, output: Path, *, model: Path | None = None, cell: i
     """
     if not output_extension_ok(output):
         raise StylizeError(f"-o {output}: use an image extension (.jpg, .png, ...)")
-    if output.exists() and not overwrite:
+    if (output.exists() or output.is_symlink()) and not overwrite:  # a dangling link is a name taken too
         raise StylizeError(f"{output} exists; pass --overwrite to replace it")
     if output.resolve() == photo.resolve():
         raise StylizeError(f"-o {output} is the input photo; write the sheet to a new file")
     renderer = open_renderer(model, backend=backend, device=device, engine=engine, on_device=on_device,
                              on_make_graph=on_make_graph)
     picture = style_sheet(renderer, read_image(photo, arrays=renderer.arrays), cell=cell, columns=columns)
-    write_image(output, np.asarray(picture, dtype=np.float32).transpose(2, 0, 1) / 255, overwrite=overwrite)
+    if not write_image(output, np.asarray(picture, dtype=np.float32).transpose(2, 0, 1) / 255, overwrite=overwrite):
+        raise StylizeError(f"{output} appeared while the sheet was made; kept it (pass --overwrite to replace it)")
     return renderer.styles
