@@ -193,6 +193,20 @@ def one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize("where", ["output", "input", "model", "sheet"])
+def test_a_name_over_the_systems_limit_is_said_as_such(tiny_model: Path, tmp_path: Path, capsys, where: str) -> None:
+    """Not as an unexpected error (the wording of a bug): the path and the system's reason."""
+    photo, long = make_photo(tmp_path / "p.png"), str(tmp_path / ("x" * 300))
+    args = {"output": ["apply", str(photo), "-m", str(tiny_model), "-s", "wave", "-o", long + ".png"],
+            "input": ["apply", long + ".png", "-m", str(tiny_model), "-s", "wave", "-o", str(tmp_path / "o.png")],
+            "model": ["styles", "-m", long + ".safetensors"],
+            "sheet": ["sheet", str(photo), "-m", str(tiny_model), "-o", long + ".png"]}[where]
+    assert main(args) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"error: {long}") and line.endswith(os.strerror(errno.ENAMETOOLONG)), line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
 @pytest.mark.parametrize("backend", ["onnx", "torch"])
 def test_sheet_of_a_tiny_photo_is_one_line(tiny_model: Path, tmp_path: Path, capsys, backend: str) -> None:
     from PIL import Image

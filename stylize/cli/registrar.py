@@ -7,7 +7,8 @@ registers only the command it names (:func:`commands_for`), so ``stylize apply``
 builds ``apply`` alone; ``stylize --help``, completion and a mistyped name get them all. Every
 error is one line on stderr and a non-zero exit, never a traceback or a box: a
 :class:`~stylize.errors.StylizeError` from the library, a usage error (exit 2), and
-anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceback).
+anything unexpected (exit 1; ``--debug`` or ``STYLIZE_DEBUG=1`` shows its traceback), of
+which a path the system refused (a name too long...) is said as the path and the system's reason.
 """
 
 from __future__ import annotations
@@ -152,7 +153,10 @@ def run(args: list[str]) -> int:
             return 1
         if os.environ.get(DEBUG_VARIABLE) == "1":
             traceback.print_exc()
-        echo(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
+        if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:  # a path the system refused
+            echo(f"error: {exc.filename}: {exc.strerror}")
+        else:
+            echo(f"error: {type(exc).__name__}: {first_line(exc)} (--debug or {DEBUG_VARIABLE}=1 shows where)")
         return 1
     if code == 130 and not Started.command:  # Ctrl-C while typer parsed the command line
         echo("interrupted")
