@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stylize.apply import graphs, sessions
+from stylize.apply import graphs, onnx_wire, sessions
 from stylize.apply.onnx_backend import OnnxStylizer
 from stylize.io.weights import file_sha256
 
@@ -44,10 +44,10 @@ def optimized(graph: bytes) -> Path:
 
 def test_metadata_read_from_the_bytes_is_onnx_runtimes(graph: bytes):
     session = sessions.open_session(graph, 1)
-    assert sessions.graph_metadata(graph) == dict(session.get_modelmeta().custom_metadata_map)
-    assert sessions.graph_metadata(graph)[graphs.VERSION_KEY] == str(graphs.GRAPH_VERSION)
-    assert sessions.graph_metadata(b"\xff\xff\xff") is None
-    assert sessions.graph_metadata(graph[:len(graph) // 2]) is None  # cut inside the graph's field
+    assert onnx_wire.metadata(graph) == dict(session.get_modelmeta().custom_metadata_map)
+    assert onnx_wire.metadata(graph)[graphs.VERSION_KEY] == str(graphs.GRAPH_VERSION)
+    assert onnx_wire.metadata(b"\xff\xff\xff") is None
+    assert onnx_wire.metadata(graph[:len(graph) // 2]) is None  # cut inside the graph's field
 
 
 def test_the_second_opening_uses_the_cached_optimized_graph(graph: bytes, monkeypatch: pytest.MonkeyPatch):
@@ -85,7 +85,7 @@ def test_a_damaged_optimized_graph_is_passed_over_and_replaced(damage: str, grap
         path.write_bytes(optimized(other).read_bytes())
     assert np.array_equal(render(sessions.open_session(graph, 1)), expected)
     assert path.is_file() and not path.is_symlink()
-    assert sessions.graph_metadata(path.read_bytes()) == sessions.graph_metadata(graph)
+    assert onnx_wire.metadata(path.read_bytes()) == onnx_wire.metadata(graph)
 
 
 def test_an_unwritable_cache_costs_only_the_shortcut(graph: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

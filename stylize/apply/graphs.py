@@ -11,26 +11,32 @@ looked for, in order:
    takes seconds) and cached for the next time.
 
 Graphs are untrusted like checkpoints: one is used only if it is a regular file (not a
-symlink), ONNX Runtime opens it, and its metadata names the sha256 of this checkpoint's
-bytes and this :data:`GRAPH_VERSION`. Anything else (empty, truncated, corrupt, another
-checkpoint's graph, an older layout) is passed over and the graph made again; a cache
-that cannot be written costs a warning and the making of the graph on the next run,
-never the rendering.
+symlink), it is the checkpoint's (:func:`made_from`: its metadata names the sha256 of this
+checkpoint's bytes and this :data:`GRAPH_VERSION` and holds the checkpoint's styles, work
+sizes and architecture, and its weights are the checkpoint's tensors exactly), and ONNX
+Runtime opens it. Anything else (empty, truncated, corrupt, another checkpoint's graph, an
+older layout, one edited) is passed over and the graph made again; a cache that cannot be
+written costs a warning and the making of the graph on the next run, never the rendering.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import warnings
 from pathlib import Path
-from typing import Callable, Mapping, TypeVar
+from typing import Any, Callable, TypeVar
+
+import numpy as np
+from safetensors import SafetensorError, safe_open
 
 from ..errors import StylizeError
 from ..io.atomic import write_atomically
 from ..io.weights import cache_dir, file_sha256
-from ..model.header import read_header
+from ..model.header import LAYER_KINDS, TRAIN_PREFIX, Header, layer_kind, read_header
 from ..runtime.extras import require
+from . import onnx_wire
 
 GRAPH_VERSION = 4
 """The layout of the exported graph (inputs, outputs, metadata): bump when it changes."""
@@ -62,35 +68,93 @@ def graph_metadata(digest: str) -> dict[str, str]:
     return {SOURCE_KEY: digest, VERSION_KEY: str(GRAPH_VERSION)}
 
 
-def open_graph(model: Path, opener: Callable[[bytes], tuple[Opened, Mapping[str, str]]],
-               on_make: Callable[[Path], None] | None = None) -> Opened:
+def open_graph(model: Path, opener: Callable[[bytes], Opened], on_make: Callable[[Path], None] | None = None) -> Opened:
     """``opener(graph bytes)`` for the graph of checkpoint ``model``, found or made (module docstring).
 
     The checkpoint's header is checked first (:func:`~stylize.model.header.read_header`),
     so a checkpoint with bad metadata is refused even where a graph of it exists.
-    ``opener`` returns what it made of the bytes and the graph's metadata, or raises
-    :class:`StylizeError` for bytes that are no usable graph. ``on_make(model)`` is
-    called before a graph is made (:func:`make_graph`).
+    ``opener`` returns what it made of the bytes, or raises :class:`StylizeError` for bytes
+    that are no usable graph. ``on_make(model)`` is called before a graph is made
+    (:func:`make_graph`).
     """
-    read_header(model)  # a bad checkpoint is refused in one line, whatever graph there may be
+    header = read_header(model)  # a bad checkpoint is refused in one line, whatever graph there may be
     try:
         digest = file_sha256(model)
     except OSError as exc:
         raise StylizeError(f"{model}: cannot read ({exc.strerror or exc})") from None
     for path in (beside(model), cached(digest)):
         data = read_regular_file(path)
-        if data is None:
+        if data is None or not made_from(data, model, digest, header):
             continue
         try:
-            opened, metadata = opener(data)
+            return opener(data)
         except StylizeError:
             continue
-        if metadata.get(SOURCE_KEY) == digest and metadata.get(VERSION_KEY) == str(GRAPH_VERSION):
-            return opened
     require("torch", f"{model} has no ONNX graph yet, and making one")
     data = make_graph(model, digest, on_make)
     store(cached(digest), data)
-    return opener(data)[0]
+    return opener(data)
+
+
+def made_from(data: bytes, model: Path, digest: str, header: Header) -> bool:
+    """Whether graph ``data`` is what this version exports from checkpoint ``model`` (sha256 ``digest``,
+    its checked ``header``): its metadata names them and holds their styles, work sizes and
+    architecture, and its weights are the checkpoint's tensors, exactly. A graph edited, or damaged
+    where ONNX Runtime would not notice, renders wrong; the operators are the exporter's, recognized by
+    the version and the sha256."""
+    metadata = onnx_wire.metadata(data)
+    if metadata is None or metadata.get(SOURCE_KEY) != digest or metadata.get(VERSION_KEY) != str(GRAPH_VERSION):
+        return False
+    try:
+        same = (json.loads(metadata["styles"]) == header.meta["styles"]
+                and json.loads(metadata.get("work_sizes", "{}")) == header.meta.get("work_sizes", {})
+                and same_architecture(json.loads(metadata["config"]), header.meta["config"]))
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError):
+        return False
+    return same and same_weights(onnx_wire.initializers(data), model)
+
+
+def same_architecture(graph: Any, checkpoint: dict[str, Any]) -> bool:
+    """Whether a graph's ``config`` metadata is the checkpoint's (layer kinds it omits at their defaults)."""
+    return (all(graph[key] == checkpoint[key] for key in ("channels", "n_residual", "n_styles"))
+            and all(layer_kind(graph, key) == layer_kind(checkpoint, key) for key in LAYER_KINDS))
+
+
+ROWS = {"out_conv.weight": lambda w: w.transpose(0, 2, 1, 3).reshape(-1, w.shape[1], 1, w.shape[3]),
+        "out_conv.bias": lambda b: b.reshape(1, -1, 1, 1)}
+"""How the exporter stores the last convolution where it traces it as rows
+(:func:`~stylize.model.onnx_export.graph_forward`): under names of its own, in these shapes."""
+
+PRIORS = ("prior_mean", "prior_var", "prior_weight")
+"""The graph's optional inputs, whose defaults are zeros (:mod:`stylize.model.onnx_export`)."""
+
+
+def same_weights(found: dict[str, np.ndarray] | None, model: Path) -> bool:
+    """Whether a graph's initializers ``found`` are checkpoint ``model``'s tensors (as float32), each
+    under ``net.NAME`` or in its row form (:data:`ROWS`), with the zero priors and nothing else."""
+    if found is None:
+        return False
+    found = dict(found)
+    try:
+        with safe_open(str(model), framework="numpy") as handle:
+            tensors = {key: handle.get_tensor(key) for key in handle.keys() if not key.startswith(TRAIN_PREFIX)}
+    except (SafetensorError, OSError, ValueError, TypeError):
+        return False  # numpy reads no bfloat16: such a checkpoint's graph is made again
+    for key, tensor in tensors.items():
+        expected = tensor.astype(np.float32)
+        if f"net.{key}" in found:
+            if not np.array_equal(found.pop(f"net.{key}"), expected):
+                return False
+        elif key in ROWS:
+            rows = ROWS[key](expected)
+            name = next((name for name, value in found.items() if not name.startswith("net.")
+                         and name not in PRIORS and np.array_equal(value, rows)), None)
+            if name is None:
+                return False
+            del found[name]
+        else:
+            return False
+    return sorted(found) == sorted(PRIORS) and not any(np.any(found[name]) for name in PRIORS)
 
 
 def read_regular_file(path: Path) -> bytes | None:

@@ -178,11 +178,8 @@ class OnnxStylizer(Renderer[np.ndarray]):
         The graph ships beside the model or is cached; else it is made (needs PyTorch),
         after a call of ``on_make(model)`` (see :func:`stylize.apply.graphs.open_graph`).
         """
-        def opener(data: bytes) -> tuple[OnnxStylizer, dict[str, str]]:
-            stylizer = cls(data, threads, learned)
-            return stylizer, stylizer.metadata
-
-        return open_graph(Path(model) if model is not None else default_model(), opener, on_make)
+        return open_graph(Path(model) if model is not None else default_model(),
+                          lambda data: cls(data, threads, learned), on_make)
 
     @property
     def styles(self) -> list[str]:

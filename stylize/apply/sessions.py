@@ -9,8 +9,8 @@ sha256 of the graph's bytes: ``cache_dir()/onnx/optimized/<key>.onnx``.
 
 The cache is untrusted: an entry is used only if it is a regular file, ONNX Runtime opens
 it, and its metadata equals the source graph's (read from the source's bytes by
-:func:`graph_metadata`, which needs no ONNX Runtime). Anything else is passed over and
-replaced. It is only a shortcut: a cache that cannot be written costs the optimization on
+:func:`~stylize.apply.onnx_wire.metadata`, which needs no ONNX Runtime). Anything else is
+passed over and replaced. It is only a shortcut: a cache that cannot be written costs the optimization on
 the next call, silently; a graph whose metadata cannot be read is opened as before.
 """
 
@@ -28,6 +28,7 @@ from .. import DISTRIBUTION
 from ..errors import StylizeError, first_line
 from ..io.atomic import replace_atomically
 from ..io.weights import cache_dir
+from . import onnx_wire
 from .graphs import read_regular_file
 
 QUIET = 4
@@ -53,7 +54,7 @@ def open_session(graph: Path | bytes, threads: int | None, initializers: Mapping
             data = graph.read_bytes()
         except OSError as exc:
             raise StylizeError(f"{graph}: cannot read ({exc.strerror or exc})") from None
-    metadata = graph_metadata(data)
+    metadata = onnx_wire.metadata(data)
     if metadata is None:
         return _session(ort, data, threads, graph, initializers)
     path = optimized_path(ort.__version__, data)
@@ -124,55 +125,3 @@ def cpu_signature() -> str:
     except OSError:
         return f"{platform.machine()} {platform.processor()}"
     return f"{platform.machine()} {' '.join(sorted(flags.split()))}"
-
-
-def graph_metadata(data: bytes) -> dict[str, str] | None:
-    """The ``metadata_props`` of a serialized ONNX model (field 14 of ``ModelProto``), or None if
-    ``data`` does not parse as one: read straight from the protobuf wire format, as the
-    optimized graph's must match it before that graph is trusted."""
-    try:
-        metadata: dict[str, str] = {}
-        for field, value in _fields(data):
-            if field == 14:
-                entry = dict(_fields(value))
-                metadata[entry.get(1, b"").decode()] = entry.get(2, b"").decode()
-        return metadata
-    except (ValueError, UnicodeDecodeError, TypeError, AttributeError):
-        return None
-
-
-def _fields(data: bytes):
-    """(field number, value) of a protobuf message's top level: ints for varints and fixed
-    widths, bytes for length-delimited fields; ``ValueError`` on anything malformed."""
-    pos = 0
-    while pos < len(data):
-        tag, pos = _varint(data, pos)
-        field, wire = tag >> 3, tag & 7
-        if wire == 0:
-            value, pos = _varint(data, pos)
-        elif wire == 2:
-            size, pos = _varint(data, pos)
-            if pos + size > len(data):
-                raise ValueError("truncated")
-            value, pos = data[pos:pos + size], pos + size
-        elif wire in (1, 5):
-            width = 8 if wire == 1 else 4
-            if pos + width > len(data):
-                raise ValueError("truncated")
-            value, pos = int.from_bytes(data[pos:pos + width], "little"), pos + width
-        else:
-            raise ValueError(f"wire type {wire}")
-        yield field, value
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    """A base-128 varint at ``pos``: (value, position after it)."""
-    value = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise ValueError("bad varint")
-        byte = data[pos]
-        value |= (byte & 0x7F) << shift
-        pos, shift = pos + 1, shift + 7
-        if not byte & 0x80:
-            return value, pos
