@@ -53,9 +53,10 @@ from .network import StyleNet
 from .norm import BlendedStats, ConditionalInstanceNorm2d, shared_stats
 
 OPSET = 17
+"""ONNX opset of the export: ONNX Runtime 1.12 (2022) and onnxruntime-web run it."""
+
 ROWS_BELOW = 8
 """A last convolution with fewer outputs than this is traced as rows (:func:`graph_forward`)."""
-"""ONNX opset of the export: ONNX Runtime 1.12 (2022) and onnxruntime-web run it."""
 
 INPUTS = ("image", "style", "prior_mean", "prior_var", "prior_weight")
 OUTPUTS = ("stylized", "mean", "var")
