@@ -48,6 +48,10 @@ stylize distill weights/stylize-22.safetensors --content "$DATA/content/train" -
 #       over 27,400 (2.5e-4 to 6.5e-5): the eighth release (bf16, as d).
 #    h. 3,000 more at 256 px with the anchor halved a fifth time (teacher weight 6.25e4), lr 7.5e-3
 #       over 30,400 (2.5e-4 to 7.5e-5): the ninth release (bf16, as d).
+#    i. The anchor halved a sixth time (teacher weight 3.125e4), lr 8.5e-3 over 33,400 (2.5e-4 at its
+#       start), in fp32 (a CPU without BF16). The tenth release's run was cut to 32,500 at its step-31,357
+#       checkpoint (`--resume --steps 32500`: 1.1e-4 to 8.5e-5 over the rest); it had stayed at 1.41x the
+#       teacher's loss from step 31,000.
 #    FINETUNE=0 ships step 1's student instead. A stage stopped part-way continues with the same command,
 #    a finished one (its final.safetensors written) is skipped (with --overwrite, the stages start over).
 finetune() {  # [anchor=TEACHER_WEIGHT (2e6)] [precision=bf16 (fp32)] finetune STAGE FROM STEPS LR SEED CROP [more train options]
@@ -80,7 +84,8 @@ print(json.loads(safe_open(sys.argv[1], "np").metadata()["stylize"])["step"])' "
   precision=bf16 anchor=2.5e5 finetune anchor-2.5e5 "$RUN/anchor-5e5/final.safetensors" $((STEP + 17700)) 0.0055 13 256 --lattice-weight 1e10
   precision=bf16 anchor=1.25e5 finetune anchor-1.25e5 "$RUN/anchor-2.5e5/final.safetensors" $((STEP + 20700)) 0.0065 15 256 --lattice-weight 1e10
   precision=bf16 anchor=6.25e4 finetune anchor-6.25e4 "$RUN/anchor-1.25e5/final.safetensors" $((STEP + 23700)) 0.0075 17 256 --lattice-weight 1e10
-  SHIP="$RUN/anchor-6.25e4/final.safetensors"
+  anchor=3.125e4 finetune anchor-3.125e4 "$RUN/anchor-6.25e4/final.safetensors" $((STEP + 26700)) 0.0085 19 256 --lattice-weight 1e10
+  SHIP="$RUN/anchor-3.125e4/final.safetensors"
 fi
 
 # 3. Ship: the lean checkpoint and ONNX graph into weights/, the card's figures against the teacher.
