@@ -71,11 +71,19 @@ def _bad(tmp_path: Path, name: str, content: bytes) -> Path:
     return path
 
 
+def _fifo(path: Path) -> Path:
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("FIFOs (POSIX)")
+    os.mkfifo(path)
+    return path
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda d: d / "missing.safetensors", "no such checkpoint"),
     (lambda d: _bad(d, "empty.safetensors", b""), "empty"),
     (lambda d: _bad(d, "junk.safetensors", b"\x00" * 64), "not a readable"),
     (lambda d: _bad(d, "pickle.pt", b"\x80\x04\x95" + b"cos\nsystem\n" * 4), "not a readable"),
+    (lambda d: _fifo(d / "pipe.safetensors"), "not a regular file"),
 ])
 def test_malformed_files_give_one_line_errors(tmp_path: Path, make, message):
     path = make(tmp_path)

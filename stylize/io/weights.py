@@ -99,10 +99,13 @@ def arrays_sha256(arrays: Mapping[str, Any]) -> str:
 
 
 def check_model_file(path: Path) -> None:
-    """Refuse, in one line, a checkpoint path that is missing, a folder or empty."""
+    """Refuse, in one line, a checkpoint path that is missing, a folder, no regular file (a pipe, a
+    device: a checkpoint is read at offsets, and a pipe would block) or empty."""
     if not path.exists():
         raise StylizeError(f"{path}: no such checkpoint")
     if path.is_dir():
         raise StylizeError(f"{path}: is a directory, not a checkpoint")
+    if not path.is_file():
+        raise StylizeError(f"{path}: not a regular file (a checkpoint is read from a file)")
     if path.stat().st_size == 0:
         raise StylizeError(f"{path}: checkpoint is empty (0 bytes)")
