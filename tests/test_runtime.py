@@ -82,6 +82,21 @@ def test_commands_that_need_torch_name_the_extra(site_without_torch: Path, tmp_p
     assert sorted(p.name for p in tmp_path.iterdir() if p.name != "cache") == ["mine.safetensors", "photo.png"]
 
 
+def test_a_graph_beside_a_model_that_is_not_its_own_is_named_where_torch_is_not_installed(
+        site_without_torch: Path, tmp_path: Path):
+    """Without PyTorch nothing can make the right graph: the one line says which graph was passed over."""
+    from stylize.apply import graphs
+
+    photo = make_photo(tmp_path / "photo.png")
+    model = make_tiny_model(tmp_path / "mine.safetensors", seed=1)
+    graphs.export_graph(make_tiny_model(tmp_path / "other.safetensors", seed=2), graphs.beside(model))
+    run = plain_install(site_without_torch, ["-m", "stylize", "apply", str(photo), "-m", str(model), "-o", "g.png"],
+                        tmp_path)
+    assert run.returncode == 1 and len(run.stderr.splitlines()) == 1, run.stderr
+    assert f"has no usable ONNX graph ({graphs.beside(model)} is not its own)" in run.stderr, run.stderr
+    assert not (tmp_path / "g.png").exists()
+
+
 def test_a_command_imports_no_other_commands_module(tmp_path: Path):
     """``stylize styles`` registers (so imports and builds) ``styles`` alone, not training's or apply's options."""
     probe = ("import sys\nfrom stylize.cli import main\ncode = main(sys.argv[1:])\n"

@@ -82,15 +82,19 @@ def open_graph(model: Path, opener: Callable[[bytes], Opened], on_make: Callable
         digest = file_sha256(model)
     except OSError as exc:
         raise StylizeError(f"{model}: cannot read ({exc.strerror or exc})") from None
+    passed_over: list[Path] = []
     for path in (beside(model), cached(digest)):
         data = read_regular_file(path)
-        if data is None or not made_from(data, model, digest, header):
+        if data is None:
             continue
-        try:
-            return opener(data)
-        except StylizeError:
-            continue
-    require("torch", f"{model} has no ONNX graph yet, and making one")
+        if made_from(data, model, digest, header):
+            try:
+                return opener(data)
+            except StylizeError:
+                pass
+        passed_over.append(path)
+    has = f"has no usable ONNX graph ({passed_over[0]} is not its own)" if passed_over else "has no ONNX graph yet"
+    require("torch", f"{model} {has}, and making one")
     data = make_graph(model, digest, on_make)
     store(cached(digest), data)
     return opener(data)
